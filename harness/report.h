@@ -1,0 +1,28 @@
+/* report.h: the JSON a case program prints (docs/contract.md). */
+#ifndef ASYNCRACE_REPORT_H
+#define ASYNCRACE_REPORT_H
+
+#include "case.h"
+
+typedef struct {
+    const ar_case *c;
+    const ar_runner *runner;
+    const ar_variant *variant;
+    ar_mode mode;
+    uint64_t seed, start, done, next_iteration, deadline_ms, run_us;
+    int workers;
+    const char *argv0;
+    uint64_t started_ns;
+    bool complete;
+    uint64_t counts[AR_OUTCOME_COUNT];
+    bool has_failure;
+    uint64_t failure_iteration, failure_seed;
+    ar_outcome failure_outcome;
+    double failure_after_s;
+    char failure_detail[256];
+} ar_report;
+
+void ar_print_report(const ar_report *r);
+void ar_print_list(const ar_case *c);
+
+#endif
