@@ -1,0 +1,34 @@
+"""Failure rates with a Wilson score interval (95 %), and their one-line text."""
+from math import sqrt
+
+Z95 = 1.959963984540054  # two-sided 95 % normal quantile
+
+
+def wilson(failures: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of failures/n; (0, 1) when nothing ran.
+
+    Wilson rather than the normal approximation because our rates sit near 0 (and
+    near 1 for forced cells), where p +- z*sqrt(p(1-p)/n) collapses to a point.
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    p = failures / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    # At 0 (or n) failures the bound is exactly 0 (or 1); the formula leaves rounding dust.
+    low = 0.0 if failures == 0 else max(0.0, centre - half)
+    high = 1.0 if failures == n else min(1.0, centre + half)
+    return low, high
+
+
+def percent(x: float) -> str:
+    """A fraction as percent with three significant digits: 0.0026 -> '0.26'."""
+    return f"{x * 100:.3g}"
+
+
+def rate_text(failures: int, n: int) -> str:
+    """'0.26% [0.177, 0.381] (26/10000)': rate, 95 % interval, counts."""
+    low, high = wilson(failures, n)
+    rate = failures / n if n else 0.0
+    return f"{percent(rate)}% [{percent(low)}, {percent(high)}] ({failures}/{n})"
