@@ -11,7 +11,9 @@
  * may still name them, and loop_free completes them like any other post.
  */
 #include "posix_sync.h"
+#include "post_queue.h"
 #include "runner.h"
+#include "write_queue.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,20 +42,6 @@ struct io {             /* what epoll_event.data.ptr points at */
     io_fn on_event;
 };
 
-typedef struct post_node {
-    struct post_node *next;
-    ar_post_fn fn;
-    void *arg;
-} post_node;
-
-typedef struct wreq {
-    struct wreq *next;
-    ar_write_fn fn;
-    void *arg;
-    size_t len, done;
-    char data[];
-} wreq;
-
 enum tcp_kind { TCP_LISTENER, TCP_CONNECTING, TCP_STREAM };
 
 struct ar_tcp {
@@ -67,7 +55,7 @@ struct ar_tcp {
     void *arg;
     ar_close_fn close_fn;
     void *close_arg;
-    wreq *wq_head, *wq_tail;
+    ar_write_queue wq;
     ar_tcp *prev, *next;        /* the loop's open handles */
 };
 
@@ -82,9 +70,7 @@ struct ar_timer {
 struct ar_loop {
     int epfd;
     io wake, tick;              /* eventfd, timerfd */
-    pthread_mutex_t lock;       /* guards the three fields below */
-    post_node *head, *tail;
-    bool wake_pending;
+    ar_post_queue posts;
     _Atomic bool stop;
     ar_timer *timers;
     uint64_t timer_seq, armed_ns;
@@ -126,52 +112,9 @@ static void on_wake(io *w, uint32_t events)
 
 static void post(ar_loop *loop, ar_post_fn fn, void *arg)
 {
-    post_node *n = malloc(sizeof *n);
-    if (!n)
-        die("malloc(post)");
-    n->next = NULL;
-    n->fn = fn;
-    n->arg = arg;
-    pthread_mutex_lock(&loop->lock);
-    if (loop->tail)
-        loop->tail->next = n;
-    else
-        loop->head = n;
-    loop->tail = n;
     /* The loop checks the queue before it sleeps: only a sleeping loop needs the eventfd. */
-    bool need_wake = !loop->wake_pending && tls_running != loop;
-    loop->wake_pending = true;
-    pthread_mutex_unlock(&loop->lock);
-    if (need_wake)
+    if (ar_post_queue_push(&loop->posts, fn, arg, tls_running != loop))
         wake_write(loop);
-}
-
-static post_node *take_posts(ar_loop *loop)
-{
-    pthread_mutex_lock(&loop->lock);
-    post_node *list = loop->head;
-    loop->head = loop->tail = NULL;
-    loop->wake_pending = false;
-    pthread_mutex_unlock(&loop->lock);
-    return list;
-}
-
-static bool posts_queued(ar_loop *loop)
-{
-    pthread_mutex_lock(&loop->lock);
-    bool queued = loop->head != NULL;
-    pthread_mutex_unlock(&loop->lock);
-    return queued;
-}
-
-static void run_posts(post_node *list, bool cancelled)
-{
-    while (list) {
-        post_node *n = list;
-        list = n->next;
-        n->fn(n->arg, cancelled);
-        free(n);
-    }
 }
 
 /* ---- timers ---- */
@@ -266,7 +209,7 @@ static void set_interest(ar_tcp *h, uint32_t events)
 
 static void update_stream_interest(ar_tcp *h)
 {
-    set_interest(h, (h->reading ? EPOLLIN : 0u) | (h->wq_head ? EPOLLOUT : 0u));
+    set_interest(h, (h->reading ? EPOLLIN : 0u) | (!ar_write_queue_empty(&h->wq) ? EPOLLOUT : 0u));
 }
 
 static void on_tcp_event(io *w, uint32_t events);
@@ -316,26 +259,13 @@ static struct sockaddr_in loopback(uint16_t port)
     return sa;
 }
 
-/* Fails every queued write; writes queued by these callbacks wait for the next flush. */
-static void fail_writes(ar_tcp *h, int status)
-{
-    wreq *list = h->wq_head;
-    h->wq_head = h->wq_tail = NULL;
-    while (list) {
-        wreq *r = list;
-        list = r->next;
-        r->fn(r->arg, status);
-        free(r);
-    }
-}
-
 static void finish_close(void *arg, bool cancelled)
 {
     ar_tcp *h = arg;
     if (h->kind == TCP_CONNECTING) {
         ((ar_connect_fn)h->fn)(h->arg, NULL, h->connect_err ? h->connect_err : -ECANCELED);
     } else {
-        fail_writes(h, -ECANCELED);
+        ar_write_queue_fail(&h->wq, -ECANCELED);
         if (h->close_fn)
             h->close_fn(h->close_arg);
     }
@@ -413,28 +343,7 @@ static void read_once(ar_tcp *h)
 
 static void flush_writes(ar_tcp *h)
 {
-    while (h->wq_head && !h->closing) {
-        wreq *r = h->wq_head;
-        if (r->done < r->len) {
-            ssize_t n = send(h->w.fd, r->data + r->done, r->len - r->done,
-                             MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (n < 0) {
-                if (errno == EINTR)
-                    continue;
-                if (errno != EAGAIN)
-                    fail_writes(h, -errno);
-                break;
-            }
-            r->done += (size_t)n;
-            if (r->done < r->len)
-                continue;
-        }
-        h->wq_head = r->next;
-        if (!h->wq_head)
-            h->wq_tail = NULL;
-        r->fn(r->arg, 0);
-        free(r);
-    }
+    ar_write_queue_flush(&h->wq, h->w.fd, &h->closing);
     if (!h->closing)
         update_stream_interest(h);
 }
@@ -452,7 +361,7 @@ static void on_tcp_event(io *w, uint32_t events)
     case TCP_STREAM:
         if (h->reading && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
             read_once(h);
-        if (!h->closing && h->wq_head && (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)))
+        if (!h->closing && !ar_write_queue_empty(&h->wq) && (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)))
             flush_writes(h);
         break;
     }
@@ -532,21 +441,9 @@ static int tcp_write(ar_tcp *h, const void *buf, size_t len, ar_write_fn fn, voi
         return -EBADF;
     if (h->kind != TCP_STREAM)
         return -ENOTCONN;
-    wreq *r = malloc(sizeof *r + len);
-    if (!r)
-        return -ENOMEM;
-    r->next = NULL;
-    r->fn = fn;
-    r->arg = arg;
-    r->len = len;
-    r->done = 0;
-    if (len)
-        memcpy(r->data, buf, len);
-    if (h->wq_tail)
-        h->wq_tail->next = r;
-    else
-        h->wq_head = r;
-    h->wq_tail = r;
+    int err = ar_write_queue_push(&h->wq, buf, len, fn, arg);
+    if (err)
+        return err;
     update_stream_interest(h); /* sent when epoll says writable: callbacks never run from here */
     return 0;
 }
@@ -589,7 +486,7 @@ static ar_loop *loop_new(void)
     atomic_init(&loop->stop, false);
     if (loop->epfd < 0 || loop->wake.fd < 0 || loop->tick.fd < 0 || !loop->read_buf ||
         add_watch(loop, &loop->wake) != 0 || add_watch(loop, &loop->tick) != 0 ||
-        pthread_mutex_init(&loop->lock, NULL) != 0) {
+        ar_post_queue_init(&loop->posts) != 0) {
         loop_release(loop);
         return NULL;
     }
@@ -599,7 +496,7 @@ static ar_loop *loop_new(void)
 static void run_turn(ar_loop *loop)
 {
     struct epoll_event events[MAX_EVENTS];
-    int timeout = posts_queued(loop) ? 0 : -1; /* timers wake us through the timerfd */
+    int timeout = ar_post_queue_nonempty(&loop->posts) ? 0 : -1; /* timers wake us through the timerfd */
     int n = epoll_wait(loop->epfd, events, MAX_EVENTS, timeout);
     if (n < 0 && errno != EINTR)
         die("epoll_wait");
@@ -610,7 +507,7 @@ static void run_turn(ar_loop *loop)
     }
     run_timers(loop);
     if (!atomic_load(&loop->stop))
-        run_posts(take_posts(loop), false);
+        ar_post_run(ar_post_queue_take(&loop->posts), false);
 }
 
 static void loop_run(ar_loop *loop)
@@ -635,9 +532,8 @@ static void loop_free(ar_loop *loop)
         close_now(loop->handles, loop->handles->close_fn, loop->handles->close_arg);
     while (loop->timers)
         timer_cancel(loop->timers);
-    for (post_node *list; (list = take_posts(loop));)
-        run_posts(list, true);
-    int err = pthread_mutex_destroy(&loop->lock);
+    ar_post_queue_cancel_all(&loop->posts);
+    int err = ar_post_queue_destroy(&loop->posts);
     if (err) {
         errno = err;
         die("pthread_mutex_destroy");

@@ -14,7 +14,9 @@
  * them like any other post.
  */
 #include "posix_sync.h"
+#include "post_queue.h"
 #include "runner.h"
+#include "write_queue.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,20 +35,6 @@
 
 #define READ_CHUNK 65536
 
-typedef struct post_node {
-    struct post_node *next;
-    ar_post_fn fn;
-    void *arg;
-} post_node;
-
-typedef struct wreq {
-    struct wreq *next;
-    ar_write_fn fn;
-    void *arg;
-    size_t len, done;
-    char data[];
-} wreq;
-
 enum tcp_kind { TCP_LISTENER, TCP_CONNECTING, TCP_STREAM };
 
 struct ar_tcp {
@@ -62,7 +50,7 @@ struct ar_tcp {
     void *arg;
     ar_close_fn close_fn;
     void *close_arg;
-    wreq *wq_head, *wq_tail;
+    ar_write_queue wq;
     ar_tcp *prev, *next;        /* the loop's open handles */
 };
 
@@ -77,9 +65,7 @@ struct ar_timer {
 struct ar_loop {
     struct event_base *base;
     struct event *wake;
-    pthread_mutex_t lock;       /* guards the three fields below */
-    post_node *head, *tail;
-    bool wake_pending;          /* wake is active, or about to be */
+    ar_post_queue posts;        /* its wake_pending: wake is active, or about to be */
     _Atomic bool stop;
     ar_timer *timers;
     ar_tcp *handles;
@@ -108,51 +94,8 @@ static void check(int rc, const char *what)
 
 static void post(ar_loop *loop, ar_post_fn fn, void *arg)
 {
-    post_node *n = malloc(sizeof *n);
-    if (!n)
-        die("malloc(post)");
-    n->next = NULL;
-    n->fn = fn;
-    n->arg = arg;
-    pthread_mutex_lock(&loop->lock);
-    if (loop->tail)
-        loop->tail->next = n;
-    else
-        loop->head = n;
-    loop->tail = n;
-    bool need_wake = !loop->wake_pending;
-    loop->wake_pending = true;
-    pthread_mutex_unlock(&loop->lock);
-    if (need_wake)
+    if (ar_post_queue_push(&loop->posts, fn, arg, true))
         event_active(loop->wake, EV_READ, 0);
-}
-
-static post_node *take_posts(ar_loop *loop)
-{
-    pthread_mutex_lock(&loop->lock);
-    post_node *list = loop->head;
-    loop->head = loop->tail = NULL;
-    loop->wake_pending = false;
-    pthread_mutex_unlock(&loop->lock);
-    return list;
-}
-
-static bool wake_is_pending(ar_loop *loop)
-{
-    pthread_mutex_lock(&loop->lock);
-    bool pending = loop->wake_pending;
-    pthread_mutex_unlock(&loop->lock);
-    return pending;
-}
-
-static void run_posts(post_node *list, bool cancelled)
-{
-    while (list) {
-        post_node *n = list;
-        list = n->next;
-        n->fn(n->arg, cancelled);
-        free(n);
-    }
 }
 
 static void on_wake(evutil_socket_t fd, short what, void *arg)
@@ -160,12 +103,12 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     ar_loop *loop = arg;
     if (atomic_load(&loop->stop)) {
         /* Stopping before this snapshot: keep the queue, and its wake-up, for later. */
-        if (wake_is_pending(loop))
+        if (ar_post_queue_wake_pending(&loop->posts))
             event_active(loop->wake, EV_READ, 0);
         event_base_loopbreak(loop->base);
         return;
     }
-    run_posts(take_posts(loop), false);
+    ar_post_run(ar_post_queue_take(&loop->posts), false);
     event_base_loopbreak(loop->base); /* one snapshot per turn: later posts, next turn */
 }
 
@@ -232,7 +175,7 @@ static void update_events(ar_tcp *h)
     if (h->closing || h->kind == TCP_LISTENER)
         return;
     switch_event(h->rev, &h->rev_on, h->reading);
-    switch_event(h->wev, &h->wev_on, h->kind == TCP_CONNECTING || h->wq_head);
+    switch_event(h->wev, &h->wev_on, h->kind == TCP_CONNECTING || !ar_write_queue_empty(&h->wq));
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg);
@@ -283,26 +226,13 @@ static struct sockaddr_in loopback(uint16_t port)
     return sa;
 }
 
-/* Fails every queued write; writes queued by these callbacks wait for the next flush. */
-static void fail_writes(ar_tcp *h, int status)
-{
-    wreq *list = h->wq_head;
-    h->wq_head = h->wq_tail = NULL;
-    while (list) {
-        wreq *r = list;
-        list = r->next;
-        r->fn(r->arg, status);
-        free(r);
-    }
-}
-
 static void finish_close(void *arg, bool cancelled)
 {
     ar_tcp *h = arg;
     if (h->kind == TCP_CONNECTING) {
         ((ar_connect_fn)h->fn)(h->arg, NULL, h->connect_err ? h->connect_err : -ECANCELED);
     } else {
-        fail_writes(h, -ECANCELED);
+        ar_write_queue_fail(&h->wq, -ECANCELED);
         if (h->close_fn)
             h->close_fn(h->close_arg);
     }
@@ -384,28 +314,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 
 static void flush_writes(ar_tcp *h)
 {
-    while (h->wq_head && !h->closing) {
-        wreq *r = h->wq_head;
-        if (r->done < r->len) {
-            ssize_t n = send(h->fd, r->data + r->done, r->len - r->done,
-                             MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (n < 0) {
-                if (errno == EINTR)
-                    continue;
-                if (errno != EAGAIN)
-                    fail_writes(h, -errno);
-                break;
-            }
-            r->done += (size_t)n;
-            if (r->done < r->len)
-                continue;
-        }
-        h->wq_head = r->next;
-        if (!h->wq_head)
-            h->wq_tail = NULL;
-        r->fn(r->arg, 0);
-        free(r);
-    }
+    ar_write_queue_flush(&h->wq, h->fd, &h->closing);
     update_events(h);
 }
 
@@ -496,21 +405,9 @@ static int tcp_write(ar_tcp *h, const void *buf, size_t len, ar_write_fn fn, voi
         return -EBADF;
     if (h->kind != TCP_STREAM)
         return -ENOTCONN;
-    wreq *r = malloc(sizeof *r + len);
-    if (!r)
-        return -ENOMEM;
-    r->next = NULL;
-    r->fn = fn;
-    r->arg = arg;
-    r->len = len;
-    r->done = 0;
-    if (len)
-        memcpy(r->data, buf, len);
-    if (h->wq_tail)
-        h->wq_tail->next = r;
-    else
-        h->wq_head = r;
-    h->wq_tail = r;
+    int err = ar_write_queue_push(&h->wq, buf, len, fn, arg);
+    if (err)
+        return err;
     update_events(h);           /* sent when writable: callbacks never run from here */
     return 0;
 }
@@ -556,7 +453,7 @@ static ar_loop *loop_new(void)
     loop->read_buf = malloc(READ_CHUNK);
     if (loop->base)
         loop->wake = event_new(loop->base, -1, EV_PERSIST, on_wake, loop);
-    if (!loop->wake || !loop->read_buf || pthread_mutex_init(&loop->lock, NULL) != 0) {
+    if (!loop->wake || !loop->read_buf || ar_post_queue_init(&loop->posts) != 0) {
         if (loop->wake)
             event_free(loop->wake);
         if (loop->base)
@@ -587,11 +484,10 @@ static void loop_free(ar_loop *loop)
         close_now(loop->handles, loop->handles->close_fn, loop->handles->close_arg);
     while (loop->timers)
         timer_free(loop->timers);
-    for (post_node *list; (list = take_posts(loop));)
-        run_posts(list, true);
+    ar_post_queue_cancel_all(&loop->posts);
     event_free(loop->wake);
     event_base_free(loop->base);
-    int err = pthread_mutex_destroy(&loop->lock);
+    int err = ar_post_queue_destroy(&loop->posts);
     if (err) {
         errno = err;
         die("pthread_mutex_destroy");

@@ -1,7 +1,8 @@
 /* libuv.c: the runner on libuv.
  *
- * A turn is one uv_run iteration. Posts go to a FIFO guarded by a uv_mutex
- * (so TSan sees the hand-over: uv_async_send's atomics are not instrumented);
+ * A turn is one uv_run iteration. Posts go to the shared FIFO of
+ * post_queue.c, guarded by a pthread mutex (what uv_mutex is on Linux; TSan
+ * sees the hand-over there: uv_async_send's atomics are not instrumented);
  * the first post after a drain calls uv_async_send, whose callback drains one
  * snapshot. A re-post sends again and libuv delivers it on the next
  * iteration. loop_stop sets a flag and calls uv_stop on the loop's thread, or
@@ -14,6 +15,7 @@
  * libuv writes with write(2), so the first loop_new ignores SIGPIPE unless
  * the program installed a handler of its own.
  */
+#include "post_queue.h"
 #include "runner.h"
 
 #include <arpa/inet.h>
@@ -29,19 +31,11 @@
 
 #define READ_CHUNK 65536
 
-typedef struct post_node {
-    struct post_node *next;
-    ar_post_fn fn;
-    void *arg;
-} post_node;
-
 struct ar_loop {
     uv_loop_t uv;
     uv_async_t wake;
-    uv_mutex_t lock;            /* guards the four fields below */
-    post_node *head, *tail;
-    bool wake_pending;          /* a uv_async_send is on its way */
-    bool freeing;               /* the async handle is gone: no more sends */
+    ar_post_queue posts;        /* wake_pending: a uv_async_send is on its way;
+                                   muted: the async handle is gone, no more sends */
     _Atomic bool stop;
     char *read_buf;
 };
@@ -106,51 +100,8 @@ static void check(int err, const char *what)
 
 static void post(ar_loop *loop, ar_post_fn fn, void *arg)
 {
-    post_node *n = malloc(sizeof *n);
-    if (!n)
-        die("malloc(post)", UV_ENOMEM);
-    n->next = NULL;
-    n->fn = fn;
-    n->arg = arg;
-    uv_mutex_lock(&loop->lock);
-    if (loop->tail)
-        loop->tail->next = n;
-    else
-        loop->head = n;
-    loop->tail = n;
-    bool need_wake = !loop->wake_pending && !loop->freeing;
-    loop->wake_pending = true;
-    uv_mutex_unlock(&loop->lock);
-    if (need_wake)
+    if (ar_post_queue_push(&loop->posts, fn, arg, true))
         check(uv_async_send(&loop->wake), "uv_async_send");
-}
-
-static post_node *take_posts(ar_loop *loop)
-{
-    uv_mutex_lock(&loop->lock);
-    post_node *list = loop->head;
-    loop->head = loop->tail = NULL;
-    loop->wake_pending = false;
-    uv_mutex_unlock(&loop->lock);
-    return list;
-}
-
-static bool wake_is_pending(ar_loop *loop)
-{
-    uv_mutex_lock(&loop->lock);
-    bool pending = loop->wake_pending;
-    uv_mutex_unlock(&loop->lock);
-    return pending;
-}
-
-static void run_posts(post_node *list, bool cancelled)
-{
-    while (list) {
-        post_node *n = list;
-        list = n->next;
-        n->fn(n->arg, cancelled);
-        free(n);
-    }
 }
 
 static void on_wake(uv_async_t *async)
@@ -159,11 +110,11 @@ static void on_wake(uv_async_t *async)
     if (atomic_load(&loop->stop)) {
         /* Stopping before this snapshot: keep the queue, and its wake-up, for later. */
         uv_stop(&loop->uv);
-        if (wake_is_pending(loop))
+        if (ar_post_queue_wake_pending(&loop->posts))
             check(uv_async_send(&loop->wake), "uv_async_send");
         return;
     }
-    run_posts(take_posts(loop), false);
+    ar_post_run(ar_post_queue_take(&loop->posts), false);
 }
 
 /* ---- timers ---- */
@@ -404,14 +355,14 @@ static ar_loop *loop_new(void)
     loop->read_buf = malloc(READ_CHUNK);
     if (!loop->read_buf || uv_loop_init(&loop->uv) != 0)
         goto fail_loop;
-    if (uv_mutex_init(&loop->lock) != 0)
+    if (ar_post_queue_init(&loop->posts) != 0)
         goto fail_mutex;
     if (uv_async_init(&loop->uv, &loop->wake, on_wake) != 0)
         goto fail_async;
     loop->wake.data = loop;
     return loop;
 fail_async:
-    uv_mutex_destroy(&loop->lock);
+    check(-ar_post_queue_destroy(&loop->posts), "pthread_mutex_destroy");
 fail_mutex:
     check(uv_loop_close(&loop->uv), "uv_loop_close");
 fail_loop:
@@ -461,15 +412,12 @@ static void close_walk(uv_handle_t *handle, void *arg)
 
 static void loop_free(ar_loop *loop)
 {
-    uv_mutex_lock(&loop->lock);
-    loop->freeing = true;
-    uv_mutex_unlock(&loop->lock);
+    ar_post_queue_mute(&loop->posts);
     uv_walk(&loop->uv, close_walk, NULL);
     uv_run(&loop->uv, UV_RUN_DEFAULT); /* runs cancelled writes/connects and close callbacks */
-    for (post_node *list; (list = take_posts(loop));)
-        run_posts(list, true);
+    ar_post_queue_cancel_all(&loop->posts);
     check(uv_loop_close(&loop->uv), "uv_loop_close");
-    uv_mutex_destroy(&loop->lock);
+    check(-ar_post_queue_destroy(&loop->posts), "pthread_mutex_destroy");
     free(loop->read_buf);
     free(loop);
 }
