@@ -540,6 +540,38 @@ typedef struct {
     write_stream ws;
 } caller;
 
+typedef enum { AWAIT_PENDING, AWAIT_OK, AWAIT_PANICKED } await_result;
+
+/* One `reply.await.unwrap()` on a oneshot carrying a sink status: the race
+ * point marks the first time it parks; a closed reply or a sink error is the
+ * caller's panic. On success the receiver is dropped and *rx cleared. */
+static await_result await_status(caller *c, ar_receiver **rx, ar_cx *cx, const char *point,
+                                 const char *call, const char *closed_why)
+{
+    void *item;
+    switch (ar_recv(*rx, cx, &item)) {
+    case AR_RECV_PENDING:
+        if (!c->waiting)
+            ar_race_point(point, 0);
+        c->waiting = true;
+        return AWAIT_PENDING;
+    case AR_RECV_CLOSED:
+        ar_fail(AR_PANIC, "caller: %s: %s", call, closed_why);
+        return AWAIT_PANICKED;
+    case AR_RECV_ITEM:
+        break;
+    }
+    c->waiting = false;
+    ar_receiver_drop(*rx);
+    *rx = NULL;
+    int status = item_status(item);
+    if (status) {
+        ar_fail(AR_PANIC, "caller: %s: sink error: %s", call, strerror(-status));
+        return AWAIT_PANICKED;
+    }
+    return AWAIT_OK;
+}
+
 static ar_poll caller_poll(void *p, ar_cx *cx)
 {
     caller *c = p;
@@ -551,32 +583,15 @@ static ar_poll caller_poll(void *p, ar_cx *cx)
             stream_new(ws, sc, cx->rt);
             c->st = ws->ready ? C_READY : C_WRITE;
             break;
-        case C_READY: {           /* inside new().await */
-            void *item;
-            switch (ar_recv(ws->ready, cx, &item)) {
-            case AR_RECV_PENDING:
-                if (!c->waiting)
-                    ar_race_point("stream.await_ready", 0);
-                c->waiting = true;
-                return AR_PENDING;
-            case AR_RECV_CLOSED:
-                ar_fail(AR_PANIC, "caller: new().await.unwrap(): the receiver task ended "
-                        "without signalling ready");
-                return AR_READY;
-            case AR_RECV_ITEM:
-                break;
-            }
-            c->waiting = false;
-            ar_receiver_drop(ws->ready);
-            ws->ready = NULL;
-            if (item_status(item)) {
-                ar_fail(AR_PANIC, "caller: new().await.unwrap(): sink failed: %s",
-                        strerror(-item_status(item)));
-                return AR_READY;
+        case C_READY:             /* inside new().await */
+            switch (await_status(c, &ws->ready, cx, "stream.await_ready", "new().await.unwrap()",
+                                 "the receiver task ended without signalling ready")) {
+            case AWAIT_PENDING: return AR_PENDING;
+            case AWAIT_PANICKED: return AR_READY;
+            case AWAIT_OK: break;
             }
             c->st = C_WRITE;
             break;
-        }
         case C_WRITE:
             if (sc->shape == 2 && sc->mode != AR_FORCED)
                 ar_sleep_us(sc->run_us);  /* other work: the receiver gets going */
@@ -603,26 +618,11 @@ static ar_poll caller_poll(void *p, ar_cx *cx)
                     return AR_READY;
                 }
             }
-            void *item;
-            switch (ar_recv(ws->flushed, cx, &item)) {
-            case AR_RECV_PENDING:
-                if (!c->waiting)
-                    ar_race_point("stream.flush", 0);
-                c->waiting = true;
-                return AR_PENDING;
-            case AR_RECV_CLOSED:
-                ar_fail(AR_PANIC, "caller: flush().await.unwrap(): the task dropped the flush");
-                return AR_READY;
-            case AR_RECV_ITEM:
-                break;
-            }
-            c->waiting = false;
-            ar_receiver_drop(ws->flushed);
-            ws->flushed = NULL;
-            if (item_status(item)) {
-                ar_fail(AR_PANIC, "caller: flush().await.unwrap(): sink error: %s",
-                        strerror(-item_status(item)));
-                return AR_READY;
+            switch (await_status(c, &ws->flushed, cx, "stream.flush", "flush().await.unwrap()",
+                                 "the task dropped the flush")) {
+            case AWAIT_PENDING: return AR_PENDING;
+            case AWAIT_PANICKED: return AR_READY;
+            case AWAIT_OK: break;
             }
             c->st = C_DROP;
             break;

@@ -6,6 +6,7 @@
 #include "report.h"
 
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,11 +27,15 @@ typedef struct {
 
 /* ---- bad input: one line, exit 2 ---- */
 
-static void usage_error(const char *fmt, const char *a, const char *b)
+static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void usage_error(const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
     fprintf(stderr, "asyncrace: ");
-    fprintf(stderr, fmt, a, b);
+    vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n");
+    va_end(ap);
     exit(2);
 }
 
@@ -85,7 +90,7 @@ static options parse(const ar_case *c, int argc, char **argv)
             o.trap = true;
             takes_value = false;
         } else if (!v) {
-            usage_error("%s needs a value%s", a, "");
+            usage_error("%s needs a value", a);
         } else if (!strcmp(a, "--runner")) {
             if (!(o.runner = ar_runner_find(v)))
                 usage_error("unknown runner '%s'; accepted: %s", v, ar_runner_names());
@@ -100,7 +105,7 @@ static options parse(const ar_case *c, int argc, char **argv)
                 if (!strcmp(ar_mode_names[k], v))
                     o.mode = (ar_mode)k;
             if (o.mode == AR_MODE_COUNT)
-                usage_error("unknown mode '%s'; accepted: %s", v, "natural, chaos, forced");
+                usage_error("unknown mode '%s'; accepted: natural, chaos, forced", v);
         } else if (!strcmp(a, "--iterations")) {
             o.iterations = parse_number(a, v);
         } else if (!strcmp(a, "--start")) {
@@ -110,12 +115,12 @@ static options parse(const ar_case *c, int argc, char **argv)
         } else if (!strcmp(a, "--workers")) {
             uint64_t w = parse_number(a, v);
             if (w < 1 || w > 64)
-                usage_error("--workers must be 1..64, got '%s'%s", v, "");
+                usage_error("--workers must be 1..64, got '%s'", v);
             o.workers = (int)w;
         } else if (!strcmp(a, "--deadline-ms")) {
             o.deadline_ms = parse_number(a, v);
             if (o.deadline_ms == 0)
-                usage_error("--deadline-ms must be at least 1, got '%s'%s", v, "");
+                usage_error("--deadline-ms must be at least 1, got '%s'", v);
         } else if (!strcmp(a, "--run-us")) {
             o.run_us = parse_number(a, v);
         } else if (!strcmp(a, "--status")) {
@@ -129,11 +134,11 @@ static options parse(const ar_case *c, int argc, char **argv)
             i++;
     }
     if (!o.runner)
-        usage_error("--runner is required; accepted: %s%s", ar_runner_names(), "");
+        usage_error("--runner is required; accepted: %s", ar_runner_names());
     if (!o.variant)
-        usage_error("--variant is required; accepted: %s%s", variant_names(c), "");
+        usage_error("--variant is required; accepted: %s", variant_names(c));
     if (o.mode == AR_MODE_COUNT)
-        usage_error("--mode is required; accepted: %s%s", "natural, chaos, forced", "");
+        usage_error("--mode is required; accepted: natural, chaos, forced");
     return o;
 }
 
@@ -155,11 +160,11 @@ static status_record *status_open(const char *path)
     if (path) {
         int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
         if (fd < 0 || ftruncate(fd, sizeof *s) != 0)
-            usage_error("cannot write the status file '%s'%s", path, "");
+            usage_error("cannot write the status file '%s'", path);
         s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         close(fd);
         if (s == MAP_FAILED)
-            usage_error("cannot map the status file '%s'%s", path, "");
+            usage_error("cannot map the status file '%s'", path);
     }
     memset(s, 0, sizeof *s);
     memcpy(s->magic, "ARSTAT1", 8);
@@ -247,7 +252,7 @@ int ar_case_main(const ar_case *c, int argc, char **argv)
                           .started_ns = ar_now_ns(), .complete = true };
     ar_thread *wd = opt.runner->thread_start(watchdog, NULL);
     if (!wd)
-        usage_error("cannot start the watchdog thread%s%s", "", "");
+        usage_error("cannot start the watchdog thread");
 
     for (uint64_t i = opt.start; i < opt.start + opt.iterations; i++) {
         status->current = i;

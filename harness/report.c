@@ -30,14 +30,13 @@ static void json_key_string(const char *key, const char *value, const char *sep)
 static void print_replay(const ar_report *r)
 {
     char cmd[1024];
-    int n = snprintf(cmd, sizeof cmd,
+    snprintf(cmd, sizeof cmd,
                      "%s --runner %s --variant %s --mode %s --seed %llu --start %llu "
                      "--iterations 1 --workers %d --deadline-ms %llu --run-us %llu --trap",
                      r->argv0, r->runner->name, r->variant->name, ar_mode_names[r->mode],
                      (unsigned long long)r->seed, (unsigned long long)r->failure_iteration,
                      r->workers, (unsigned long long)r->deadline_ms,
                      (unsigned long long)r->run_us);
-    (void)n;
     json_key_string("replay", cmd, "");
 }
 

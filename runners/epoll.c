@@ -11,6 +11,7 @@
  * may still name them, and loop_free completes them like any other post.
  */
 #include "posix_sync.h"
+#include "loopback.h"
 #include "post_queue.h"
 #include "runner.h"
 #include "write_queue.h"
@@ -246,18 +247,7 @@ static int new_socket(void)
     return socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 }
 
-static int set_nodelay(int fd)
-{
-    int one = 1;
-    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) ? -errno : 0;
-}
 
-static struct sockaddr_in loopback(uint16_t port)
-{
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return sa;
-}
 
 static void finish_close(void *arg, bool cancelled)
 {

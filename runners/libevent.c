@@ -14,6 +14,7 @@
  * them like any other post.
  */
 #include "posix_sync.h"
+#include "loopback.h"
 #include "post_queue.h"
 #include "runner.h"
 #include "write_queue.h"
@@ -213,18 +214,7 @@ static void tcp_unlink(ar_tcp *h)
     h->prev = h->next = NULL;
 }
 
-static int set_nodelay(int fd)
-{
-    int one = 1;
-    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) ? -errno : 0;
-}
 
-static struct sockaddr_in loopback(uint16_t port)
-{
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return sa;
-}
 
 static void finish_close(void *arg, bool cancelled)
 {
