@@ -14,7 +14,7 @@ BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -pthread -Iharness -Irunners \
                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
 
-RUNNER_SRC  := runners/libuv.c runners/libevent.c runners/epoll.c runners/post_queue.c \
+RUNNER_SRC  := runners/host.c runners/libuv.c runners/libevent.c runners/epoll.c runners/post_queue.c \
                runners/write_queue.c runners/posix_sync.c runners/registry.c
 HARNESS_SRC := harness/runtime.c harness/channel.c harness/race.c harness/report.c harness/case_main.c
 CASES       := $(basename $(notdir $(wildcard cases/*.c)))

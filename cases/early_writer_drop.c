@@ -160,13 +160,7 @@ static uint8_t message_byte(uint64_t seed, size_t i)
 
 static int tcp_port(const ar_runner *r, ar_tcp *t, bool peer)
 {
-    struct sockaddr_in sa;
-    socklen_t len = sizeof sa;
-    int fd = r->tcp_fd(t);
-    if (fd < 0 || (peer ? getpeername(fd, (struct sockaddr *)&sa, &len)
-                        : getsockname(fd, (struct sockaddr *)&sa, &len)) != 0)
-        return -1;
-    return ntohs(sa.sin_port);
+    return r->tcp_port(t, peer);
 }
 
 /* Waits for a predicate under sc->lock, bounded by the iteration deadline. */

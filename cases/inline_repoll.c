@@ -193,10 +193,7 @@ static void ignore_write(void *arg, int status) { (void)arg; (void)status; }
  * and connects would fail or stall. */
 static void close_with_reset(const ar_runner *r, ar_tcp *tcp)
 {
-    struct linger l = { .l_onoff = 1, .l_linger = 0 };
-    int fd = r->tcp_fd(tcp);
-    if (fd >= 0)
-        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    r->tcp_reset_on_close(tcp);
 }
 
 /* ---- bookkeeping for the main thread ---- */

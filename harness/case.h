@@ -93,8 +93,10 @@ bool ar_gate_wait(int gate);
 
 /* Seeded from the iteration seed and the calling thread's first use. */
 uint64_t ar_rand(void);
-/* The iteration deadline, CLOCK_MONOTONIC ns. */
+/* The iteration deadline, ns on the runner's clock. */
 uint64_t ar_deadline_ns(void);
+/* The runner's clock (CLOCK_MONOTONIC, or sim's virtual time), ns. */
+uint64_t ar_now_ns(void);
 /* Open file descriptors of this process (for leak checks). */
 int ar_count_fds(void);
 /* Sleeps on the calling thread, in microseconds. */

@@ -87,6 +87,7 @@ ar_outcome ar_iteration_end(char *out, size_t n)
 }
 
 uint64_t ar_deadline_ns(void) { return setup.deadline_ns; }
+uint64_t ar_now_ns(void) { return setup.runner ? setup.runner->now_ns() : ar_host_now_ns(); }
 bool ar_trap_enabled(void) { return setup.trap; }
 ar_mode ar_mode_now(void) { return setup.mode; }
 bool ar_failed(void) { return atomic_load(&outcome) != AR_OK; }

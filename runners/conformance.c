@@ -103,8 +103,8 @@ static _Noreturn void fatal(const char *file, int line, const char *what)
 /* ---- time, descriptors ---- */
 
 static uint64_t scaled_ns(uint64_t ms) { return (uint64_t)((double)ms * 1e6 * time_scale); }
-static uint64_t deadline_in(uint64_t ms) { return ar_now_ns() + scaled_ns(ms); }
-static long long ms_since(uint64_t t0) { return (long long)((ar_now_ns() - t0) / 1000000u); }
+static uint64_t deadline_in(uint64_t ms) { return R->now_ns() + scaled_ns(ms); }
+static long long ms_since(uint64_t t0) { return (long long)((R->now_ns() - t0) / 1000000u); }
 
 static void sleep_ms(unsigned ms)
 {
@@ -195,7 +195,7 @@ static long latch_count(latch *l)
 static bool latch_wait(latch *l, long target, uint64_t deadline_ns)
 {
     R->mutex_lock(l->m);
-    while (l->count < target && ar_now_ns() < deadline_ns)
+    while (l->count < target && R->now_ns() < deadline_ns)
         R->cond_wait_until(l->c, l->m, deadline_ns);
     bool reached = l->count >= target;
     R->mutex_unlock(l->m);
@@ -429,7 +429,7 @@ static void test_stop_from_other_thread(void)
     lt_start(&stopper.lt, loop);
     EXPECT_TRUE(latch_wait(&stopper.ran_latch, 1, deadline_in(5000)));
     sleep_ms(20);               /* let it block in its poll */
-    uint64_t t0 = ar_now_ns();
+    uint64_t t0 = R->now_ns();
     R->loop_stop(loop);
     EXPECT_TRUE(latch_wait(&stopper.lt.returned, 1, deadline_in(2000)));
     EXPECT_LT(ms_since(t0), (long long)(1000 * time_scale));
@@ -619,7 +619,7 @@ static void timer_probe(void *arg);
 
 static void start_probe(ar_loop *loop, int i)
 {
-    tm.t[i].started_ns = ar_now_ns();
+    tm.t[i].started_ns = R->now_ns();
     tm.t[i].handle = R->timer_start(loop, timer_ms[i], timer_probe, (void *)(intptr_t)i);
 }
 
@@ -630,7 +630,7 @@ static void timer_probe(void *arg)
     int i = (int)(intptr_t)arg;
     EXPECT_TRUE(on_thread(&tm.lt));
     tm.t[i].fired++;
-    tm.t[i].fired_ns = ar_now_ns();
+    tm.t[i].fired_ns = R->now_ns();
     if (tm.n_fired < T_COUNT) {
         tm.names[tm.n_fired] = timer_names[i];
         tm.order[tm.n_fired++] = i;
@@ -944,14 +944,14 @@ static void cancel_connected(void *arg, ar_tcp *conn, int err)
     EXPECT_EQ(R->tcp_write(conn, big, BIG_WRITE, cancel_wrote, (void *)1), 0);
     EXPECT_EQ(R->tcp_write(conn, "tail", 4, cancel_wrote, (void *)2), 0);
     free(big);
-    int fd = R->tcp_fd(conn);
-    EXPECT_GE(fd, 0);
+    ar_resources before, after;
+    R->resources(&before);
     cancel.in_close = true;
     R->tcp_close(conn, cancel_closed, NULL);
     cancel.in_close = false;
-    errno = 0;
-    EXPECT_EQ(fcntl(fd, F_GETFD), -1); /* the descriptor went at once */
-    EXPECT_EQ(errno, EBADF);
+    R->resources(&after);
+    if (before.descriptors >= 0)    /* the descriptor went at once (sim has none) */
+        EXPECT_EQ(after.descriptors, before.descriptors - 1);
     R->timer_start(cancel.lt.loop, 50, cancel_after, NULL);
 }
 
@@ -1145,10 +1145,10 @@ static void mc_waiter(void *arg)
     int i = (int)(intptr_t)arg;
     uint64_t deadline = deadline_in(5000);
     R->mutex_lock(mc.m);
-    while (!mc.flag && ar_now_ns() < deadline)
+    while (!mc.flag && R->now_ns() < deadline)
         R->cond_wait_until(mc.c, mc.m, deadline);
     mc.saw_flag[i] = mc.flag;
-    mc.woke_ns[i] = ar_now_ns();
+    mc.woke_ns[i] = R->now_ns();
     R->mutex_unlock(mc.m);
 }
 
@@ -1177,16 +1177,16 @@ static void test_mutex_and_cond(void)
     worker_join(&other);
     EXPECT_TRUE(!mc.other_took);
 
-    uint64_t deadline = ar_now_ns() + 50 * 1000000u;
+    uint64_t deadline = R->now_ns() + 50 * 1000000u;
     bool woke;
     do                          /* spurious wake-ups are allowed: wait again */
         woke = R->cond_wait_until(mc.c, mc.m, deadline);
-    while (woke && ar_now_ns() < deadline);
-    uint64_t after = ar_now_ns();
+    while (woke && R->now_ns() < deadline);
+    uint64_t after = R->now_ns();
     EXPECT_TRUE(!woke);
     EXPECT_GE(after, deadline);
     EXPECT_LT((after - deadline) / 1000000u, 500 * time_scale);
-    uint64_t t0 = ar_now_ns();
+    uint64_t t0 = R->now_ns();
     EXPECT_TRUE(!R->cond_wait_until(mc.c, mc.m, t0 - 1)); /* already past */
     EXPECT_LT(ms_since(t0), 100 * time_scale);
     R->mutex_unlock(mc.m);
@@ -1199,7 +1199,7 @@ static void test_mutex_and_cond(void)
     sleep_ms(30);
     R->mutex_lock(mc.m);
     mc.flag = true;
-    uint64_t broadcast_ns = ar_now_ns();
+    uint64_t broadcast_ns = R->now_ns();
     R->cond_broadcast(mc.c);
     R->mutex_unlock(mc.m);
     for (int i = 0; i < 2; i++) {
@@ -1303,7 +1303,7 @@ static void run_test(const test_case *t)
     pthread_mutex_lock(&failure_lock);
     failure_seen = false;
     pthread_mutex_unlock(&failure_lock);
-    uint64_t t0 = ar_now_ns();
+    uint64_t t0 = R->now_ns();
     t->fn();                    /* every thread it started is joined when it returns */
     if (failure_seen) {
         failed++;

@@ -10,6 +10,7 @@
  * through the post queue, so handles are freed only after the epoll batch that
  * may still name them, and loop_free completes them like any other post.
  */
+#include "host.h"
 #include "posix_sync.h"
 #include "loopback.h"
 #include "post_queue.h"
@@ -156,8 +157,9 @@ static ar_timer *timer_start(ar_loop *loop, uint64_t ms, ar_timer_fn fn, void *a
     ar_timer *t = calloc(1, sizeof *t);
     if (!t)
         die("calloc(timer)");
+    ar_host_count(AR_RES_TIMER, 1);
     t->loop = loop;
-    t->deadline_ns = ar_now_ns() + ms * 1000000u;
+    t->deadline_ns = ar_host_now_ns() + ms * 1000000u;
     t->seq = loop->timer_seq++;
     t->fn = fn;
     t->arg = arg;
@@ -180,17 +182,19 @@ static void timer_cancel(ar_timer *t)
 {
     timer_unlink(t);            /* a stale timerfd expiry only costs one empty turn */
     free(t);
+    ar_host_count(AR_RES_TIMER, -1);
 }
 
 static void run_timers(ar_loop *loop)
 {
-    uint64_t now = ar_now_ns();
+    uint64_t now = ar_host_now_ns();
     uint64_t seq_limit = loop->timer_seq; /* timers started by these callbacks wait a turn */
     for (ar_timer *t = loop->timers; t && t->deadline_ns <= now && t->seq < seq_limit;
          t = loop->timers) {
         timer_unlink(t);
         t->fn(t->arg);
         free(t);
+        ar_host_count(AR_RES_TIMER, -1);
     }
     timer_arm(loop);
 }
@@ -220,6 +224,7 @@ static ar_tcp *tcp_new(ar_loop *loop, int fd, enum tcp_kind kind)
     ar_tcp *h = calloc(1, sizeof *h);
     if (!h)
         die("calloc(tcp)");
+    ar_host_count(AR_RES_TCP, 1);
     h->w.fd = fd;
     h->w.on_event = on_tcp_event;
     h->loop = loop;
@@ -260,6 +265,7 @@ static void finish_close(void *arg, bool cancelled)
             h->close_fn(h->close_arg);
     }
     free(h);
+    ar_host_count(AR_RES_TCP, -1);
 }
 
 /* The descriptor goes now; callbacks and the free come from the post queue. */
@@ -444,7 +450,24 @@ static void tcp_close(ar_tcp *h, ar_close_fn fn, void *arg)
         close_now(h, fn, arg);
 }
 
-static int tcp_fd(ar_tcp *h) { return h->w.fd; }
+#define FD_OF(h) ((h)->w.fd)
+static int tcp_port(ar_tcp *h, bool peer)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    int fd = FD_OF(h);
+    if (fd < 0 || (peer ? getpeername(fd, (struct sockaddr *)&sa, &len)
+                        : getsockname(fd, (struct sockaddr *)&sa, &len)) != 0)
+        return -1;
+    return ntohs(sa.sin_port);
+}
+
+static void tcp_reset_on_close(ar_tcp *h)
+{
+    struct linger l = { .l_onoff = 1, .l_linger = 0 };
+    if (FD_OF(h) >= 0)
+        (void)setsockopt(FD_OF(h), SOL_SOCKET, SO_LINGER, &l, sizeof l);
+}
 
 /* ---- loops ---- */
 
@@ -480,6 +503,7 @@ static ar_loop *loop_new(void)
         loop_release(loop);
         return NULL;
     }
+    ar_host_count(AR_RES_LOOP, 1);
     return loop;
 }
 
@@ -529,6 +553,7 @@ static void loop_free(ar_loop *loop)
         die("pthread_mutex_destroy");
     }
     loop_release(loop);
+    ar_host_count(AR_RES_LOOP, -1);
 }
 
 static pthread_once_t version_once = PTHREAD_ONCE_INIT;
@@ -563,7 +588,8 @@ const ar_runner ar_runner_epoll = {
     .tcp_read_stop = tcp_read_stop,
     .tcp_write = tcp_write,
     .tcp_close = tcp_close,
-    .tcp_fd = tcp_fd,
+    .tcp_port = tcp_port,
+    .tcp_reset_on_close = tcp_reset_on_close,
     .thread_start = ar_posix_thread_start,
     .thread_join = ar_posix_thread_join,
     .mutex_new = ar_posix_mutex_new,
@@ -575,4 +601,5 @@ const ar_runner ar_runner_epoll = {
     .cond_broadcast = ar_posix_cond_broadcast,
     .cond_wait_until = ar_posix_cond_wait_until,
     .cond_free = ar_posix_cond_free,
+    AR_HOST_ENTRIES,
 };

@@ -13,6 +13,7 @@
  * and failed connects finish through the post queue, so loop_free completes
  * them like any other post.
  */
+#include "host.h"
 #include "posix_sync.h"
 #include "loopback.h"
 #include "post_queue.h"
@@ -130,6 +131,7 @@ static void timer_free(ar_timer *t)
     timer_unlink(t);
     event_free(t->ev);
     free(t);
+    ar_host_count(AR_RES_TIMER, -1);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -139,6 +141,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     t->fn(t->arg);
     event_free(t->ev);          /* allowed inside its own callback */
     free(t);
+    ar_host_count(AR_RES_TIMER, -1);
 }
 
 static ar_timer *timer_start(ar_loop *loop, uint64_t ms, ar_timer_fn fn, void *arg)
@@ -146,6 +149,7 @@ static ar_timer *timer_start(ar_loop *loop, uint64_t ms, ar_timer_fn fn, void *a
     ar_timer *t = calloc(1, sizeof *t);
     if (!t || !(t->ev = event_new(loop->base, -1, 0, on_timer, t)))
         die("timer_start");
+    ar_host_count(AR_RES_TIMER, 1);
     t->loop = loop;
     t->fn = fn;
     t->arg = arg;
@@ -187,6 +191,7 @@ static ar_tcp *tcp_new(ar_loop *loop, int fd, enum tcp_kind kind)
     ar_tcp *h = calloc(1, sizeof *h);
     if (!h)
         die("calloc(tcp)");
+    ar_host_count(AR_RES_TCP, 1);
     h->loop = loop;
     h->fd = fd;
     h->kind = kind;
@@ -227,6 +232,7 @@ static void finish_close(void *arg, bool cancelled)
             h->close_fn(h->close_arg);
     }
     free(h);
+    ar_host_count(AR_RES_TCP, -1);
 }
 
 /* The descriptor goes now; callbacks and the free come from the post queue. */
@@ -340,6 +346,7 @@ static ar_tcp *tcp_listen(ar_loop *loop, int backlog, ar_accept_fn fn, void *arg
             evconnlistener_free(h->listener);
         tcp_unlink(h);
         free(h);
+        ar_host_count(AR_RES_TCP, -1);
         errno = err;
         return NULL;
     }
@@ -408,7 +415,24 @@ static void tcp_close(ar_tcp *h, ar_close_fn fn, void *arg)
         close_now(h, fn, arg);
 }
 
-static int tcp_fd(ar_tcp *h) { return h->fd; }
+#define FD_OF(h) ((h)->fd)
+static int tcp_port(ar_tcp *h, bool peer)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    int fd = FD_OF(h);
+    if (fd < 0 || (peer ? getpeername(fd, (struct sockaddr *)&sa, &len)
+                        : getsockname(fd, (struct sockaddr *)&sa, &len)) != 0)
+        return -1;
+    return ntohs(sa.sin_port);
+}
+
+static void tcp_reset_on_close(ar_tcp *h)
+{
+    struct linger l = { .l_onoff = 1, .l_linger = 0 };
+    if (FD_OF(h) >= 0)
+        (void)setsockopt(FD_OF(h), SOL_SOCKET, SO_LINGER, &l, sizeof l);
+}
 
 /* ---- loops ---- */
 
@@ -452,6 +476,7 @@ static ar_loop *loop_new(void)
         free(loop);
         return NULL;
     }
+    ar_host_count(AR_RES_LOOP, 1);
     return loop;
 }
 
@@ -484,6 +509,7 @@ static void loop_free(ar_loop *loop)
     }
     free(loop->read_buf);
     free(loop);
+    ar_host_count(AR_RES_LOOP, -1);
 }
 
 static pthread_once_t version_once = PTHREAD_ONCE_INIT;
@@ -516,7 +542,8 @@ const ar_runner ar_runner_libevent = {
     .tcp_read_stop = tcp_read_stop,
     .tcp_write = tcp_write,
     .tcp_close = tcp_close,
-    .tcp_fd = tcp_fd,
+    .tcp_port = tcp_port,
+    .tcp_reset_on_close = tcp_reset_on_close,
     .thread_start = ar_posix_thread_start,
     .thread_join = ar_posix_thread_join,
     .mutex_new = ar_posix_mutex_new,
@@ -528,4 +555,5 @@ const ar_runner ar_runner_libevent = {
     .cond_broadcast = ar_posix_cond_broadcast,
     .cond_wait_until = ar_posix_cond_wait_until,
     .cond_free = ar_posix_cond_free,
+    AR_HOST_ENTRIES,
 };

@@ -15,6 +15,7 @@
  * libuv writes with write(2), so the first loop_new ignores SIGPIPE unless
  * the program installed a handler of its own.
  */
+#include "host.h"
 #include "post_queue.h"
 #include "runner.h"
 
@@ -119,13 +120,17 @@ static void on_wake(uv_async_t *async)
 
 /* ---- timers ---- */
 
-static void free_on_close(uv_handle_t *handle) { free(handle->data); }
+static void timer_freed(uv_handle_t *handle)
+{
+    free(handle->data);
+    ar_host_count(AR_RES_TIMER, -1);
+}
 
 static void on_timer(uv_timer_t *uv)
 {
     ar_timer *t = uv->data;
     t->fn(t->arg);
-    uv_close((uv_handle_t *)uv, free_on_close);
+    uv_close((uv_handle_t *)uv, timer_freed);
 }
 
 static ar_timer *timer_start(ar_loop *loop, uint64_t ms, ar_timer_fn fn, void *arg)
@@ -133,6 +138,7 @@ static ar_timer *timer_start(ar_loop *loop, uint64_t ms, ar_timer_fn fn, void *a
     ar_timer *t = malloc(sizeof *t);
     if (!t)
         die("malloc(timer)", UV_ENOMEM);
+    ar_host_count(AR_RES_TIMER, 1);
     t->fn = fn;
     t->arg = arg;
     check(uv_timer_init(&loop->uv, &t->uv), "uv_timer_init");
@@ -145,7 +151,7 @@ static ar_timer *timer_start(ar_loop *loop, uint64_t ms, ar_timer_fn fn, void *a
 static void timer_cancel(ar_timer *t)
 {
     check(uv_timer_stop(&t->uv), "uv_timer_stop");
-    uv_close((uv_handle_t *)&t->uv, free_on_close);
+    uv_close((uv_handle_t *)&t->uv, timer_freed);
 }
 
 /* ---- TCP ---- */
@@ -155,6 +161,7 @@ static ar_tcp *tcp_new(ar_loop *loop, enum tcp_kind kind, void *fn, void *arg)
     ar_tcp *h = calloc(1, sizeof *h);
     if (!h)
         die("calloc(tcp)", UV_ENOMEM);
+    ar_host_count(AR_RES_TCP, 1);
     check(uv_tcp_init(&loop->uv, &h->uv), "uv_tcp_init");
     check(uv_tcp_nodelay(&h->uv, 1), "uv_tcp_nodelay"); /* applied when the socket exists */
     h->uv.data = h;
@@ -173,6 +180,7 @@ static void on_tcp_closed(uv_handle_t *handle)
     else if (h->close_fn)
         h->close_fn(h->close_arg);
     free(h);
+    ar_host_count(AR_RES_TCP, -1);
 }
 
 static void close_handle(ar_tcp *h, ar_close_fn fn, void *arg)
@@ -327,10 +335,21 @@ static void tcp_close(ar_tcp *h, ar_close_fn fn, void *arg)
         close_handle(h, fn, arg);
 }
 
-static int tcp_fd(ar_tcp *h)
+static int tcp_port(ar_tcp *h, bool peer)
 {
+    struct sockaddr_in sa;
+    int len = sizeof sa;
+    int err = peer ? uv_tcp_getpeername(&h->uv, (struct sockaddr *)&sa, &len)
+                   : uv_tcp_getsockname(&h->uv, (struct sockaddr *)&sa, &len);
+    return err ? -1 : ntohs(sa.sin_port);
+}
+
+static void tcp_reset_on_close(ar_tcp *h)
+{
+    struct linger l = { .l_onoff = 1, .l_linger = 0 };
     uv_os_fd_t fd;
-    return uv_fileno((uv_handle_t *)&h->uv, &fd) == 0 ? fd : -1;
+    if (uv_fileno((uv_handle_t *)&h->uv, &fd) == 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
 }
 
 /* ---- loops ---- */
@@ -360,6 +379,7 @@ static ar_loop *loop_new(void)
     if (uv_async_init(&loop->uv, &loop->wake, on_wake) != 0)
         goto fail_async;
     loop->wake.data = loop;
+    ar_host_count(AR_RES_LOOP, 1);
     return loop;
 fail_async:
     check(-ar_post_queue_destroy(&loop->posts), "pthread_mutex_destroy");
@@ -402,7 +422,7 @@ static void close_walk(uv_handle_t *handle, void *arg)
         break;
     }
     case UV_TIMER:
-        uv_close(handle, free_on_close);
+        uv_close(handle, timer_freed);
         break;
     default:                    /* the async handle, embedded in the loop */
         uv_close(handle, NULL);
@@ -420,6 +440,7 @@ static void loop_free(ar_loop *loop)
     check(-ar_post_queue_destroy(&loop->posts), "pthread_mutex_destroy");
     free(loop->read_buf);
     free(loop);
+    ar_host_count(AR_RES_LOOP, -1);
 }
 
 static pthread_once_t version_once = PTHREAD_ONCE_INIT;
@@ -455,6 +476,7 @@ static ar_thread *thread_start(ar_thread_fn fn, void *arg)
         free(t);
         return NULL;
     }
+    ar_host_count(AR_RES_THREAD, 1);
     return t;
 }
 
@@ -462,6 +484,7 @@ static void thread_join(ar_thread *t)
 {
     check(uv_thread_join(&t->tid), "uv_thread_join");
     free(t);
+    ar_host_count(AR_RES_THREAD, -1);
 }
 
 static ar_mutex *mutex_new(void)
@@ -471,6 +494,8 @@ static ar_mutex *mutex_new(void)
         free(m);
         return NULL;
     }
+    if (m)
+        ar_host_count(AR_RES_MUTEX, 1);
     return m;
 }
 
@@ -483,6 +508,7 @@ static void mutex_free(ar_mutex *m)
     if (m) {
         uv_mutex_destroy(&m->m);
         free(m);
+        ar_host_count(AR_RES_MUTEX, -1);
     }
 }
 
@@ -493,6 +519,8 @@ static ar_cond *cond_new(void)
         free(c);
         return NULL;
     }
+    if (c)
+        ar_host_count(AR_RES_COND, 1);
     return c;
 }
 
@@ -500,7 +528,7 @@ static void cond_broadcast(ar_cond *c) { uv_cond_broadcast(&c->c); }
 
 static bool cond_wait_until(ar_cond *c, ar_mutex *m, uint64_t deadline_ns)
 {
-    uint64_t now = uv_hrtime(); /* CLOCK_MONOTONIC, like ar_now_ns */
+    uint64_t now = uv_hrtime(); /* CLOCK_MONOTONIC, like ar_host_now_ns */
     if (now >= deadline_ns)
         return false;
     return uv_cond_timedwait(&c->c, &m->m, deadline_ns - now) == 0;
@@ -511,6 +539,7 @@ static void cond_free(ar_cond *c)
     if (c) {
         uv_cond_destroy(&c->c);
         free(c);
+        ar_host_count(AR_RES_COND, -1);
     }
 }
 
@@ -530,7 +559,8 @@ const ar_runner ar_runner_libuv = {
     .tcp_read_stop = tcp_read_stop,
     .tcp_write = tcp_write,
     .tcp_close = tcp_close,
-    .tcp_fd = tcp_fd,
+    .tcp_port = tcp_port,
+    .tcp_reset_on_close = tcp_reset_on_close,
     .thread_start = thread_start,
     .thread_join = thread_join,
     .mutex_new = mutex_new,
@@ -542,4 +572,5 @@ const ar_runner ar_runner_libuv = {
     .cond_broadcast = cond_broadcast,
     .cond_wait_until = cond_wait_until,
     .cond_free = cond_free,
+    AR_HOST_ENTRIES,
 };

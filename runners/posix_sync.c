@@ -2,10 +2,11 @@
  *
  * Mutexes are the default (non-recursive) kind, so trylock fails while held,
  * also by the calling thread. Condition variables run on CLOCK_MONOTONIC so a
- * deadline from ar_now_ns() is an absolute time for pthread_cond_timedwait.
+ * deadline from ar_host_now_ns() is an absolute time for pthread_cond_timedwait.
  * A failing lock or wait means a corrupted object: abort, as libuv does.
  */
 #include "posix_sync.h"
+#include "host.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -52,6 +53,7 @@ ar_thread *ar_posix_thread_start(ar_thread_fn fn, void *arg)
         free(t);
         return NULL;
     }
+    ar_host_count(AR_RES_THREAD, 1);
     return t;
 }
 
@@ -61,6 +63,7 @@ void ar_posix_thread_join(ar_thread *t)
     if (err)
         die("pthread_join", err);
     free(t);
+    ar_host_count(AR_RES_THREAD, -1);
 }
 
 ar_mutex *ar_posix_mutex_new(void)
@@ -70,6 +73,8 @@ ar_mutex *ar_posix_mutex_new(void)
         free(m);
         return NULL;
     }
+    if (m)
+        ar_host_count(AR_RES_MUTEX, 1);
     return m;
 }
 
@@ -103,6 +108,7 @@ void ar_posix_mutex_free(ar_mutex *m)
     if (err)
         die("pthread_mutex_destroy", err);
     free(m);
+    ar_host_count(AR_RES_MUTEX, -1);
 }
 
 ar_cond *ar_posix_cond_new(void)
@@ -121,6 +127,7 @@ ar_cond *ar_posix_cond_new(void)
         free(c);
         return NULL;
     }
+    ar_host_count(AR_RES_COND, 1);
     return c;
 }
 
@@ -151,4 +158,5 @@ void ar_posix_cond_free(ar_cond *c)
     if (err)
         die("pthread_cond_destroy", err);
     free(c);
+    ar_host_count(AR_RES_COND, -1);
 }

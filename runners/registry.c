@@ -1,10 +1,7 @@
-/* registry.c: the list of built runners, lookup by name, and the clock. */
+/* registry.c: the list of built runners, and lookup by name. */
 #include "runner.h"
 
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 const ar_runner *const ar_runners[] = {
     &ar_runner_libuv,
@@ -24,14 +21,4 @@ const ar_runner *ar_runner_find(const char *name)
 const char *ar_runner_names(void)
 {
     return "libuv, libevent, epoll";
-}
-
-uint64_t ar_now_ns(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
-        perror("clock_gettime(CLOCK_MONOTONIC)");
-        abort();
-    }
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }

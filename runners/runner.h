@@ -1,9 +1,9 @@
 /* runner.h: the one table of functions an event-loop backend exports.
  *
- * A runner is one file (libuv.c, libevent.c, epoll.c) that fills an ar_runner.
- * The harness and the cases only ever call through this table, so the same
- * reproducer runs on every backend, and a deterministic runner can later take
- * over threads, locks and the schedule by exporting the same table.
+ * A runner is one file (libuv.c, libevent.c, epoll.c, ...) that fills an
+ * ar_runner. The harness and the cases only ever call through this table, so
+ * the same reproducer runs on every backend, and a deterministic runner (sim)
+ * takes over threads, locks, time and the schedule by exporting the same table.
  *
  * Threading contract:
  *  - A loop is run by exactly one thread (its "own" thread) at a time.
@@ -11,6 +11,7 @@
  *    after the loop stopped; it never blocks on the loop.
  *  - Everything else that takes an ar_loop or a handle made from it (timers,
  *    TCP) is called on the loop's own thread, or before the loop runs.
+ *  - Deadlines (cond_wait_until) and timer durations are on now_ns()'s clock.
  *
  * Clarifications every runner honours (runners/conformance.c checks them):
  *  - A turn is one wait-and-dispatch round of the loop: ready I/O, due timers
@@ -46,6 +47,18 @@ typedef struct ar_tcp ar_tcp;
 typedef struct ar_thread ar_thread;
 typedef struct ar_mutex ar_mutex;
 typedef struct ar_cond ar_cond;
+
+/* What a process holds open, for the leak check: each count goes up when the
+ * runner makes one and down when it is freed; descriptors is -1 where the
+ * runner has none of its own (sim). */
+typedef struct ar_resources {
+    long loops, tcp, timers, threads, mutexes, conds;
+    long descriptors;
+} ar_resources;
+
+/* The bytes thread_locals() hands each thread: the harness keeps its
+ * per-thread state there (a static assert checks it fits). */
+#define AR_THREAD_LOCALS_BYTES 256
 
 /* A posted callback. cancelled is true when the loop is freed before the
  * callback ran: the callback must then only release what arg owns. */
@@ -99,7 +112,12 @@ typedef struct ar_runner {
      * "Later" means after the calling callback returned: libuv runs close
      * callbacks at the end of the same loop iteration. */
     void (*tcp_close)(ar_tcp *, ar_close_fn fn, void *arg);
-    int (*tcp_fd)(ar_tcp *);                /* the descriptor, for diagnostics */
+    /* The local (or, with peer, the remote) port of a stream; -1 when unknown. */
+    int (*tcp_port)(ar_tcp *, bool peer);
+    /* From now on closing this stream (tcp_close or loop_free) resets it
+     * instead of sending a FIN: nothing is left in TIME_WAIT. For test
+     * fixtures that make thousands of connections a minute. */
+    void (*tcp_reset_on_close)(ar_tcp *);
 
     /* Threads and locks: through the runner so a deterministic runner can own them. */
     ar_thread *(*thread_start)(ar_thread_fn fn, void *arg); /* NULL on failure */
@@ -112,10 +130,22 @@ typedef struct ar_runner {
     void (*mutex_free)(ar_mutex *);
     ar_cond *(*cond_new)(void);
     void (*cond_broadcast)(ar_cond *);
-    /* Waits until signalled or CLOCK_MONOTONIC reaches deadline_ns; false on
+    /* Waits until signalled or now_ns() reaches deadline_ns; false on
      * timeout. Spurious wake-ups are possible: callers loop on their predicate. */
     bool (*cond_wait_until)(ar_cond *, ar_mutex *, uint64_t deadline_ns);
     void (*cond_free)(ar_cond *);
+
+    /* Time, pauses and per-thread state: through the runner so that sim, whose
+     * threads are fibers of one OS thread on a virtual clock, can own them. */
+    uint64_t (*now_ns)(void);               /* the clock of timers and deadlines:
+                                               CLOCK_MONOTONIC on a real loop */
+    void (*sleep_ns)(uint64_t ns);          /* blocks the calling thread */
+    void (*yield)(void);                    /* lets another thread run; every spin calls it */
+    void *(*thread_locals)(void);           /* AR_THREAD_LOCALS_BYTES zeroed bytes, the
+                                               calling thread's own */
+    void (*resources)(ar_resources *out);   /* what is open now (see ar_resources) */
+    /* NULL on a real loop. On sim: a scheduling point, named for the decision log. */
+    void (*race_point)(const char *name, long arg);
 } ar_runner;
 
 extern const ar_runner ar_runner_libuv;
@@ -128,7 +158,8 @@ extern const ar_runner *const ar_runners[];
 const ar_runner *ar_runner_find(const char *name);
 /* "libuv, libevent, epoll": for error messages. */
 const char *ar_runner_names(void);
-/* CLOCK_MONOTONIC in nanoseconds. */
-uint64_t ar_now_ns(void);
+/* CLOCK_MONOTONIC in nanoseconds: the host's clock, for real runners' own use
+ * (the harness asks its runner's now_ns, which on sim is virtual). */
+uint64_t ar_host_now_ns(void);
 
 #endif

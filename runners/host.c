@@ -1,0 +1,65 @@
+/* host.c: the host's clock, sleep, yield, thread-locals and resource counts,
+ * shared by the real runners (see host.h). */
+#include "host.h"
+
+#include <dirent.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static _Atomic long counts[AR_RES_KINDS];
+
+void ar_host_count(ar_res_kind kind, int delta)
+{
+    atomic_fetch_add_explicit(&counts[kind], delta, memory_order_relaxed);
+}
+
+uint64_t ar_host_now_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
+        perror("clock_gettime(CLOCK_MONOTONIC)");
+        abort();
+    }
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void ar_host_sleep_ns(uint64_t ns)
+{
+    struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+void ar_host_yield(void) { sched_yield(); }
+
+void *ar_host_thread_locals(void)
+{
+    static _Thread_local _Alignas(16) unsigned char block[AR_THREAD_LOCALS_BYTES];
+    return block;
+}
+
+static long open_descriptors(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    long n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n - 3;                 /* ".", ".." and the directory's own descriptor */
+}
+
+void ar_host_resources(ar_resources *out)
+{
+    out->loops = atomic_load(&counts[AR_RES_LOOP]);
+    out->tcp = atomic_load(&counts[AR_RES_TCP]);
+    out->timers = atomic_load(&counts[AR_RES_TIMER]);
+    out->threads = atomic_load(&counts[AR_RES_THREAD]);
+    out->mutexes = atomic_load(&counts[AR_RES_MUTEX]);
+    out->conds = atomic_load(&counts[AR_RES_COND]);
+    out->descriptors = open_descriptors();
+}

@@ -1,0 +1,30 @@
+/* host.h: what every real runner takes from the host as it is: the monotonic
+ * clock, nanosleep, sched_yield, _Thread_local storage, and the counts behind
+ * resources() (sim has its own of each). */
+#ifndef ASYNCRACE_HOST_H
+#define ASYNCRACE_HOST_H
+
+#include "runner.h"
+
+typedef enum { AR_RES_LOOP, AR_RES_TCP, AR_RES_TIMER, AR_RES_THREAD, AR_RES_MUTEX,
+               AR_RES_COND, AR_RES_KINDS } ar_res_kind;
+
+/* A runner counts what it makes (+1) and frees (-1). */
+void ar_host_count(ar_res_kind kind, int delta);
+
+void ar_host_sleep_ns(uint64_t ns);
+void ar_host_yield(void);
+void *ar_host_thread_locals(void);
+/* The counts, and the descriptors open in this process (/proc/self/fd). */
+void ar_host_resources(ar_resources *out);
+
+/* The part of an ar_runner that every real runner fills the same way. */
+#define AR_HOST_ENTRIES \
+    .now_ns = ar_host_now_ns, \
+    .sleep_ns = ar_host_sleep_ns, \
+    .yield = ar_host_yield, \
+    .thread_locals = ar_host_thread_locals, \
+    .resources = ar_host_resources, \
+    .race_point = NULL
+
+#endif
