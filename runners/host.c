@@ -63,3 +63,5 @@ void ar_host_resources(ar_resources *out)
     out->conds = atomic_load(&counts[AR_RES_COND]);
     out->descriptors = open_descriptors();
 }
+
+void ar_host_run(void (*fn)(void *), void *arg) { fn(arg); }

@@ -17,6 +17,7 @@ void ar_host_yield(void);
 void *ar_host_thread_locals(void);
 /* The counts, and the descriptors open in this process (/proc/self/fd). */
 void ar_host_resources(ar_resources *out);
+void ar_host_run(void (*fn)(void *), void *arg);
 
 /* The part of an ar_runner that every real runner fills the same way. */
 #define AR_HOST_ENTRIES \
@@ -25,6 +26,7 @@ void ar_host_resources(ar_resources *out);
     .yield = ar_host_yield, \
     .thread_locals = ar_host_thread_locals, \
     .resources = ar_host_resources, \
-    .race_point = NULL
+    .race_point = NULL, \
+    .run = ar_host_run
 
 #endif

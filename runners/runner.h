@@ -146,6 +146,11 @@ typedef struct ar_runner {
     void (*resources)(ar_resources *out);   /* what is open now (see ar_resources) */
     /* NULL on a real loop. On sim: a scheduling point, named for the decision log. */
     void (*race_point)(const char *name, long arg);
+    /* Runs fn(arg) on the calling thread and returns when it has returned. A
+     * real loop just calls it; sim runs it as the first thread of its
+     * scheduler, with every thread it starts, and returns when all have ended.
+     * The harness runs each iteration (and conformance each test) through it. */
+    void (*run)(void (*fn)(void *), void *arg);
 } ar_runner;
 
 extern const ar_runner ar_runner_libuv;
