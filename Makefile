@@ -15,6 +15,7 @@ BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -pthread -Iharness -Irunners \
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
 
 RUNNER_SRC  := runners/host.c runners/libuv.c runners/libevent.c runners/epoll.c runners/post_queue.c \
+               runners/raw_tcp.c \
                runners/write_queue.c runners/posix_sync.c runners/registry.c
 HARNESS_SRC := harness/runtime.c harness/channel.c harness/race.c harness/report.c harness/case_main.c
 CASES       := $(basename $(notdir $(wildcard cases/*.c)))

@@ -3,11 +3,14 @@
 #include "host.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static _Atomic long counts[AR_RES_KINDS];
 
@@ -65,3 +68,15 @@ void ar_host_resources(ar_resources *out)
 }
 
 void ar_host_run(void (*fn)(void *), void *arg) { fn(arg); }
+
+void ar_host_die(const char *who, const char *what, int err)
+{
+    fprintf(stderr, "%s: %s: %s\n", who, what, strerror(err));
+    abort();
+}
+
+void ar_host_close_fd(const char *who, int fd)
+{
+    if (fd >= 0 && close(fd) != 0 && errno != EINTR)
+        ar_host_die(who, "close", errno);
+}

@@ -19,6 +19,12 @@ void *ar_host_thread_locals(void);
 void ar_host_resources(ar_resources *out);
 void ar_host_run(void (*fn)(void *), void *arg);
 
+/* "who: what: strerror(err)" on stderr, then abort(): for failures that mean
+ * a corrupted object or a broken host, which no caller could handle. */
+_Noreturn void ar_host_die(const char *who, const char *what, int err);
+/* close(fd) when fd >= 0; a failure other than EINTR is ar_host_die. */
+void ar_host_close_fd(const char *who, int fd);
+
 /* The part of an ar_runner that every real runner fills the same way. */
 #define AR_HOST_ENTRIES \
     .now_ns = ar_host_now_ns, \
