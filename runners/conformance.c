@@ -1123,6 +1123,134 @@ static void test_free_never_run(void)
 out:;
 }
 
+/* ---- 12b. loop_free completes every handle before it cancels any post ---- */
+
+enum { ORDER_LOG = 64 };
+static struct {
+    loop_thread lt;
+    ar_tcp *listener, *spare, *client, *server;
+    uint16_t spare_port;
+    int ready;                  /* client connected and server accepted */
+    char log[ORDER_LOG];        /* 'w' write, 'c' close, 'k' connect, 'p' cancelled post, 'R' ran */
+    int n_log, write_status[2], connect_err;
+    bool chained, connect_conn;
+} order;
+
+static void order_note(char c)
+{
+    if (order.n_log < ORDER_LOG - 1)
+        order.log[order.n_log++] = c;
+}
+
+static void order_post(void *arg, bool cancelled)
+{
+    order_note(cancelled ? 'p' : 'R');
+    if (cancelled && !order.chained) { /* a cancelled post's own post is cancelled too */
+        order.chained = true;
+        R->post(order.lt.loop, order_post, NULL);
+    }
+}
+
+static void order_wrote(void *arg, int status)
+{
+    order.write_status[(intptr_t)arg] = status;
+    order_note('w');
+    R->post(order.lt.loop, order_post, NULL);
+}
+
+static void order_closed(void *arg)
+{
+    order_note('c');
+    R->post(order.lt.loop, order_post, NULL);
+}
+
+static void order_connected(void *arg, ar_tcp *conn, int err)
+{
+    order.connect_err = err;
+    order.connect_conn = conn != NULL;
+    order_note('k');
+    R->post(order.lt.loop, order_post, NULL);
+}
+
+static void order_spare_accepted(void *arg, ar_tcp *conn, int err)
+{
+    if (conn)                   /* not under test: the loop should have stopped first */
+        R->tcp_close(conn, NULL, NULL);
+}
+
+/* On the loop's thread, in one callback: posts before, between and after
+ * close requests, writes that cannot drain, a connect that cannot finish,
+ * then a stop, so that all of it is still pending when run returns. */
+static void order_arrange(void)
+{
+    static char big[BIG_WRITE];
+    ar_loop *loop = order.lt.loop;
+    R->post(loop, order_post, NULL);
+    EXPECT_EQ(R->tcp_write(order.client, big, sizeof big, order_wrote, (void *)0), 0);
+    EXPECT_EQ(R->tcp_write(order.client, "tail", 4, order_wrote, (void *)1), 0);
+    R->tcp_close(order.server, order_closed, NULL);
+    R->post(loop, order_post, NULL);
+    R->tcp_connect(loop, order.spare_port, order_connected, NULL);
+    R->tcp_close(order.listener, order_closed, NULL);
+    R->post(loop, order_post, NULL);
+    R->loop_stop(loop);
+}
+
+static void order_accepted(void *arg, ar_tcp *conn, int err)
+{
+    if (!EXPECT_EQ(err, 0) || !EXPECT_TRUE(conn != NULL))
+        return;
+    order.server = conn;        /* never reads: the big write cannot drain */
+    if (++order.ready == 2)
+        order_arrange();
+}
+
+static void order_client_connected(void *arg, ar_tcp *conn, int err)
+{
+    if (!EXPECT_EQ(err, 0) || !EXPECT_TRUE(conn != NULL))
+        return;
+    order.client = conn;
+    if (++order.ready == 2)
+        order_arrange();
+}
+
+static void test_loop_free_order(void)
+{
+    memset(&order, 0, sizeof order);
+    int fds = open_fds();
+    ar_loop *loop = R->loop_new();
+    REQUIRE(EXPECT_TRUE(loop != NULL));
+    order.lt.loop = loop;
+    uint16_t port = 0;
+    REQUIRE((order.listener = LISTEN(loop, 4, order_accepted, NULL, &port)));
+    REQUIRE((order.spare = LISTEN(loop, 4, order_spare_accepted, NULL, &order.spare_port)));
+    R->tcp_connect(loop, port, order_client_connected, NULL);
+    lt_start(&order.lt, loop);
+    if (!latch_wait(&order.lt.returned, 1, deadline_in(5000))) {
+        record_failure(__FILE__, __LINE__, "the connection was not made within 5 s");
+        R->loop_stop(loop);
+    }
+    lt_join(&order.lt);
+    R->post(loop, order_post, NULL); /* queued after the close requests, from another thread */
+    R->loop_free(loop);
+    /* 2 writes, 2 requested closes, 1 connect; 4 posts, 5 from those callbacks, 1 chained. */
+    const char *first_post = strchr(order.log, 'p');
+    size_t completions = first_post ? (size_t)(first_post - order.log) : strlen(order.log);
+    if (strspn(order.log, "wck") != completions || strspn(order.log + completions, "p") !=
+        strlen(order.log + completions))
+        record_failure(__FILE__, __LINE__, "loop_free ran \"%s\" ('w' write, 'c' close, 'k' connect, "
+                       "'p' cancelled post, 'R' post run): a completion after a cancelled post",
+                       order.log);
+    EXPECT_EQ(completions, 5);
+    EXPECT_EQ(strlen(order.log), 15);
+    EXPECT_TRUE(order.write_status[0] == 0 || order.write_status[0] == -ECANCELED);
+    EXPECT_EQ(order.write_status[1], -ECANCELED);
+    EXPECT_EQ(order.connect_err, -ECANCELED);
+    EXPECT_TRUE(!order.connect_conn);
+    EXPECT_EQ(open_fds(), fds);
+out:;
+}
+
 /* ---- 13. mutexes and condition variables ---- */
 
 static struct {
@@ -1292,6 +1420,7 @@ static const test_case tests[] = {
     { "tcp_close_cancels_writes", test_tcp_close_cancels_writes },
     { "tcp_accept_reads_only_after_read_start", test_tcp_accept_reads_only_after_read_start },
     { "free_never_run", test_free_never_run },
+    { "loop_free_order", test_loop_free_order },
     { "mutex_and_cond", test_mutex_and_cond },
     { "loop_per_thread", test_loop_per_thread },
 };

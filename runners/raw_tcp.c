@@ -22,7 +22,7 @@ enum tcp_kind { TCP_LISTENER, TCP_CONNECTING, TCP_STREAM };
 
 struct ar_tcp {
     ar_raw_loop *raw;
-    ar_link link;               /* in raw->open until closed */
+    ar_link link;               /* in raw->open, then in raw->closed */
     int fd;                     /* -1 once closed */
     enum tcp_kind kind;
     bool closing, reading;
@@ -62,6 +62,8 @@ int ar_raw_loop_init(ar_raw_loop *raw, const ar_raw_backend *backend)
 {
     raw->backend = backend;
     ar_list_init(&raw->open);
+    ar_list_init(&raw->closed);
+    raw->finish_posted = raw->freeing = false;
     raw->read_buf = malloc(READ_CHUNK);
     return raw->read_buf ? 0 : -ENOMEM;
 }
@@ -116,9 +118,8 @@ static void update_watch(ar_tcp *h)
     }
 }
 
-static void finish_close(void *arg, bool cancelled)
+static void complete_close(ar_tcp *h)
 {
-    ar_tcp *h = arg;
     if (h->kind == TCP_CONNECTING) {
         ((ar_connect_fn)h->fn)(h->arg, NULL, h->connect_err ? h->connect_err : -ECANCELED);
     } else {
@@ -130,30 +131,58 @@ static void finish_close(void *arg, bool cancelled)
     ar_host_count(AR_RES_TCP, -1);
 }
 
-/* The descriptor goes now; callbacks and the free come from the post queue. */
+/* Completes the closes requested so far, in order; one that these callbacks
+ * request waits for the next post. */
+static void complete_closed(ar_raw_loop *raw)
+{
+    ar_link batch;
+    ar_list_init(&batch);
+    ar_list_splice_tail(&batch, &raw->closed);
+    while (!ar_list_empty(&batch)) {
+        ar_link *first = batch.next;
+        ar_list_remove(first);
+        complete_close(AR_CONTAINER_OF(first, ar_tcp, link));
+    }
+}
+
+static void on_finish_post(void *arg, bool cancelled)
+{
+    ar_raw_loop *raw = arg;     /* cancelled: loop_free's close_all emptied closed already */
+    raw->finish_posted = false;
+    complete_closed(raw);
+}
+
+/* The descriptor goes now; callbacks and the free come from a post (or loop_free). */
 static void close_now(ar_tcp *h, ar_close_fn fn, void *arg)
 {
+    ar_raw_loop *raw = h->raw;
     h->closing = true;
     h->reading = false;
     h->close_fn = fn;
     h->close_arg = arg;
     if (h->fd >= 0) {
         update_watch(h);        /* explicit: a forked child may still hold the socket */
-        if (h->raw->backend->forget)
-            h->raw->backend->forget(h);
+        if (raw->backend->forget)
+            raw->backend->forget(h);
         close_fd(h->fd);
         h->fd = -1;
     }
     ar_list_remove(&h->link);
-    h->raw->backend->post(loop_of(h->raw), finish_close, h);
+    ar_list_insert_before(&raw->closed, &h->link);
+    if (!raw->finish_posted && !raw->freeing) {
+        raw->finish_posted = true;
+        raw->backend->post(loop_of(raw), on_finish_post, raw);
+    }
 }
 
 void ar_raw_loop_close_all(ar_raw_loop *raw)
 {
+    raw->freeing = true;
     while (!ar_list_empty(&raw->open)) {
         ar_tcp *h = AR_CONTAINER_OF(raw->open.next, ar_tcp, link);
         close_now(h, h->close_fn, h->close_arg);
     }
+    complete_closed(raw);       /* its callbacks may post, but open no handle here */
 }
 
 /* ---- events ---- */
@@ -270,7 +299,7 @@ void ar_raw_tcp_connect(ar_loop *loop, uint16_t port, ar_connect_fn fn, void *ar
     int err = h->fd < 0 ? -errno : set_nodelay(h->fd);
     if (!err && connect(h->fd, (struct sockaddr *)&sa, sizeof sa) != 0 && errno != EINPROGRESS)
         err = -errno;
-    if (err) {                  /* reported from the post queue, never from here */
+    if (err) {                  /* reported from a post, never from here */
         h->connect_err = err;
         close_now(h, NULL, NULL);
         return;

@@ -12,10 +12,11 @@
  *   ar_raw_backend { watch, forget, post, handle_bytes }
  *   ar_raw_ready(h, events)                   when h's descriptor is ready
  *
- * and fills its table with AR_RAW_TCP_ENTRIES. A close completes (cancelled
- * writes, the close or failed-connect callback, the free) from a post the
- * backend runs like any other, so a handle outlives the event batch that may
- * still name it, and loop_free completes it with the other posts.
+ * and fills its table with AR_RAW_TCP_ENTRIES. Closed handles wait on a list
+ * until one post completes them (cancelled writes, the close or
+ * failed-connect callback, the free), so a handle outlives the event batch
+ * that may still name it; loop_free completes them itself, first, so every
+ * write and close callback comes before the backend cancels its posts.
  */
 #ifndef ASYNCRACE_RAW_TCP_H
 #define ASYNCRACE_RAW_TCP_H
@@ -47,13 +48,19 @@ typedef struct ar_raw_backend {
 typedef struct ar_raw_loop {
     const ar_raw_backend *backend;
     ar_link open;               /* every handle not yet closed */
+    ar_link closed;             /* closed, waiting for their callbacks and free */
+    bool finish_posted;         /* a post will complete closed */
+    bool freeing;               /* in close_all: it completes closed itself */
     char *read_buf;             /* every read of the loop lands here */
 } ar_raw_loop;
 
 /* 0 or -ENOMEM. */
 int ar_raw_loop_init(ar_raw_loop *raw, const ar_raw_backend *backend);
-/* loop_free's first step: closes every open handle (no close callback unless
- * tcp_close asked for one); their completions join the post queue. */
+/* loop_free's first step, on the calling thread: closes every open handle
+ * (no close callback unless tcp_close asked for one), then completes every
+ * close in the order requested: pending writes fail with -ECANCELED, pending
+ * connects get (NULL, -ECANCELED), close callbacks run. What those callbacks
+ * post stays queued, for the backend to cancel next. */
 void ar_raw_loop_close_all(ar_raw_loop *raw);
 /* After close_all: frees the read buffer. */
 void ar_raw_loop_destroy(ar_raw_loop *raw);
