@@ -17,6 +17,7 @@ LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
 RUNNER_SRC  := runners/host.c runners/libuv.c runners/libevent.c runners/epoll.c runners/post_queue.c \
                runners/raw_tcp.c \
                runners/write_queue.c runners/posix_sync.c runners/registry.c
+CONFORMANCE_SRC := $(wildcard runners/conformance/*.c)
 HARNESS_SRC := harness/runtime.c harness/channel.c harness/race.c harness/report.c harness/case_main.c
 CASES       := $(basename $(notdir $(wildcard cases/*.c)))
 TOOLS       := conformance selftest
@@ -37,9 +38,10 @@ tsan_FLAGS    := -O1 -fsanitize=thread
 define flavour
 $(1)_RUNNER_OBJ  := $$(RUNNER_SRC:%.c=$$($(1)_DIR)/obj/%.o)
 $(1)_HARNESS_OBJ := $$(HARNESS_SRC:%.c=$$($(1)_DIR)/obj/%.o)
+$(1)_CONFORMANCE_OBJ := $$(CONFORMANCE_SRC:%.c=$$($(1)_DIR)/obj/%.o)
 $(1)_BINS := $$(CASES:%=$$($(1)_DIR)/bin/%) $$(TOOLS:%=$$($(1)_DIR)/tools/%)
 
-$$($(1)_DIR)/obj/%.o: %.c $$(wildcard harness/*.h runners/*.h) | deps-checked
+$$($(1)_DIR)/obj/%.o: %.c $$(wildcard harness/*.h runners/*.h runners/conformance/*.h) | deps-checked
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(BASE_CFLAGS) $$(CFLAGS) $$($(1)_FLAGS) -c $$< -o $$@
 
@@ -47,7 +49,7 @@ $$($(1)_DIR)/bin/%: $$($(1)_DIR)/obj/cases/%.o $$($(1)_HARNESS_OBJ) $$($(1)_RUNN
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS) $$($(1)_FLAGS) $$^ -o $$@ $$(LDLIBS)
 
-$$($(1)_DIR)/tools/conformance: $$($(1)_DIR)/obj/runners/conformance.o $$($(1)_RUNNER_OBJ)
+$$($(1)_DIR)/tools/conformance: $$($(1)_CONFORMANCE_OBJ) $$($(1)_RUNNER_OBJ)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS) $$($(1)_FLAGS) $$^ -o $$@ $$(LDLIBS)
 

@@ -472,11 +472,12 @@ static ar_thread *thread_start(ar_thread_fn fn, void *arg)
         return NULL;
     t->fn = fn;
     t->arg = arg;
+    ar_host_count(AR_RES_THREAD, 1); /* before it runs: it may look at the counts itself */
     if (uv_thread_create(&t->tid, thread_main, t) != 0) {
+        ar_host_count(AR_RES_THREAD, -1);
         free(t);
         return NULL;
     }
-    ar_host_count(AR_RES_THREAD, 1);
     return t;
 }
 
