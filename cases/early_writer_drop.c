@@ -865,6 +865,7 @@ static void iteration(const ar_iter *it, void *ctx)
     sc->worker = it->workers - 1;
     sc->seed = it->seed;
     sc->len = 64 + (size_t)((it->seed >> 1) % 4033);
+    ar_iteration_tag(sc->shape == 1 ? "shape 1" : "shape 2");
     ar_monitor_init(&sc->mon);
     ar_gate_init(&sc->operational, "the receiver parked on a connected sink");
     ar_gate_init(&sc->caller_yields, "the caller waits on the receiver or let go of the stream");

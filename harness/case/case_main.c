@@ -114,6 +114,7 @@ static void apply(options *o, enum flag_id id, const char *flag, const char *v)
             usage_error("unknown runner '%s'; accepted: %s", v, ar_runner_names());
         break;
     case F_VARIANT:
+        o->variant = NULL;        /* the last one given counts, and must be known */
         for (size_t k = 0; k < c->n_variants && !o->variant; k++)
             if (!strcmp(c->variants[k].name, v))
                 o->variant = &c->variants[k];
@@ -121,6 +122,7 @@ static void apply(options *o, enum flag_id id, const char *flag, const char *v)
             usage_error("unknown variant '%s'; accepted: %s", v, variant_names(c));
         break;
     case F_MODE:
+        o->mode = AR_MODE_COUNT;
         for (int k = 0; k < AR_MODE_COUNT; k++)
             if (!strcmp(ar_modes[k].name, v))
                 o->mode = (ar_mode)k;
@@ -260,6 +262,22 @@ static uint64_t iteration_seed(uint64_t run_seed, uint64_t index)
     return x ^ (x >> 33);
 }
 
+static void count_tag(const char *tag, ar_outcome o)
+{
+    if (!*tag)
+        return;
+    size_t t = 0;
+    while (t < report.n_tags && strcmp(report.tags[t].name, tag) != 0)
+        t++;
+    if (t == report.n_tags) {
+        if (t == sizeof report.tags / sizeof report.tags[0])
+            return;               /* more kinds than a report shows: counted overall only */
+        snprintf(report.tags[t].name, sizeof report.tags[t].name, "%s", tag);
+        report.n_tags++;
+    }
+    report.tags[t].counts[o]++;
+}
+
 static void record(uint64_t index, ar_outcome o, const char *detail)
 {
     report.counts[o]++;
@@ -357,6 +375,7 @@ typedef struct {
     ar_iteration_setup setup;
     ar_outcome outcome;
     char detail[256];
+    char tag[AR_TAG_BYTES];
 } iteration_run;
 
 static void run_iteration(void *arg)
@@ -365,7 +384,7 @@ static void run_iteration(void *arg)
     run->setup.deadline_ns = ar_now_ns() + run->setup.deadline_ns;  /* relative until here */
     ar_iteration_begin(&run->setup);
     opt.c->iteration(&run->it, run->setup.scenario);
-    run->outcome = ar_iteration_end(run->detail, sizeof run->detail);
+    run->outcome = ar_iteration_end(run->detail, sizeof run->detail, run->tag);
 }
 
 int ar_case_main(const ar_case *c, int argc, char **argv)
@@ -414,6 +433,7 @@ int ar_case_main(const ar_case *c, int argc, char **argv)
             snprintf(run.detail, sizeof run.detail, "still open after the iteration: %s", what);
         }
         record(i, run.outcome, run.detail);
+        count_tag(run.tag, run.outcome);
         status->done++;
         __atomic_store_n(&status->current, i + 1, __ATOMIC_RELEASE);
     }

@@ -61,6 +61,23 @@ void ar_print_report(const ar_report *r)
                (unsigned long long)r->counts[o]);
     printf("}, \"elapsed_s\": %.6f, \"iterations_per_s\": %.1f, ", elapsed,
            elapsed > 0 ? (double)r->done / elapsed : 0.0);
+    if (r->n_tags) {
+        printf("\"by_tag\": {");
+        for (size_t t = 0; t < r->n_tags; t++) {
+            printf("%s", t ? ", " : "");
+            json_string(r->tags[t].name);
+            printf(": {");
+            bool first = true;
+            for (int o = 0; o < AR_OUTCOME_COUNT; o++)
+                if (r->tags[t].counts[o]) {
+                    printf("%s\"%s\": %llu", first ? "" : ", ", ar_outcome_names[o],
+                           (unsigned long long)r->tags[t].counts[o]);
+                    first = false;
+                }
+            printf("}");
+        }
+        printf("}, ");
+    }
     if (r->has_failure) {
         printf("\"first_failure\": {\"iteration\": %llu, \"seed\": %llu, ",
                (unsigned long long)r->failure_iteration, (unsigned long long)r->failure_seed);

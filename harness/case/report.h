@@ -21,6 +21,9 @@ typedef struct {
     ar_outcome failure_outcome;
     double failure_after_s;
     char failure_detail[256];
+    /* Outcomes per iteration tag (ar_iteration_tag), in order of first use. */
+    size_t n_tags;
+    struct { char name[32]; uint64_t counts[AR_OUTCOME_COUNT]; } tags[16];
 } ar_report;
 
 void ar_print_report(const ar_report *r);

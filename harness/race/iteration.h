@@ -25,8 +25,10 @@ void ar_race_use_runner(const ar_runner *r);
 
 /* On the thread that runs the iteration (inside runner->run). */
 void ar_iteration_begin(const ar_iteration_setup *s);
-/* The iteration's outcome; its detail is copied into detail[0..n). */
-ar_outcome ar_iteration_end(char *detail, size_t n);
+/* The iteration's outcome; its detail is copied into detail[0..n), its tag
+ * (ar_iteration_tag, "" for none) into tag[0..AR_TAG_BYTES). */
+#define AR_TAG_BYTES 32
+ar_outcome ar_iteration_end(char *detail, size_t n, char *tag);
 
 /* The last race-point events, oldest first, one per line. */
 void ar_race_log_dump(FILE *out);

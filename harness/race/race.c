@@ -39,6 +39,7 @@ static const ar_runner *runner;
 static ar_iteration_setup setup;
 static _Atomic int outcome;
 static char detail[256];          /* written once, by the winner of `outcome` */
+static char tag[AR_TAG_BYTES];
 static uint64_t started_ns;
 
 static ar_mutex *gate_lock;       /* made and freed with each iteration */
@@ -102,6 +103,7 @@ void ar_iteration_begin(const ar_iteration_setup *s)
     setup = *s;
     atomic_store(&outcome, AR_OK);
     detail[0] = '\0';
+    tag[0] = '\0';
     atomic_store(&thread_ordinal, 0);
     atomic_fetch_add(&epoch, 1);
     gate_lock = runner->mutex_new();
@@ -113,8 +115,11 @@ void ar_iteration_begin(const ar_iteration_setup *s)
     started_ns = ar_now_ns();
 }
 
-ar_outcome ar_iteration_end(char *out, size_t n)
+void ar_iteration_tag(const char *t) { snprintf(tag, sizeof tag, "%s", t); }
+
+ar_outcome ar_iteration_end(char *out, size_t n, char *tag_out)
 {
+    snprintf(tag_out, AR_TAG_BYTES, "%s", tag);
     runner->cond_free(gate_cond);
     runner->mutex_free(gate_lock);
     gate_cond = NULL;

@@ -50,6 +50,10 @@ extern const ar_mode_info ar_modes[AR_MODE_COUNT];
 void ar_fail(ar_outcome o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool ar_failed(void);
 bool ar_trap_enabled(void);
+/* Names the kind of iteration this one is ("shape 2", "burst 64"): the report
+ * counts outcomes per tag, so a rate can be read per kind. At most 31 bytes;
+ * the last call wins. */
+void ar_iteration_tag(const char *tag);
 ar_mode ar_mode_now(void);
 
 /* ---- race points ---- */
