@@ -33,7 +33,13 @@ impl Run {
     }
 
     fn print(&self, t: &Tally, complete: bool, next_iteration: u64) {
-        let line = report_line(&self.opts, t, self.started.elapsed().as_secs_f64(), complete, next_iteration);
+        let line = report_line(
+            &self.opts,
+            t,
+            self.started.elapsed().as_secs_f64(),
+            complete,
+            next_iteration,
+        );
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{}", line);
         let _ = out.flush();
@@ -60,12 +66,20 @@ fn watchdog(run: Arc<Run>) {
         }
         let index = run.current.load(Ordering::Acquire);
         if run.opts.trap {
-            eprintln!("tokio_shutdown_order: trap: hang: iteration {} stuck past its deadline", index);
+            eprintln!(
+                "tokio_shutdown_order: trap: hang: iteration {} stuck past its deadline",
+                index
+            );
             process::abort();
         }
         let mut t = tally;
         let after_s = run.started.elapsed().as_secs_f64();
-        t.record(index, HANG, "stuck past the deadline; the watchdog ended the run", after_s);
+        t.record(
+            index,
+            HANG,
+            "stuck past the deadline; the watchdog ended the run",
+            after_s,
+        );
         t.done += 1;
         run.status.write(index + 1, &t);
         run.print(&t, false, index + 1);
@@ -82,7 +96,8 @@ fn main() {
     } else {
         HookMode::Quiet
     });
-    let deadline = Duration::from_secs_f64(opts.deadline_ms as f64 / 1000.0 * deadline_multiplier());
+    let deadline =
+        Duration::from_secs_f64(opts.deadline_ms as f64 / 1000.0 * deadline_multiplier());
     let sleep = Duration::from_micros(opts.sleep_us);
     let status = StatusFile::open(opts.status.as_deref());
     let run = Arc::new(Run {
@@ -102,12 +117,14 @@ fn main() {
     let o = &run.opts;
     let end = o.start + o.iterations;
     // The watchdog allows the sleep, the deadline, half again, and 100 ms of grace.
-    let allowance = (sleep + deadline + deadline / 2 + Duration::from_millis(100)).as_nanos() as u64;
+    let allowance =
+        (sleep + deadline + deadline / 2 + Duration::from_millis(100)).as_nanos() as u64;
     for i in o.start..end {
         panics::CURRENT.store(i, Ordering::Relaxed);
         run.current.store(i, Ordering::Release);
         run.status.write(i, &run.tally.lock().unwrap());
-        run.watched_deadline_ns.store(run.now_ns() + allowance, Ordering::Release);
+        run.watched_deadline_ns
+            .store(run.now_ns() + allowance, Ordering::Release);
 
         let ending = scenario::iteration(o.variant, o.workers, sleep, deadline);
 
@@ -116,12 +133,18 @@ fn main() {
             (Some(panic), _) => (PANIC, panic),
             (None, Ending::JoinTimedOut) => (
                 HANG,
-                format!("fixed: the tasks had not both finished {} ms after stop", deadline.as_millis()),
+                format!(
+                    "fixed: the tasks had not both finished {} ms after stop",
+                    deadline.as_millis()
+                ),
             ),
             (None, Ending::Dropped) => (OK, String::new()),
         };
         if outcome == HANG && o.trap {
-            eprintln!("tokio_shutdown_order: trap: hang: iteration {}: {}", i, detail);
+            eprintln!(
+                "tokio_shutdown_order: trap: hang: iteration {}: {}",
+                i, detail
+            );
             process::abort();
         }
         let mut t = run.tally.lock().unwrap();

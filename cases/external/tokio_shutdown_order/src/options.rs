@@ -41,16 +41,26 @@ pub fn usage_error(msg: &str) -> ! {
 }
 
 fn number(flag: &str, value: &str) -> u64 {
-    let parsed = match value.strip_prefix("0x").or_else(|| value.strip_prefix("0X")) {
+    let parsed = match value
+        .strip_prefix("0x")
+        .or_else(|| value.strip_prefix("0X"))
+    {
         Some(hex) => u64::from_str_radix(hex, 16),
         None => value.parse::<u64>(),
     };
-    parsed.unwrap_or_else(|_| usage_error(&format!("{} needs a number (decimal or 0x hex), got '{}'", flag, value)))
+    parsed.unwrap_or_else(|_| {
+        usage_error(&format!(
+            "{} needs a number (decimal or 0x hex), got '{}'",
+            flag, value
+        ))
+    })
 }
 
 pub fn parse(args: Vec<String>) -> Options {
     let mut args = args.into_iter();
-    let argv0 = args.next().unwrap_or_else(|| "tokio_shutdown_order".to_string());
+    let argv0 = args
+        .next()
+        .unwrap_or_else(|| "tokio_shutdown_order".to_string());
     let mut o = Options {
         argv0,
         variant: Variant::Buggy,
@@ -74,7 +84,9 @@ pub fn parse(args: Vec<String>) -> Options {
             "--trap" => o.trap = true,
             "--exit-on-panic" => o.exit_on_panic = true,
             _ => {
-                let value = args.next().unwrap_or_else(|| usage_error(&format!("{} needs a value", flag)));
+                let value = args
+                    .next()
+                    .unwrap_or_else(|| usage_error(&format!("{} needs a value", flag)));
                 let v = value.as_str();
                 match flag.as_str() {
                     "--variant" => {
@@ -108,7 +120,12 @@ pub fn parse(args: Vec<String>) -> Options {
             }
         }
     }
-    o.variant = variant.unwrap_or_else(|| usage_error(&format!("--variant is required; accepted: {}", Variant::NAMES)));
+    o.variant = variant.unwrap_or_else(|| {
+        usage_error(&format!(
+            "--variant is required; accepted: {}",
+            Variant::NAMES
+        ))
+    });
     if o.start.checked_add(o.iterations).is_none() {
         usage_error("--start + --iterations overflows");
     }

@@ -6,7 +6,17 @@ use std::path::Path;
 use crate::options::{usage_error, Options};
 
 /// The contract's outcomes, in enum order.
-pub const OUTCOMES: [&str; 9] = ["ok", "panic", "deadlock", "fatal", "lost", "wrong_thread", "leak", "crash", "hang"];
+pub const OUTCOMES: [&str; 9] = [
+    "ok",
+    "panic",
+    "deadlock",
+    "fatal",
+    "lost",
+    "wrong_thread",
+    "leak",
+    "crash",
+    "hang",
+];
 pub const OK: usize = 0;
 pub const PANIC: usize = 1;
 pub const HANG: usize = 8;
@@ -29,7 +39,12 @@ impl Tally {
     pub fn record(&mut self, iteration: u64, outcome: usize, detail: &str, after_s: f64) {
         self.counts[outcome] += 1;
         if outcome != OK && self.first.is_none() {
-            self.first = Some(FirstFailure { iteration, outcome, detail: detail.to_string(), after_s });
+            self.first = Some(FirstFailure {
+                iteration,
+                outcome,
+                detail: detail.to_string(),
+                after_s,
+            });
         }
     }
 }
@@ -66,9 +81,19 @@ pub fn replay_command(o: &Options, iteration: u64) -> String {
     )
 }
 
-pub fn report_line(o: &Options, t: &Tally, elapsed_s: f64, complete: bool, next_iteration: u64) -> String {
+pub fn report_line(
+    o: &Options,
+    t: &Tally,
+    elapsed_s: f64,
+    complete: bool,
+    next_iteration: u64,
+) -> String {
     let variant = o.variant.name();
-    let outcomes: Vec<String> = OUTCOMES.iter().zip(t.counts.iter()).map(|(n, c)| format!("\"{}\": {}", n, c)).collect();
+    let outcomes: Vec<String> = OUTCOMES
+        .iter()
+        .zip(t.counts.iter())
+        .map(|(n, c)| format!("\"{}\": {}", n, c))
+        .collect();
     let first = match &t.first {
         None => "null".to_string(),
         Some(f) => format!(
@@ -81,7 +106,11 @@ pub fn report_line(o: &Options, t: &Tally, elapsed_s: f64, complete: bool, next_
             json_string(&replay_command(o, f.iteration))
         ),
     };
-    let rate = if elapsed_s > 0.0 { t.done as f64 / elapsed_s } else { 0.0 };
+    let rate = if elapsed_s > 0.0 {
+        t.done as f64 / elapsed_s
+    } else {
+        0.0
+    };
     format!(
         "{{\"cell\": \"tokio_shutdown_order.tokio.{v}.natural\", \"case\": \"tokio_shutdown_order\", \
          \"runner\": \"tokio\", \"runner_version\": \"tokio {tv}\", \"variant\": \"{v}\", \"mode\": \"natural\", \
@@ -117,7 +146,9 @@ impl StatusFile {
                 .create(true)
                 .truncate(true)
                 .open(p)
-                .unwrap_or_else(|_| usage_error(&format!("cannot write the status file '{}'", p.display())))
+                .unwrap_or_else(|_| {
+                    usage_error(&format!("cannot write the status file '{}'", p.display()))
+                })
         }))
     }
 

@@ -88,7 +88,11 @@ fn spawn_tasks() -> Tasks {
         }
     }));
 
-    Tasks { stop, worker, producer }
+    Tasks {
+        stop,
+        worker,
+        producer,
+    }
 }
 
 fn runtime(variant: Variant, workers: usize) -> Runtime {
@@ -118,7 +122,12 @@ async fn collect(tasks: Tasks, bound: Duration) -> Ending {
 }
 
 /// One iteration of the seed's loop, on a fresh runtime.
-pub fn iteration(variant: Variant, workers: usize, sleep: Duration, join_bound: Duration) -> Ending {
+pub fn iteration(
+    variant: Variant,
+    workers: usize,
+    sleep: Duration,
+    join_bound: Duration,
+) -> Ending {
     let rt = runtime(variant, workers);
     let ending = rt.block_on(async move {
         let tasks = spawn_tasks();
