@@ -1,4 +1,5 @@
-/* report.h: the JSON a case program prints (docs/contract.md). */
+/* report.h: the JSON a case program prints (docs/contract.md): the report of
+ * a run, and the description --list prints. */
 #ifndef ASYNCRACE_REPORT_H
 #define ASYNCRACE_REPORT_H
 
@@ -12,7 +13,7 @@ typedef struct {
     uint64_t seed, start, done, next_iteration, deadline_ms, run_us;
     int workers;
     const char *argv0;
-    uint64_t started_ns;
+    uint64_t started_ns;          /* host clock */
     bool complete;
     uint64_t counts[AR_OUTCOME_COUNT];
     bool has_failure;
@@ -24,5 +25,8 @@ typedef struct {
 
 void ar_print_report(const ar_report *r);
 void ar_print_list(const ar_case *c);
+
+/* Does a cell of this runner and mode exist (is the mode meaningful there)? */
+bool ar_cell_exists(const ar_runner *r, ar_mode m);
 
 #endif
