@@ -54,9 +54,10 @@
  * reads until it has the whole response, EOF or a reset (bytes that are not
  * the response end it too), then closes. The server drains its input and
  * answers when the writer is finished, whatever it read (the request is not
- * what races here); it closes on the client's EOF, so that TIME_WAIT lands on
- * the client's side and not on listener ports, which thousands of iterations
- * a minute would exhaust. Main waits for every connection to be closed.
+ * what races here); it closes on the client's EOF, with a reset
+ * (tcp_reset_on_close): the client's side, which closed first, is waiting
+ * for that FIN and ends without TIME_WAIT, so up to 64 connections an
+ * iteration leave nothing behind. Main waits for every connection to close.
  *
  * forced mode imposes the timeline above: the serving task parks on the
  * stream (fixed: on the listener's close) and holds worker 1 there until the
@@ -169,7 +170,7 @@ static void conn_close(conn *c)  /* server loop */
 }
 
 /* The response is out: close once the client has closed its side (it has
- * the whole response, "connection: close"), so TIME_WAIT lands on its side. */
+ * the whole response, "connection: close"). */
 static void on_flushed(void *arg, int status)
 {
     conn *c = arg;
@@ -284,6 +285,7 @@ static void on_accept(void *arg, ar_tcp *tcp, int err)
     c->id = s->accepted++;
     c->tcp = tcp;
     atomic_store(&c->writer, WRITER_OPEN);
+    s->r->tcp_reset_on_close(tcp);
     s->r->tcp_read_start(tcp, conn_on_read, c);
     if (s->design.handoff == HANDLER_PER_CONN)
         spawn_handler(s, c);      /* PR #636: straight to its own handler */

@@ -680,6 +680,9 @@ static void reader_on_accept(void *arg, ar_tcp *conn, int err)
     if (!rc) abort();
     rc->sc = sc;
     rc->tcp = conn;
+    /* The reader closes after the sink's EOF: a reset then ends the sink's
+     * side, which closed first, without TIME_WAIT. */
+    sc->r->tcp_reset_on_close(conn);
     rc->peer_port = sc->r->tcp_port(conn, true);
     ar_monitor_lock(&sc->mon);
     rc->next = sc->conns;
