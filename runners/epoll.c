@@ -17,7 +17,6 @@
 #include "runner.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,29 +246,16 @@ static void loop_free(ar_loop *loop)
     while (!ar_list_empty(&loop->timers))
         timer_free(first_timer(loop));
     ar_post_queue_cancel_all(&loop->posts);
-    int err = ar_post_queue_destroy(&loop->posts);
-    if (err) {
-        errno = err;
-        die("pthread_mutex_destroy");
-    }
+    ar_post_queue_destroy(&loop->posts);
     loop_release(loop);
     ar_host_count(AR_RES_LOOP, -1);
 }
 
-static pthread_once_t version_once = PTHREAD_ONCE_INIT;
-static char version_text[128];
-
-static void version_fill(void)
-{
-    struct utsname u;
-    snprintf(version_text, sizeof version_text, "epoll (Linux %s)",
-             uname(&u) == 0 ? u.release : "?");
-}
-
 static const char *version(void)
 {
-    pthread_once(&version_once, version_fill);
-    return version_text;
+    static char text[128];
+    struct utsname u;
+    return ar_host_version(text, sizeof text, "epoll (Linux %s)", uname(&u) == 0 ? u.release : "?");
 }
 
 const ar_runner ar_runner_epoll = {

@@ -4,6 +4,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -79,4 +81,19 @@ void ar_host_close_fd(const char *who, int fd)
 {
     if (fd >= 0 && close(fd) != 0 && errno != EINTR)
         ar_host_die(who, "close", errno);
+}
+
+static pthread_mutex_t version_lock = PTHREAD_MUTEX_INITIALIZER;
+
+const char *ar_host_version(char *buf, size_t size, const char *fmt, ...)
+{
+    pthread_mutex_lock(&version_lock);
+    if (!buf[0]) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(buf, size, fmt, ap);
+        va_end(ap);
+    }
+    pthread_mutex_unlock(&version_lock);
+    return buf;
 }

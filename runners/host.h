@@ -19,6 +19,11 @@ void *ar_host_thread_locals(void);
 void ar_host_resources(ar_resources *out);
 void ar_host_run(void (*fn)(void *), void *arg);
 
+/* Formats a runner's version text into buf on the first call (thread-safe)
+ * and returns buf: the body of every version() entry. */
+const char *ar_host_version(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* "who: what: strerror(err)" on stderr, then abort(): for failures that mean
  * a corrupted object or a broken host, which no caller could handle. */
 _Noreturn void ar_host_die(const char *who, const char *what, int err);

@@ -22,7 +22,6 @@
 
 #include <errno.h>
 #include <ev.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,29 +175,17 @@ static void loop_free(ar_loop *loop)
     ar_post_queue_cancel_all(&loop->posts);
     ev_async_stop(loop->ev, &loop->wake);
     ev_loop_destroy(loop->ev);
-    int err = ar_post_queue_destroy(&loop->posts);
-    if (err) {
-        errno = err;
-        die("pthread_mutex_destroy");
-    }
+    ar_post_queue_destroy(&loop->posts);
     ar_raw_loop_destroy(&loop->raw);
     free(loop);
     ar_host_count(AR_RES_LOOP, -1);
 }
 
-static pthread_once_t version_once = PTHREAD_ONCE_INIT;
-static char version_text[64];
-
-static void version_fill(void)
-{
-    snprintf(version_text, sizeof version_text, "libev %d.%d (epoll)", ev_version_major(),
-             ev_version_minor());
-}
-
 static const char *version(void)
 {
-    pthread_once(&version_once, version_fill);
-    return version_text;
+    static char text[64];
+    return ar_host_version(text, sizeof text, "libev %d.%d (epoll)", ev_version_major(),
+                           ev_version_minor());
 }
 
 const ar_runner ar_runner_libev = {

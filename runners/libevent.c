@@ -222,28 +222,16 @@ static void loop_free(ar_loop *loop)
     ar_post_queue_cancel_all(&loop->posts);
     event_free(loop->wake);
     event_base_free(loop->base);
-    int err = ar_post_queue_destroy(&loop->posts);
-    if (err) {
-        errno = err;
-        die("pthread_mutex_destroy");
-    }
+    ar_post_queue_destroy(&loop->posts);
     ar_raw_loop_destroy(&loop->raw);
     free(loop);
     ar_host_count(AR_RES_LOOP, -1);
 }
 
-static pthread_once_t version_once = PTHREAD_ONCE_INIT;
-static char version_text[64];
-
-static void version_fill(void)
-{
-    snprintf(version_text, sizeof version_text, "libevent %s", event_get_version());
-}
-
 static const char *version(void)
 {
-    pthread_once(&version_once, version_fill);
-    return version_text;
+    static char text[64];
+    return ar_host_version(text, sizeof text, "libevent %s", event_get_version());
 }
 
 const ar_runner ar_runner_libevent = {
