@@ -15,10 +15,11 @@ BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -pthread -Iharness -Irunners \
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
 
 RUNNER_SRC  := runners/host.c runners/libuv.c runners/libevent.c runners/epoll.c runners/post_queue.c \
-               runners/write_queue.c runners/posix_sync.c runners/registry.c
+               runners/write_queue.c runners/posix_sync.c runners/registry.c \
+               runners/sim.c $(filter-out runners/sim/selftest.c,$(wildcard runners/sim/*.c))
 HARNESS_SRC := harness/runtime.c harness/channel.c harness/race.c harness/report.c harness/case_main.c
 CASES       := $(basename $(notdir $(wildcard cases/*.c)))
-TOOLS       := conformance selftest
+TOOLS       := conformance selftest simtest
 
 # A Python that has pytest: python3 on PATH first, then Debian's system one.
 PYTHON ?= $(shell for p in python3 /usr/bin/python3; do \
@@ -38,7 +39,7 @@ $(1)_RUNNER_OBJ  := $$(RUNNER_SRC:%.c=$$($(1)_DIR)/obj/%.o)
 $(1)_HARNESS_OBJ := $$(HARNESS_SRC:%.c=$$($(1)_DIR)/obj/%.o)
 $(1)_BINS := $$(CASES:%=$$($(1)_DIR)/bin/%) $$(TOOLS:%=$$($(1)_DIR)/tools/%)
 
-$$($(1)_DIR)/obj/%.o: %.c $$(wildcard harness/*.h runners/*.h) | deps-checked
+$$($(1)_DIR)/obj/%.o: %.c $$(wildcard harness/*.h runners/*.h runners/sim/*.h) | deps-checked
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(BASE_CFLAGS) $$(CFLAGS) $$($(1)_FLAGS) -c $$< -o $$@
 
@@ -47,6 +48,10 @@ $$($(1)_DIR)/bin/%: $$($(1)_DIR)/obj/cases/%.o $$($(1)_HARNESS_OBJ) $$($(1)_RUNN
 	$$(CC) $$(CFLAGS) $$($(1)_FLAGS) $$^ -o $$@ $$(LDLIBS)
 
 $$($(1)_DIR)/tools/conformance: $$($(1)_DIR)/obj/runners/conformance.o $$($(1)_RUNNER_OBJ)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) $$($(1)_FLAGS) $$^ -o $$@ $$(LDLIBS)
+
+$$($(1)_DIR)/tools/simtest: $$($(1)_DIR)/obj/runners/sim/selftest.o $$($(1)_RUNNER_OBJ)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS) $$($(1)_FLAGS) $$^ -o $$@ $$(LDLIBS)
 

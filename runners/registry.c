@@ -7,6 +7,7 @@ const ar_runner *const ar_runners[] = {
     &ar_runner_libuv,
     &ar_runner_libevent,
     &ar_runner_epoll,
+    &ar_runner_sim,
     NULL,
 };
 
@@ -20,5 +21,5 @@ const ar_runner *ar_runner_find(const char *name)
 
 const char *ar_runner_names(void)
 {
-    return "libuv, libevent, epoll";
+    return "libuv, libevent, epoll, sim";
 }

@@ -156,6 +156,7 @@ typedef struct ar_runner {
 extern const ar_runner ar_runner_libuv;
 extern const ar_runner ar_runner_libevent;
 extern const ar_runner ar_runner_epoll;
+extern const ar_runner ar_runner_sim;
 
 /* Every built runner, NULL-terminated, in a stable order. */
 extern const ar_runner *const ar_runners[];
