@@ -50,7 +50,22 @@ struct ar_cond {
 };
 
 static long counts[SIM_RES_KINDS];
-static long next_object_id = 1;
+
+/* Ids name loops, mutexes and conds in the log and in deadlock details. They
+ * count from 1 in each run, so a replay in another process logs the same ones;
+ * what is made outside a run gets -1, -2, ... */
+static long object_id(void)
+{
+    static uint64_t serial;
+    static long next, outside;
+    if (!sim_in_task())
+        return -++outside;
+    if (serial != sim_run_serial()) {
+        serial = sim_run_serial();
+        next = 0;
+    }
+    return ++next;
+}
 
 void sim_count(sim_res_kind kind, int delta) { counts[kind] += delta; }
 
@@ -171,7 +186,7 @@ static ar_loop *loop_new(void)
         free(loop);
         return NULL;
     }
-    loop->id = next_object_id++;
+    loop->id = object_id();
     sim_count(SIM_RES_LOOP, 1);
     return loop;
 }
@@ -257,7 +272,7 @@ static ar_mutex *mutex_new(void)
 {
     ar_mutex *m = calloc(1, sizeof *m);
     if (m) {
-        m->m.id = next_object_id++;
+        m->m.id = object_id();
         sim_count(SIM_RES_MUTEX, 1);
     }
     return m;
@@ -279,7 +294,7 @@ static ar_cond *cond_new(void)
 {
     ar_cond *c = calloc(1, sizeof *c);
     if (c) {
-        c->c.id = next_object_id++;
+        c->c.id = object_id();
         sim_count(SIM_RES_COND, 1);
     }
     return c;
