@@ -4,8 +4,10 @@
  *   simtest [--test NAME] [--list]     the checks: "ok NAME ..." or "FAIL NAME: ..."
  *   simtest --bench                    switch cost and schedules per second
  *   simtest --table [--seeds N]        schedules to first failure per strategy
- *   simtest --replay FILE [--case C]   check a schedule file (exit 2 and one line
- *                                      on stderr when it is bad), then replay it
+ *   simtest --replay FILE [--case C] [--write OUT]
+ *                                      check a schedule file (exit 2 and one line
+ *                                      on stderr when it is bad), replay it, and
+ *                                      write the replayed schedule to OUT
  *
  * Every check can fail: the races are real (two tasks, one counter), the
  * deadlock is real (AB/BA), the spin never ends, the sleep is 10 s long.
@@ -51,6 +53,14 @@ static bool check(bool ok, const char *file, int line, const char *fmt, ...)
 
 static uint64_t wall_ns(void) { return ar_host_now_ns(); }
 
+/* sim runs on this one thread: its CPU time is sim's cost whatever the load. */
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void configure(const char *strategy, int depth, int bound, uint64_t step_bound)
 {
     sim_options o = SIM_OPTIONS_DEFAULT;
@@ -81,12 +91,16 @@ static void expect_no_leaks(const char *file, int line)
 static struct {
     bool locked;
     ar_mutex *m;
-    int counter;
+    ar_mutex *stats;            /* made in each run: its id is in the log */
+    int counter, started;
     bool lost;
 } lu;
 
 static void lu_worker(void *arg)
 {
+    R->mutex_lock(lu.stats);
+    lu.started++;
+    R->mutex_unlock(lu.stats);
     if (lu.locked)
         R->mutex_lock(lu.m);
     int x = lu.counter;
@@ -98,10 +112,12 @@ static void lu_worker(void *arg)
 
 static void lu_main(void *arg)
 {
+    lu.stats = R->mutex_new();
     ar_thread *a = R->thread_start(lu_worker, NULL);
     ar_thread *b = R->thread_start(lu_worker, NULL);
     R->thread_join(a);
     R->thread_join(b);
+    R->mutex_free(lu.stats);
     lu.lost = lu.counter != 2;
 }
 
@@ -629,7 +645,8 @@ static void test_determinism(void)
 }
 
 /* Runs "simtest --replay path" and returns its exit status; its stderr in err. */
-static int run_checker(const char *path, const char *case_name, char *err, size_t n, size_t *out_len)
+static int run_checker(const char *path, const char *case_name, const char *write_to, char *err,
+                       size_t n, size_t *out_len)
 {
     int errpipe[2], outpipe[2];
     if (pipe(errpipe) || pipe(outpipe))
@@ -640,7 +657,11 @@ static int run_checker(const char *path, const char *case_name, char *err, size_
         dup2(outpipe[1], 1);
         close(errpipe[0]);
         close(outpipe[0]);
-        execl(self_path, self_path, "--replay", path, "--case", case_name, (char *)NULL);
+        if (write_to)
+            execl(self_path, self_path, "--replay", path, "--case", case_name, "--write", write_to,
+                  (char *)NULL);
+        else
+            execl(self_path, self_path, "--replay", path, "--case", case_name, (char *)NULL);
         _exit(127);
     }
     close(errpipe[1]);
@@ -692,13 +713,14 @@ static void test_schedule_rejected(void)
     char err[2048];
     size_t out;
 
-    int rc = run_checker(good, "lost_update", err, sizeof err, &out);
+    int rc = run_checker(good, "lost_update", NULL, err, sizeof err, &out);
     CHECK(rc == 0, "the good schedule was rejected (%d): %s", rc, err);
 
     struct { const char *what, *expect_word; } cases[] = {
         { "missing", "missing" }, { "truncated", "truncated" }, { "corrupt JSON", "corrupt" },
         { "an edited decision", "corrupt" }, { "another case", "wrong program: recorded for case" },
         { "another build", "wrong program: recorded for build" }, { "empty", "truncated" },
+        { "edited candidates", "corrupt: the decisions hash" },
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         const char *path = bad, *case_name = "lost_update";
@@ -706,20 +728,41 @@ static void test_schedule_rejected(void)
         char *copy = malloc(len + 64);
         memcpy(copy, text, len + 1);
         size_t clen = len;
+        char *at = NULL;
         switch (k) {
-        case 0: path = "/nonexistent/simtest-schedule.json"; break;
-        case 1: clen = len / 2; break;
-        case 2: { char *p = strstr(copy, "\"decisions\""); if (p) *p = '#'; break; }
-        case 3: { char *p = strstr(copy, "\"chose\": "); /* 1 <-> 2: hash no longer matches */
-                  if (p) { p += 9; *p = *p == '1' ? '2' : '1'; } break; }
-        case 4: case_name = "some_other_case"; break;
-        case 5: { char *p = strstr(copy, "\"build\": \""); if (p) p[10] = p[10] == '0' ? '1' : '0'; break; }
-        case 6: clen = 0; break;
+        case 0:
+            path = "/nonexistent/simtest-schedule.json";
+            break;
+        case 1:
+            clen = len / 2;
+            break;
+        case 2:                 /* not JSON any more */
+            if ((at = strstr(copy, "\"decisions\"")))
+                *at = '#';
+            break;
+        case 3:                 /* a choice 1 <-> 2: neither hash nor compact string match */
+            if ((at = strstr(copy, "\"chose\": ")))
+                at[9] = at[9] == '1' ? '2' : '1';
+            break;
+        case 4:
+            case_name = "some_other_case";
+            break;
+        case 5:
+            if ((at = strstr(copy, "\"build\": \"")))
+                at[10] = at[10] == '0' ? '1' : '0';
+            break;
+        case 6:
+            clen = 0;
+            break;
+        case 7:                 /* a candidate: only the hash covers it */
+            if ((at = strstr(copy, "\"enabled\": [1, ")))
+                at[12] = '9';
+            break;
         }
         if (k != 0)
             write_text(bad, copy, clen);
         free(copy);
-        rc = run_checker(path, case_name, err, sizeof err, &out);
+        rc = run_checker(path, case_name, NULL, err, sizeof err, &out);
         size_t lines = 0;
         for (const char *p = err; *p; p++)
             lines += *p == '\n';
@@ -730,6 +773,41 @@ static void test_schedule_rejected(void)
     free(text);
     unlink(good);
     unlink(bad);
+}
+
+/* The log from "decisions" on, and the hash line: what a replay must repeat. */
+static bool same_log(const char *a, const char *b)
+{
+    const char *da = strstr(a, "\"decisions\""), *db = strstr(b, "\"decisions\"");
+    const char *ha = strstr(a, "\"hash\""), *hb = strstr(b, "\"hash\"");
+    return da && db && ha && hb && !strcmp(da, db) && !strncmp(ha, hb, 28);
+}
+
+static void test_replay_processes(void)
+{
+    const char *path = schedule_path("recorded"), *again = schedule_path("replayed");
+    uint64_t hash, seed;
+    char *compact = NULL;
+    CHECK(record_lost_update(path, &hash, &compact, &seed), "no lost update to record");
+    free(compact);
+    size_t len;
+    char *recorded = read_text(path, &len);
+    CHECK(recorded, "cannot read %s", path);
+    int same = 0;
+    char err[1024];
+    for (int i = 0; i < 10; i++) {
+        unlink(again);
+        size_t out;
+        int rc = run_checker(path, "lost_update", again, err, sizeof err, &out);
+        char *replayed = read_text(again, &len);
+        same += rc == 0 && replayed && same_log(recorded, replayed);
+        free(replayed);
+    }
+    printf("  10 processes replayed %s: %d wrote the recorded decision log and hash\n", path, same);
+    free(recorded);
+    unlink(path);
+    unlink(again);
+    CHECK(same == 10, "only %d of 10 replays in fresh processes repeated the log", same);
 }
 
 /* ---- the table: schedules to first failure ---- */
@@ -827,13 +905,14 @@ static void prog_vt(uint64_t s) { memset(&vt, 0, sizeof vt); sim_set_seed(s); R-
 static void bench(void)
 {
     enum { ROUNDS = 2000000 };
+    printf("(cpu: this thread's CPU time; wall: elapsed, which a loaded machine stretches)\n");
     bench_host = sim_fiber_host();
     bench_fiber = sim_fiber_start(bench_entry, NULL);
-    uint64_t t0 = wall_ns();
+    uint64_t t0 = wall_ns(), c0 = cpu_ns();
     for (long i = 0; i < ROUNDS; i++)
         sim_fiber_switch(bench_host, bench_fiber);
-    double fiber_ns = (double)(wall_ns() - t0) / ROUNDS;
-    printf("fiber switch (%s): %.1f ns per round trip\n", sim_fiber_kind(), fiber_ns);
+    printf("fiber switch (%s): %.1f ns cpu, %.1f ns wall per round trip\n", sim_fiber_kind(),
+           (double)(cpu_ns() - c0) / ROUNDS, (double)(wall_ns() - t0) / ROUNDS);
 
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) /* they cannot follow it */
     static char uc_stack[1 << 16];
@@ -842,21 +921,23 @@ static void bench(void)
     uc_fiber.uc_stack.ss_size = sizeof uc_stack;
     makecontext(&uc_fiber, uc_entry, 0);
     t0 = wall_ns();
+    c0 = cpu_ns();
     for (long i = 0; i < ROUNDS / 4; i++)
         swapcontext(&uc_host, &uc_fiber);
-    printf("glibc swapcontext, for comparison: %.1f ns per round trip\n",
-           (double)(wall_ns() - t0) / (ROUNDS / 4));
+    printf("glibc swapcontext, for comparison: %.1f ns cpu, %.1f ns wall per round trip\n",
+           (double)(cpu_ns() - c0) / (ROUNDS / 4), (double)(wall_ns() - t0) / (ROUNDS / 4));
 #endif
 
     configure("random", 3, 2, 0);
     bench_rounds = 500000;
     t0 = wall_ns();
+    c0 = cpu_ns();
     R->run(yield_main, NULL);
     const sim_result *r = sim_last_result();
-    double ns = (double)(wall_ns() - t0);
-    printf("two threads yielding through the table (random): %.1f ns per scheduling point "
-           "(%llu points, %llu decisions, log kept)\n",
-           ns / (double)r->steps, (unsigned long long)r->steps, (unsigned long long)r->decisions);
+    printf("two threads yielding through the table (random): %.1f ns cpu, %.1f ns wall per "
+           "scheduling point (%llu points, %llu decisions, log kept)\n",
+           (double)(cpu_ns() - c0) / (double)r->steps, (double)(wall_ns() - t0) / (double)r->steps,
+           (unsigned long long)r->steps, (unsigned long long)r->decisions);
 
     struct { const char *name; program_fn fn; long n; } progs[] = {
         { "lost_update", prog_lu, 200000 }, { "lost_update_locked", prog_lu_locked, 200000 },
@@ -864,26 +945,28 @@ static void bench(void)
         { "tcp_echo_256k", prog_echo, 200 },
     };
     const char *strategies[] = { "random", "pct", "dfs", "delay" };
+    printf("%-20s %-7s %12s %12s\n", "program", "", "cpu sched/s", "wall sched/s");
     for (size_t p = 0; p < sizeof progs / sizeof *progs; p++)
         for (int s = 0; s < 4; s++) {
             configure(strategies[s], 3, 2, 0);
             uint64_t steps = 0;
             long n = 0;
             t0 = wall_ns();
+            c0 = cpu_ns();
             for (; n < progs[p].n && !sim_exhausted(); n++) {
                 progs[p].fn((uint64_t)n);
                 steps += sim_last_result()->steps;
             }
-            double secs = (double)(wall_ns() - t0) / 1e9;
-            printf("  %-20s %-7s %9.0f schedules/s  (%ld schedules, %.0f steps each%s)\n",
-                   progs[p].name, strategies[s], (double)n / secs, n, (double)steps / (double)n,
-                   sim_exhausted() ? ", dfs exhausted" : "");
+            double cpu = (double)(cpu_ns() - c0) / 1e9, wall = (double)(wall_ns() - t0) / 1e9;
+            printf("%-20s %-7s %12.0f %12.0f  (%ld schedules, %.0f steps each%s)\n",
+                   progs[p].name, strategies[s], (double)n / cpu, (double)n / wall, n,
+                   (double)steps / (double)n, sim_exhausted() ? ", exhausted" : "");
         }
 }
 
 /* ---- --replay FILE: check, then replay (the shape case_main will have) ---- */
 
-static int replay_file(const char *path, const char *case_name)
+static int replay_file(const char *path, const char *case_name, const char *write_to)
 {
     sim_schedule_id id = lu_id;
     id.case_name = case_name;
@@ -900,6 +983,12 @@ static int replay_file(const char *path, const char *case_name)
     printf("replayed %s: %s, hash %016llx (recorded %016llx)%s%s\n", path,
            lost ? "lost update" : "no lost update", (unsigned long long)r->hash,
            (unsigned long long)sim_schedule_hash(s), r->diverged ? "; " : "", r->divergence);
+    if (write_to && sim_schedule_write(write_to, &id, sim_schedule_iteration(s),
+                                       sim_schedule_seed(s), "lost", "counter != 2", err, sizeof err)) {
+        fprintf(stderr, "simtest: %s\n", err);
+        sim_schedule_free(s);
+        return 1;
+    }
     sim_schedule_free(s);
     return lost && !r->diverged ? 0 : 1;
 }
@@ -916,6 +1005,7 @@ static const struct { const char *name; void (*fn)(void); } tests[] = {
     { "virtual_time", test_virtual_time },
     { "tcp_echo", test_tcp_echo },
     { "replay", test_replay },
+    { "replay_processes", test_replay_processes },
     { "schedule_rejected", test_schedule_rejected },
     { "determinism", test_determinism },
 };
@@ -924,7 +1014,7 @@ enum { N_TESTS = sizeof tests / sizeof *tests };
 static _Noreturn void usage(const char *what)
 {
     fprintf(stderr, "simtest: %s (accepted: --test NAME, --list, --bench, --table [--seeds N], "
-            "--replay FILE [--case NAME])\n", what);
+            "--replay FILE [--case NAME] [--write OUT])\n", what);
     exit(2);
 }
 
@@ -937,7 +1027,7 @@ int main(int argc, char **argv)
         exe[k] = '\0';
         self_path = exe;
     }
-    const char *only = NULL, *replay = NULL, *case_name = "lost_update";
+    const char *only = NULL, *replay = NULL, *case_name = "lost_update", *write_to = NULL;
     bool do_bench = false, do_table = false;
     int seeds = 20;
     for (int i = 1; i < argc; i++) {
@@ -951,7 +1041,7 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--table")) {
             do_table = true;
         } else if (!strcmp(a, "--test") || !strcmp(a, "--replay") || !strcmp(a, "--case") ||
-                   !strcmp(a, "--seeds")) {
+                   !strcmp(a, "--seeds") || !strcmp(a, "--write")) {
             if (!v)
                 usage("an option needs a value");
             if (!strcmp(a, "--test"))
@@ -960,6 +1050,8 @@ int main(int argc, char **argv)
                 replay = v;
             else if (!strcmp(a, "--case"))
                 case_name = v;
+            else if (!strcmp(a, "--write"))
+                write_to = v;
             else if ((seeds = atoi(v)) < 1 || seeds > 256)
                 usage("--seeds must be 1..256");
             i++;
@@ -968,7 +1060,7 @@ int main(int argc, char **argv)
         }
     }
     if (replay)
-        return replay_file(replay, case_name);
+        return replay_file(replay, case_name, write_to);
     if (do_bench) {
         bench();
         return 0;
