@@ -855,9 +855,12 @@ static void table(int seeds)
                 if (fail && !first)
                     first = n;
             }
-            printf("  %-14s %s(P=%d)%s first failure at schedule %llu; %s after %llu schedules\n",
-                   programs[p], strategy, bound, k < 3 ? "  " : "", (unsigned long long)first,
-                   sim_exhausted() ? "exhausted" : "stopped", (unsigned long long)n);
+            char found[48] = "no failure";
+            if (first)
+                snprintf(found, sizeof found, "first failure at schedule %llu", (unsigned long long)first);
+            printf("  %-14s %s(P=%d)%s %s; %s after %llu schedules\n", programs[p], strategy, bound,
+                   k < 3 ? "  " : "", found, sim_exhausted() ? "exhausted" : "stopped",
+                   (unsigned long long)n);
         }
 }
 
