@@ -14,6 +14,7 @@
  * broadcasts, sleeps, yields and race points are scheduling points.
  */
 #include "runner.h"
+#include "scheduler.h"
 #include "sim/fiber.h"
 #include "sim/sched.h"
 #include "sim/sim.h"
@@ -335,6 +336,24 @@ static const char *version(void)
     return text;
 }
 
+static const ar_scheduler scheduler = {
+    .configure = sim_configure,
+    .set_seed = sim_set_seed,
+    .exhausted = sim_exhausted,
+    .describe = sim_describe,
+    .last_result = sim_last_result,
+    .last_compact = sim_last_compact,
+    .schedule_write = sim_schedule_write,
+    .schedule_load = sim_schedule_load,
+    .schedule_free = sim_schedule_free,
+    .schedule_iteration = sim_schedule_iteration,
+    .schedule_seed = sim_schedule_seed,
+    .schedule_outcome = sim_schedule_outcome,
+    .schedule_hash = sim_schedule_hash,
+    .replay = sim_replay,
+    .build_id = sim_build_id,
+};
+
 const ar_runner ar_runner_sim = {
     .name = "sim",
     .version = version,
@@ -371,4 +390,5 @@ const ar_runner ar_runner_sim = {
     .resources = resources,
     .race_point = race_point,
     .run = sim_run,
+    .scheduler = &scheduler,
 };
