@@ -195,6 +195,23 @@ def test_resumes_after_the_programs_own_watchdog_counts_a_hang(selftest_outcomes
     assert all("exit 3" in i.reason for i in loop.interruptions)
 
 
+def test_a_hang_costs_one_iteration_not_the_cell(selftest_outcomes):
+    """Each hang takes longer than the cell's whole 0.6 s time budget (its watchdog ends it
+    past the 500 ms deadline): the hung time is not charged, so the cell resumes after each
+    and still runs its 300 iterations."""
+    inv = selftest(selftest_outcomes, "hang", "--deadline-ms", "500")
+    loop = run_loop(inv, Budget(300, 0.6, hang_allowance_s=20.0))
+    assert (loop.iterations, loop.outcomes["hang"]) == (300, 3), loop.outcomes
+    assert [i.iteration for i in loop.interruptions] == [7, 107, 207]
+    assert loop.wall_s - loop.charged_s > 1.5, (loop.wall_s, loop.charged_s)
+
+
+def test_hung_time_past_the_allowance_counts_against_the_budget(selftest_outcomes):
+    inv = selftest(selftest_outcomes, "hang", "--deadline-ms", "500")
+    loop = run_loop(inv, Budget(300, 0.6, hang_allowance_s=0.0))
+    assert loop.iterations < 300 and loop.outcomes["hang"] == 1, loop.outcomes
+
+
 def test_kills_the_process_group_of_a_batch_that_stops_progressing(selftest_outcomes):
     inv = selftest(selftest_outcomes, "hang", "--deadline-ms", "600000")
     batch = run_batch(inv, 0, 20, stall_s=1.0)

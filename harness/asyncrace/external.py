@@ -422,8 +422,7 @@ class SelfLoopInvocation:
                 ff = report["first_failure"]
                 ff["replay"] = self.command(ff["iteration"], 1, trap=True)
             if done.returncode == EXIT_HANG or report.get("complete", True):
-                batch = from_report(self, start, iterations, done.returncode, report, command,
-                                    min(done.wall_s, self.timeout_s))
+                batch = from_report(self, start, iterations, done.returncode, report, command)
             else:
                 batch = _resumed(self, start, iterations, report)
         else:
@@ -433,8 +432,7 @@ class SelfLoopInvocation:
                                    f"stdout (the contract's JSON or '{COUNTS_LINE} ...'): "
                                    f"{done.stdout[-300:]!r}\n  {command}")
             if done.status is not None:
-                batch = from_status(self, start, iterations, done.status, outcome, detail,
-                                    min(done.wall_s, self.timeout_s))
+                batch = from_status(self, start, iterations, done.status, outcome, detail)
             else:
                 lost = iterations - 1
                 batch = Batch(start, iterations, {**{o: 0 for o in self.outcomes}, outcome: 1},
@@ -442,9 +440,12 @@ class SelfLoopInvocation:
                               interruption=Interruption(start, outcome, (
                                   f"{detail}; the program keeps no status file, so the batch's "
                                   f"other {lost} iterations are not counted (which one failed "
-                                  f"is unknown: replay runs the batch)") if lost else detail),
-                              hang_s=min(done.wall_s, self.timeout_s) if outcome == "hang" else 0.0)
+                                  f"is unknown: replay runs the batch)") if lost else detail))
         batch.wall_s, batch.stderr, batch.pgid = done.wall_s, done.stderr, done.pgid
+        # Without a status file the hung iterations' time is not seen: each is taken to
+        # have used its timeout.
+        batch.hang_s = done.hang_s if self.layout else min(
+            done.wall_s, (batch.counts.get("hang", 0)) * self.timeout_s)
         return batch
 
     def to_dict(self) -> dict:
@@ -547,10 +548,11 @@ class ProcessInvocation:
                                        "after_s": batch.wall_s, "replay": self.command(i, 1)}
             if watch:
                 watch(i - start + 1, i - start + 1 - counts["ok"])
+            if outcome == "hang" or done.killed:
+                batch.hang_s += done.wall_s
             if outcome in ("crash", "hang"):
                 batch.interruption = Interruption(i, outcome, detail)
                 batch.first_failure = None if batch.first_failure["iteration"] == i else batch.first_failure
-                batch.hang_s = min(done.wall_s, self.timeout_s) if outcome == "hang" else 0.0
                 batch.next_start = i + 1
                 break
         return batch

@@ -78,7 +78,7 @@ class Batch:
     interruption: Interruption | None = None
     stderr: str = ""
     pgid: int = 0
-    hang_s: float = 0.0                 # time the hung iteration took (not charged to budgets)
+    hang_s: float = 0.0                 # of wall_s, the time hung iterations took
     uncounted: int = 0                  # iterations that ran but could not be counted
 
     @property
@@ -140,6 +140,7 @@ class Finished:
     status: Status | None
     wall_s: float
     pgid: int
+    hang_s: float = 0.0   # time the status showed hung iterations taking (measured)
 
 
 def run_process(argv: list[str], *, env: dict[str, str] | None, layout: StatusLayout | None,
@@ -159,22 +160,25 @@ def run_process(argv: list[str], *, env: dict[str, str] | None, layout: StatusLa
                                             start_new_session=True, env=env, cwd=cwd)
             except OSError as e:
                 raise ProgramError(f"cannot run {argv[0]}: {e}") from e
-            killed = _wait(proc, layout, status_path, stall_s, limit_s, watch, outcomes)
+            killed, hang_s = _wait(proc, layout, status_path, stall_s, limit_s, watch, outcomes)
         wall = time.monotonic() - began
         stdout = out_path.read_text("utf-8", "replace")
         stderr = err_path.read_bytes()[-STDERR_KEEP:].decode("utf-8", "replace")
     status = layout.read(status_path) if layout and status_path else None
-    return Finished(proc.returncode, killed, stdout, stderr, status, wall, proc.pid)
+    return Finished(proc.returncode, killed, stdout, stderr, status, wall, proc.pid, hang_s)
 
 
 def _wait(proc: subprocess.Popen, layout: StatusLayout | None, status_path: Path | None,
           stall_s: float, limit_s: float | None, watch: Watch | None,
-          outcomes: tuple[str, ...]) -> bool:
+          outcomes: tuple[str, ...]) -> tuple[bool, float]:
     """Waits for the process; kills its whole group when the status stops moving (or the
-    time limit passes). True when it was killed for that."""
+    time limit passes). (killed for that, seconds the hung iterations took): an iteration
+    that finished as a hang took the time since the status last moved, and so did the one
+    running when the process ended by its watchdog (exit 3) or was killed."""
     began = last_change = time.monotonic()
-    last, poll, killed = None, 0.005, False
+    last, poll, killed, hang_s, hangs = None, 0.005, False, 0.0, 0
     ok = outcomes.index("ok") if "ok" in outcomes else 0
+    hang = outcomes.index("hang") if "hang" in outcomes else None
     while True:
         try:
             proc.wait(timeout=poll)
@@ -185,6 +189,9 @@ def _wait(proc: subprocess.Popen, layout: StatusLayout | None, status_path: Path
         status = layout.read(status_path) if layout and status_path else None
         progress = (status.current, status.done) if status else None
         if progress != last:
+            if status and hang is not None and status.counts[hang] > hangs:
+                hang_s += now - last_change
+                hangs = status.counts[hang]
             last, last_change = progress, now
             if watch and status:
                 watch(status.done, status.done - status.counts[ok])
@@ -196,7 +203,9 @@ def _wait(proc: subprocess.Popen, layout: StatusLayout | None, status_path: Path
             break
         poll = min(poll * 2, 0.1)
     kill_group(proc.pid)  # whatever the program left behind in its group goes too
-    return killed
+    if layout is not None and (killed or proc.returncode == EXIT_HANG):
+        hang_s += time.monotonic() - last_change
+    return killed, hang_s
 
 
 def parse_report(stdout: str, command: str) -> dict:
@@ -215,7 +224,7 @@ def first_line(stderr: str) -> str:
 
 
 def from_report(inv: Invocation, start: int, iterations: int, returncode: int, report: dict,
-                command: str, hang_s: float) -> Batch:
+                command: str) -> Batch:
     """A batch that ended with the contract's report (exit 0, or 3 after a hang)."""
     counts = {name: int(report["outcomes"].get(name, 0)) for name in inv.outcomes}
     batch = Batch(start, iterations, counts, int(report["next_iteration"]),
@@ -223,7 +232,6 @@ def from_report(inv: Invocation, start: int, iterations: int, returncode: int, r
     if returncode == EXIT_HANG or not report.get("complete", True):
         batch.interruption = Interruption(batch.next_start - 1, "hang",
                                           "the program's watchdog: past its deadline (exit 3)")
-        batch.hang_s = hang_s
     elif batch.counted != iterations:
         raise ProgramError(f"asked for {iterations} iterations, the report counts "
                            f"{batch.counted}\n  {command}")
@@ -231,7 +239,7 @@ def from_report(inv: Invocation, start: int, iterations: int, returncode: int, r
 
 
 def from_status(inv: Invocation, start: int, iterations: int, status: Status, outcome: str,
-                reason: str, hang_s: float) -> Batch:
+                reason: str) -> Batch:
     """A batch whose process ended without a report: its status file says how far it got;
     the iteration that was running is counted as `outcome`."""
     counts = dict(zip(inv.outcomes, status.counts))
@@ -247,8 +255,7 @@ def from_status(inv: Invocation, start: int, iterations: int, status: Status, ou
               "detail": status.first_failure_detail, "after_s": None,
               "replay": inv.command(status.first_failure_iteration, 1, trap=True)}
     return Batch(start, iterations, counts, status.current + 1, first_failure=ff,
-                 interruption=Interruption(status.current, outcome, reason),
-                 hang_s=hang_s if outcome == "hang" else 0.0)
+                 interruption=Interruption(status.current, outcome, reason))
 
 
 @dataclass(frozen=True)
@@ -278,12 +285,6 @@ class ContractInvocation:
     def env_for(self, start: int) -> dict[str, str]:
         return {}
 
-    def deadline_s(self, env: Mapping[str, str] | None) -> float:
-        ms = DEFAULT_DEADLINE_MS
-        if "--deadline-ms" in self.extra:
-            ms = int(self.extra[self.extra.index("--deadline-ms") + 1], 0)
-        return ms / 1000 * timeout_multiplier(env)
-
     def run_batch(self, start: int, iterations: int, *, stall_s: float | None = None,
                   env: dict[str, str] | None = None, watch: Watch | None = None) -> Batch:
         """Runs iterations [start, start+iterations) in one process and counts them."""
@@ -299,8 +300,7 @@ class ContractInvocation:
                                f"{first_line(done.stderr)}\n  {command}")
         if not done.killed and done.returncode in (0, EXIT_HANG):
             batch = from_report(self, start, iterations, done.returncode,
-                                parse_report(done.stdout, command), command,
-                                min(done.wall_s, self.deadline_s(env)))
+                                parse_report(done.stdout, command), command)
         else:
             # Killed by us, by a signal, or an unexpected exit (e.g. a sanitizer's): the
             # status file says which iteration was running.
@@ -315,9 +315,9 @@ class ContractInvocation:
                 outcome, reason = "hang", f"no progress for {stall_s:g}s: process group killed"
             else:
                 outcome, reason = "crash", exit_text(done.returncode)
-            batch = from_status(self, start, iterations, status, outcome, reason,
-                                min(done.wall_s, stall_s))
+            batch = from_status(self, start, iterations, status, outcome, reason)
         batch.wall_s, batch.stderr, batch.pgid = done.wall_s, done.stderr, done.pgid
+        batch.hang_s = done.hang_s
         return batch
 
     def to_dict(self) -> dict:
@@ -383,8 +383,11 @@ class Progress(Protocol):
 def run_loop(inv: Invocation, budget: Budget, *, start: int = 0, first_batch: int = 10,
              stall_s: float | None = None, env: dict[str, str] | None = None,
              progress: Progress | None = None) -> Loop:
-    """Runs batches until the budget is reached, resuming past every interruption. Time
-    lost to hung iterations is not charged to the budget, up to budget.hang_allowance_s."""
+    """Runs batches until the budget is reached, resuming past every interruption.
+
+    A hang costs one iteration, not the cell: the time hung iterations took (batch.hang_s)
+    is not charged to the time budget, up to budget.hang_allowance_s per cell (past that it
+    counts like any other time)."""
     loop = Loop({name: 0 for name in inv.outcomes})
     next_start, allowance = start, budget.hang_allowance_s
     while not budget.reached(loop.iterations, loop.charged_s):
@@ -400,8 +403,8 @@ def run_loop(inv: Invocation, budget: Budget, *, start: int = 0, first_batch: in
         batch = inv.run_batch(next_start, size, stall_s=stall_s, env=env, watch=watch)
         free = min(batch.hang_s, allowance, batch.wall_s)
         allowance -= free
-        offset = loop.wall_s
         loop.charged_s += batch.wall_s - free
+        offset = loop.wall_s
         _add(loop, batch, offset_s=offset, inv=inv)
         next_start = batch.next_start
         if progress is not None:
