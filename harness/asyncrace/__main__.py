@@ -64,7 +64,7 @@ def _cells(parser: argparse.ArgumentParser, args: argparse.Namespace, catalog: C
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_options(lambda name: getattr(args, name), probe_rr())
+    return Settings.from_options(lambda name: getattr(args, name, None), probe_rr())
 
 
 def _run_cells(cells: list, settings: Settings, catalog: Catalog, baseline_given: bool) -> int:
