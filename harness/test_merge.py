@@ -130,3 +130,14 @@ def test_pytest_shards_partition_the_tests(tmp_path):
     parts = [collected(f"--shard={k}/3") for k in (1, 2, 3)]
     assert set().union(*parts) == everything and sum(map(len, parts)) == len(everything)
     assert all(len(p) > len(everything) / 6 for p in parts), [len(p) for p in parts]
+
+
+def test_merge_takes_results_folders_as_the_nightly_downloads_them(runs, tmp_path):
+    """The nightly merges shards/shard-*: results folders whose `latest` names the run;
+    --check-pinned fails when a pinned cell is in none of them (here: all but these)."""
+    folders = [runs["root"] / f"shard{k}" for k in (1, 2, 3)]
+    done = cli("merge", *map(str, folders), "--into", str(tmp_path / "m"), "--check-pinned")
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr
+    assert "pinned cells: - dropped_writer.libuv.buggy.natural" in done.stdout
+    assert "pinned cells: - shutdown_order.epoll" not in done.stdout
+    assert len(summary(tmp_path / "m")["cells"]) == len(summary(runs["whole"])["cells"])

@@ -154,10 +154,15 @@ def cmd_merge(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     print((into.path / "matrix.md").read_text(), end="")
     for finding in findings:
         print(finding.text())
+    missing = []
+    if args.check_pinned:
+        missing, extra = pin.difference(set(summary["cells"]), set(pin.read()))
+        for line in pin.diff_lines(missing, extra):
+            print(f"pinned cells: {line}")
     print(f"merged {len(args.runs)} runs into {into.path}")
     print(f"report: {into.path / 'report.html'}")
     profile = PROFILES.get(summary.get("profile"), PROFILES["quick"])
-    return 1 if run_failed(summary, findings, profile) else 0
+    return 1 if run_failed(summary, findings, profile) or missing else 0
 
 
 RULE = re.compile(r"^([A-Za-z0-9_]+)=(.*)$", re.DOTALL)
@@ -250,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                               "(default results/<new id>-merged)")
     mrg.add_argument("--baseline", type=existing_summary, metavar="FILE",
                      help="an earlier summary.json to compare the merged run with")
+    mrg.add_argument("--check-pinned", action="store_true",
+                     help="exit 1 when a cell of cases/cells.txt is in none of the runs")
     mrg.add_argument("--results-dir", default=str(Path(__file__).resolve().parents[2] / "results"),
                      help=argparse.SUPPRESS)
     mrg.set_defaults(func=cmd_merge)

@@ -26,8 +26,9 @@ class Finding:
 
 
 def load_summary(path: Path) -> dict:
-    """A summary.json, or a run folder holding one."""
-    path = path / "summary.json" if path.is_dir() else path
+    """A summary.json, a run folder holding one, or a results folder (its latest run)."""
+    if path.is_dir():
+        path = path / "summary.json" if (path / "summary.json").exists() else path / "latest" / "summary.json"
     summary = json.loads(path.read_text())
     if "cells" not in summary:
         raise ValueError(f"{path} is not an asyncrace summary.json (no 'cells')")

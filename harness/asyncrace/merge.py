@@ -89,7 +89,10 @@ def merge(paths: list[Path], into: RunDir, baseline: dict | None = None,
             summary = load_summary(path)
         except (OSError, ValueError) as e:
             raise MergeError(f"{path}: not a run with a summary.json ({e})")
-        runs.append((path if path.is_dir() else path.parent, summary))
+        folder = path if path.is_dir() else path.parent
+        if folder.is_dir() and not (folder / "summary.json").exists():
+            folder = (folder / "latest").resolve()   # a results folder: its latest run
+        runs.append((folder, summary))
     ids = [s["run_id"] for _, s in runs]
     for run_id in ids:
         if ids.count(run_id) > 1:
