@@ -4,6 +4,8 @@ the rate so far and the time left, read from the status file the program keeps.
     on a terminal   one live line, rewritten in place (\\r)
     elsewhere (CI)  a plain line every 10 s (ASYNCRACE_PROGRESS_EVERY_S changes it)
 
+A cell shows progress once it has run 3 s (ASYNCRACE_PROGRESS_AFTER_S changes it).
+
 Under pytest-xdist a worker's stdout and stderr never reach the terminal, so a worker
 writes its line to a file in the run folder (.progress/<worker>.json) and the controller,
 which owns the terminal, tails those files from a thread and prints one line per worker,
@@ -23,16 +25,25 @@ from typing import Callable, TextIO
 from .profiles import Budget
 from .stats import percent
 
-SHOW_AFTER_S = 3.0          # a cell shorter than this shows nothing
 LIVE_EVERY_S = 0.25
 FILE_EVERY_S = 0.5
 
 
-def lines_every_s() -> float:
+def _seconds(name: str, default: float) -> float:
     try:
-        return max(0.1, float(os.environ.get("ASYNCRACE_PROGRESS_EVERY_S", "10")))
+        return max(0.0, float(os.environ.get(name, default)))
     except ValueError:
-        return 10.0
+        return default
+
+
+def lines_every_s() -> float:
+    """ASYNCRACE_PROGRESS_EVERY_S: how often a plain line is printed (default 10 s)."""
+    return max(0.1, _seconds("ASYNCRACE_PROGRESS_EVERY_S", 10.0))
+
+
+def show_after_s() -> float:
+    """ASYNCRACE_PROGRESS_AFTER_S: a cell shorter than this shows nothing (default 3 s)."""
+    return _seconds("ASYNCRACE_PROGRESS_AFTER_S", 3.0)
 
 
 @dataclass
@@ -78,11 +89,12 @@ class CellProgress:
     def __init__(self, cell: str, budget: Budget, sink: Sink, worker: str = "") -> None:
         self.cell, self.budget, self.sink, self.worker = cell, budget, sink, worker
         self.began = time.monotonic()
+        self.after = show_after_s()
         self.shown = False
 
     def update(self, iterations: int, failures: int, charged_s: float) -> None:
         elapsed = time.monotonic() - self.began
-        if elapsed < SHOW_AFTER_S:
+        if elapsed < self.after:
             return
         self.shown = True
         self.sink.show(Snapshot(self.cell, iterations, failures, elapsed,
@@ -127,9 +139,10 @@ class StreamSink(Sink):
 
 def _width(stream: TextIO) -> int:
     try:
-        return os.get_terminal_size(stream.fileno()).columns
+        columns = os.get_terminal_size(stream.fileno()).columns
     except (OSError, ValueError, AttributeError):
-        return 120
+        columns = 0
+    return columns if columns > 20 else 120   # a pty may report 0
 
 
 class FileSink(Sink):

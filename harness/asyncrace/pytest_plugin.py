@@ -24,6 +24,7 @@ from .shard import select_shard
 SETTINGS = pytest.StashKey[Settings]()
 FINISHED = pytest.StashKey[tuple]()
 TAIL = pytest.StashKey[Tail]()
+LIVE = pytest.StashKey[bool | None]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -54,19 +55,29 @@ def pytest_configure(config: pytest.Config) -> None:
         _selected(config)
     except ValueError as e:
         raise pytest.UsageError(str(e))
-    settings = Settings.from_options(config.getoption, probe_rr())
-    config.stash[SETTINGS] = settings
+    config.stash[SETTINGS] = Settings.from_options(config.getoption, probe_rr())
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Whether progress is a live line (decided now: during a test, capture makes stdout
+    no terminal); the xdist controller (once xdist's own configure has registered it)
+    tails the workers' progress files onto its terminal."""
+    config = session.config
     tr = config.pluginmanager.get_plugin("terminalreporter")
-    if config.pluginmanager.has_plugin("dsession") and tr is not None:
-        stream = getattr(tr._tw, "_file", sys.stdout)
-        live = stream_is_live(settings.progress, stream)
-        if live is not None:
-            tail = Tail(settings.run_dir.path / ".progress", stream, live,
-                        lambda: getattr(tr._tw, "_current_line", ""))
-            config.stash[TAIL] = tail
-            global _tail
-            _tail = tail
-            tail.start()
+    if not _is_controller(config) or tr is None:
+        return
+    settings = config.stash[SETTINGS]
+    stream = getattr(tr._tw, "_file", sys.stdout)
+    live = stream_is_live(settings.progress, stream)
+    config.stash[LIVE] = live
+    if live is not None and config.pluginmanager.has_plugin("dsession"):
+        tail = Tail(settings.run_dir.path / ".progress", stream, live,
+                    lambda: getattr(tr._tw, "_current_line", ""))
+        config.stash[TAIL] = tail
+        global _tail
+        _tail = tail
+        tail.start()
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -177,7 +188,7 @@ def asyncrace_progress(request: pytest.FixtureRequest):
         if tr is None or capman is None:
             return None
         stream = getattr(tr._tw, "_file", sys.stdout)
-        live = stream_is_live(settings.progress, stream)
+        live = config.stash.get(LIVE, None)
         if live is None:
             return None
         sink = _Suspended(capman, stream, live, before=tr.ensure_newline,
