@@ -12,22 +12,24 @@ import io
 from pathlib import Path
 
 from .judge import FAIL, NEVER, NOT_REPRODUCED, PASS, SKIPPED
+from .paths import ROOT
 from .results import columns, power_text
 from .stats import percent, rate_text
 
 COLOURS = {PASS: "#2e7d32", FAIL: "#c62828", NOT_REPRODUCED: "#ef8f00", SKIPPED: "#9e9e9e"}
 BACKGROUNDS = {PASS: "#e8f5e9", FAIL: "#ffcdd2", NOT_REPRODUCED: "#ffe0b2", SKIPPED: "#eeeeee"}
 CSS = """
-body { font: 14px/1.4 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 24px; color: #222; }
+body { font: 14px/1.4 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 16px; color: #222; }
 h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 16px; margin: 28px 0 8px; }
 p.meta { color: #555; margin: 2px 0; } p.note { color: #8a5a00; }
 table { border-collapse: collapse; margin: 4px 0; }
 th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; font-weight: 600; }
-td.cell { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; white-space: nowrap; }
+td.cell { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 11px; white-space: nowrap; padding: 2px 4px; }
 code { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; word-break: break-all; }
 .legend span { display: inline-block; padding: 1px 8px; margin-right: 6px; border: 1px solid #ccc; }
 img.plot { max-width: 100%; border: 1px solid #ddd; }
+details summary { cursor: pointer; margin: 6px 0; }
 """
 
 
@@ -40,33 +42,47 @@ def _cell_style(status: str) -> str:
 
 
 def _matrix(summary: dict) -> str:
+    """One table per set of runners (the C cases share theirs; an external reproducer has
+    its own), rows case x variant, columns runner x mode in the run's order."""
     cols = columns(summary)
     rows: dict[tuple[str, str], dict] = {}
     for r in summary["cells"].values():
         rows.setdefault((r["case"], r["variant"]), {})[(r["runner"], r["mode"])] = r
-    head = "".join(f"<th>{e(runner)}<br>{e(mode)}</th>" for runner, mode in cols)
-    body = []
-    for (case, variant), by_col in rows.items():
-        tds = []
-        for col in cols:
-            r = by_col.get(col)
-            if r is None:
-                tds.append("<td>-</td>")
-                continue
-            status = r["verdict"]["status"]
-            text = ("skipped" if status == SKIPPED
-                    else rate_text(r["failures"], r["iterations"]))
-            extra = ""
-            if r.get("power") and r["power"].get("value") is not None:
-                extra = f"<br>power {e(power_text(r['power']).replace('**', ''))}"
-            tip = r["verdict"]["message"] or f"expect {r['expect']['kind']}"
-            tds.append(f'<td class="cell" style="{_cell_style(status)}" title="{e(tip)}">'
-                       f"{e(text)}{extra}</td>")
-        body.append(f"<tr><th>{e(case)}</th><th>{e(variant)}</th>{''.join(tds)}</tr>")
+    groups: dict[tuple[str, ...], list] = {}
+    for key, by_col in rows.items():
+        runners = tuple(dict.fromkeys(runner for runner, _ in cols
+                                      if any(c[0] == runner for c in by_col)))
+        groups.setdefault(runners, []).append((key, by_col))
     legend = "".join(f'<span style="{_cell_style(s)}">{e(s.replace("_", " "))}</span>'
                      for s in (PASS, FAIL, NOT_REPRODUCED, SKIPPED))
-    return (f'<p class="legend">{legend}</p><table><tr><th>case</th><th>variant</th>{head}</tr>'
-            + "".join(body) + "</table>")
+    tables = [f'<p class="legend">{legend} each cell: rate (failures/iterations), its 95 % '
+              f'interval, and for never cells the power</p>']
+    for runners, members in groups.items():
+        group_cols = [c for c in cols if c[0] in runners]
+        head = "".join(f"<th>{e(runner)}<br>{e(mode)}</th>" for runner, mode in group_cols)
+        body = []
+        for (case, variant), by_col in members:
+            tds = [_matrix_cell(by_col.get(col)) for col in group_cols]
+            body.append(f"<tr><th>{e(case)}</th><th>{e(variant)}</th>{''.join(tds)}</tr>")
+        tables.append(f"<table><tr><th>case</th><th>variant</th>{head}</tr>" + "".join(body) + "</table>")
+    return "\n".join(tables)
+
+
+def _matrix_cell(r: dict | None) -> str:
+    if r is None:
+        return "<td>-</td>"
+    status = r["verdict"]["status"]
+    if status == SKIPPED:
+        lines = ["skipped"]
+    else:
+        low, high = r["ci"]
+        lines = [f"{percent(r['rate'])}% ({r['failures']}/{r['iterations']})",
+                 f"[{percent(low)}, {percent(high)}]"]
+    if r.get("power") and r["power"].get("value") is not None:
+        lines.append(f"power {power_text(r['power']).replace('**', '')}")
+    tip = r["verdict"]["message"] or f"{r['cell']}: expect {r['expect']['kind']}"
+    return (f'<td class="cell" style="{_cell_style(status)}" title="{e(tip)}">'
+            + "<br>".join(e(line) for line in lines) + "</td>")
 
 
 def plot_png(records: list[dict]) -> bytes:
@@ -77,8 +93,8 @@ def plot_png(records: list[dict]) -> bytes:
     import matplotlib.pyplot as plt
     shown = [r for r in records if r["iterations"]]
     floor = min([r["ci"][0] for r in shown if r["failures"]] + [r["ci"][1] for r in shown] + [1e-3]) / 3
-    height = max(2.5, 0.17 * len(shown) + 1.2)
-    fig, ax = plt.subplots(figsize=(9, height), dpi=90)
+    height = max(2.5, 0.17 * len(shown) + 1.6)
+    fig, ax = plt.subplots(figsize=(14, height), dpi=90)
     for y, r in enumerate(shown):
         colour = COLOURS.get(r["verdict"]["status"], "#000")
         low, high = r["ci"]
@@ -93,8 +109,9 @@ def plot_png(records: list[dict]) -> bytes:
     ax.set_ylim(len(shown) - 0.5, -0.5)
     ax.set_yticks(range(len(shown)))
     ax.set_yticklabels([r["cell"] for r in shown], fontsize=6.5, family="monospace")
-    ax.set_xlabel("failure rate per iteration (95 % Wilson interval); "
-                  "◀ = no failure: the rate is below the marked upper bound")
+    ax.set_xlabel("failure rate per iteration, with its 95 % Wilson interval\n"
+                  "◀ no failure: the rate is below the marked upper bound")
+    ax.tick_params(axis="x", labeltop=True, top=True)
     ax.grid(axis="x", which="both", color="#ddd", lw=0.5)
     fig.tight_layout()
     out = io.BytesIO()
@@ -114,25 +131,30 @@ def _plot(records: list[dict]) -> str:
 
 
 def _first_failures(records: list[dict], run_dir: Path) -> str:
-    rows = []
+    """Failures that were not expected first (a never cell that failed), open; the failures
+    the reproducers exist to show, folded away."""
+    unexpected, expected = [], []
     for r in records:
         ff = r.get("first_failure")
         if not ff:
             continue
         link = ""
-        if r.get("capture"):
-            target = (run_dir / "captures" / r["cell"])
-            link = (f'<a href="captures/{e(r["cell"])}/">captures/{e(r["cell"])}/</a>'
-                    if target.exists() else "")
+        if r.get("capture") and (run_dir / "captures" / r["cell"]).exists():
+            link = f'<a href="captures/{e(r["cell"])}/">captures/{e(r["cell"])}/</a>'
         after = "" if ff.get("after_s") is None else f"{ff['after_s']:.3g}s"
-        rows.append(f'<tr><td class="cell" style="{_cell_style(r["verdict"]["status"])}">'
-                    f"{e(r['cell'])}</td><td>{e(after)}</td><td>{e(ff['iteration'])}</td>"
-                    f"<td>{e(ff['outcome'])}</td><td><code>{e(ff.get('replay') or '')}</code></td>"
-                    f"<td>{link}</td></tr>")
-    if not rows:
-        return "<p>No cell failed.</p>"
-    return ("<table><tr><th>cell</th><th>time to first failure</th><th>iteration</th>"
-            "<th>outcome</th><th>replay</th><th>capture</th></tr>" + "".join(rows) + "</table>")
+        replay = (ff.get("replay") or "").replace(str(ROOT) + "/", "")
+        row = (f'<tr><td class="cell" style="{_cell_style(r["verdict"]["status"])}">'
+               f"{e(r['cell'])}</td><td>{e(after)}</td><td>{e(ff['iteration'])}</td>"
+               f"<td>{e(ff['outcome'])}</td><td><code>{e(replay)}</code></td><td>{link}</td></tr>")
+        (expected if r["expect"]["kind"] != NEVER and r["verdict"]["status"] == PASS else unexpected).append(row)
+    head = ("<table><tr><th>cell</th><th>time to first failure</th><th>iteration</th>"
+            "<th>outcome</th><th>replay (from the repository root)</th><th>capture</th></tr>")
+    parts = [head + "".join(unexpected) + "</table>" if unexpected else
+             "<p>No failure that was not expected.</p>"]
+    if expected:
+        parts.append(f"<details><summary>{len(expected)} cells showed the failure they exist to "
+                     f"show</summary>{head}{''.join(expected)}</table></details>")
+    return "\n".join(parts)
 
 
 def _power(records: list[dict]) -> str:

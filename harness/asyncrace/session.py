@@ -230,8 +230,12 @@ def finish_run(settings: Settings, catalog: Catalog) -> tuple[dict | None, list[
     records = settings.run_dir.read_cells()
     if not records:
         return None, []
+    versions = dict(catalog.versions)
+    for r in records:   # what a program's report said, where its --list did not
+        if r.get("runner_version") and versions.get(r["runner"], "unknown") in ("unknown", "from its report"):
+            versions[r["runner"]] = r["runner_version"]
     meta = {**settings.meta(), "runners": catalog.runners, "modes": catalog.modes,
-            "runner_versions": catalog.versions, "build_id": build_id(catalog)}
+            "runner_versions": versions, "build_id": build_id(catalog)}
     return compose_with_baseline(settings.run_dir, records, meta, settings.baseline_summary,
                                  settings.baseline)
 
