@@ -115,12 +115,18 @@ def test_nightly_sizes_never_cells_from_the_twins_rate_between_floor_and_cap():
     assert nightly.budget(NEVER, 0.0).iterations == NIGHTLY_NEVER_CAP      # twin never failed
     assert nightly.budget(NEVER, None).iterations == 10_000               # nothing known
     sized = nightly.budget(NEVER, 1e-4)
-    assert sized.min_iterations == sized.iterations and sized.seconds is None
+    assert sized.seconds is None and not sized.reached(29955, 1e6) and sized.reached(29956, 0)
 
 
-def test_quick_never_cells_keep_going_past_their_seconds_to_the_floor():
-    never = PROFILES["quick"].budget(NEVER, 0.5)
-    assert never.min_iterations == 1_000 and not never.reached(999, 60.0) and never.reached(1_000, 1.5)
+def test_quick_never_cells_are_sized_from_the_twin_between_floor_and_budget():
+    quick = PROFILES["quick"]
+    forced = quick.budget(NEVER, 1.0)          # a forced twin fails every iteration: n = 1
+    assert (forced.iterations, forced.min_iterations) == (1_000, 1_000)
+    assert not forced.reached(999, 60.0) and forced.reached(1_000, 0.1)
+    assert quick.budget(NEVER, 0.001).iterations == iterations_for_power(0.001) == 2995
+    rare = quick.budget(NEVER, 1 / 3000)       # needs 8986: the quick budget caps it
+    assert (rare.iterations, rare.seconds) == (3_000, 1.5) and rare.reached(1_000, 1.5)
+    assert quick.budget(NEVER, None) == quick.never
 
 
 def rec(cell: str, kind: str, failures: int, n: int, twin: str | None = None, order=(0, 0, 0)) -> dict:

@@ -203,38 +203,3 @@ def parse(d: dict) -> Description:
     return Description(case, str(d.get("upstream", "")), str(d.get("summary", "")), outcomes,
                        modes, runners, status, variants, tuple(cells))
 
-
-# ---- contract 1 (until main's programs print contract 2; then this goes) ------------
-
-def upgrade_contract1(d: dict) -> dict:
-    """The old --list shape (modes and runners as names, expectations inside variants, no
-    status layout, no twins) rewritten as contract 2, so there is one parser."""
-    outcomes = list(d["outcomes"])
-    names = [v["name"] for v in d["variants"]]
-
-    def twin(v: dict) -> str | None:
-        if any(e["kind"] != "never" for e in v["expect"].values()):
-            return None
-        guess = v["name"].replace("fixed", "buggy")
-        return guess if guess in names and guess != v["name"] else ("buggy" if "buggy" in names else None)
-
-    u64 = lambda name, offset, count=1: {"name": name, "offset": offset, "type": "u64", "count": count}
-    n = len(outcomes)
-    return {
-        "contract": CONTRACT, "case": d["case"], "upstream": d.get("upstream", ""),
-        "summary": d.get("summary", ""), "outcomes": outcomes,
-        "modes": [{"name": m, "what": ""} for m in d["modes"]],
-        "runners": [{"name": r, "version": "unknown", "deterministic": False} for r in d["runners"]],
-        "status": {"magic": "ARSTAT1", "size": 40 + 8 * n + 256,
-                   "fields": [{"name": "magic", "offset": 0, "type": "char", "count": 8},
-                              u64("current", 8), u64("done", 16), u64("counts", 24, n),
-                              u64("first_failure_iteration", 24 + 8 * n),
-                              u64("first_failure_outcome", 32 + 8 * n),
-                              {"name": "first_failure_detail", "offset": 40 + 8 * n,
-                               "type": "char", "count": 256}]},
-        "variants": [{"name": v["name"], "what": v.get("what", ""), "twin": twin(v)}
-                     for v in d["variants"]],
-        "cells": [{"id": f"{d['case']}.{r}.{v['name']}.{m}", "runner": r, "variant": v["name"],
-                   "mode": m, "expect": v["expect"][m]}
-                  for v in d["variants"] for r in d["runners"] for m in d["modes"]],
-    }

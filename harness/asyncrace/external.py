@@ -36,8 +36,8 @@ from .program import (EXIT_HANG, Batch, Interruption, ProgramError, Watch, exit_
 NAME = re.compile(r"^[A-Za-z0-9_]+$")
 LOOPS = ("self", "process")
 RULE_KEYS = ("stderr", "stdout", "exit", "signal", "timeout")
-REPRODUCER_KEYS = ("name", "runner", "mode", "summary", "upstream", "build", "needs", "loop",
-                   "timeout_s", "status", "trap", "outcomes", "variants")
+REPRODUCER_KEYS = ("name", "runner", "mode", "summary", "upstream", "doc", "build", "needs",
+                   "loop", "timeout_s", "status", "trap", "outcomes", "variants")
 VARIANT_KEYS = ("command", "expect", "twin", "what")
 COUNTS_LINE = "asyncrace-counts"
 BUILD_TIMEOUT_S = 1800
@@ -298,7 +298,7 @@ def parse_reproducer(d: dict, source: str, index: int,
                                             f"of this reproducer")
         what = v.get("what", "")
         variants.append(ExternalVariant(vname, command, kind, outcome, twin, str(what)))
-    for key in ("summary", "upstream"):
+    for key in ("summary", "upstream", "doc"):
         if not isinstance(d.get(key, ""), str):
             raise where.fail(key, "expected a string")
     return Reproducer(name, runner, mode, d.get("summary", ""), d.get("upstream", ""), build,

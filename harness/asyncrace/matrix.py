@@ -108,8 +108,6 @@ def describe(program: Path) -> Description:
         listed = json.loads(done.stdout)
     except ValueError as e:
         raise ProgramError(f"{program} --list printed no JSON ({e}): {done.stdout[:300]!r}") from e
-    if isinstance(listed, dict) and "contract" not in listed and "variants" in listed:
-        listed = contract.upgrade_contract1(listed)   # until main's programs print contract 2
     try:
         return contract.parse(listed)
     except ContractError as e:

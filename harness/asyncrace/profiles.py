@@ -4,18 +4,19 @@ A cell's budget follows from what it must show (its expectation), never from its
 name, so a mode or runner a program adds gets a budget without a Python edit:
 
     profile   sometimes             always               never
-    quick     3,000 it or 1.5 s     200 it or 20 s       3,000 it or 1.5 s, at least 1,000 it
-    nightly   100,000 it or 60 s    1,000 it or 120 s    sized from the twin's rate (below)
+    quick     3,000 it or 1.5 s     200 it or 20 s       n from the twin, 1,000 to 3,000 it, or 1.5 s
+    nightly   100,000 it or 60 s    1,000 it or 120 s    n from the twin, 10,000 to 300,000 it
 
 A cell runs until its iteration budget or its time budget is reached, whichever comes
-first; ``at least`` keeps it going past the time budget until that many iterations ran
-(claiming a fix takes a count, not a duration).
+first; a never cell keeps going past its time budget until its floor (1,000 or 10,000
+iterations: claiming a fix takes a count, not a duration).
 
-nightly sizes a never cell from its twin's failure rate p (the variant it fixes, same
-case, runner and mode; from --baseline, else from this run if the twin already finished):
-n = ceil(ln 0.05 / ln(1-p)), the count that shows the twin's failure with 95 % chance,
-kept between 10,000 and NIGHTLY_NEVER_CAP (300,000: the count for p = 1e-5). With no
-rate known it runs the 10,000.
+A never cell is sized from its twin's failure rate p (the variant it fixes, same case,
+runner and mode; from --baseline, else from this run when the twin already finished: the
+twins run first): n = ceil(ln 0.05 / ln(1-p)), the count that would show the twin's
+failure with 95 % chance, kept between the floor and the cap (quick: its 3,000; nightly:
+NIGHTLY_NEVER_CAP, 300,000, the count for p = 1e-5). With no rate known it gets the cap's
+budget (quick: 3,000 it or 1.5 s, at least 1,000; nightly: the floor, 10,000).
 
 Time spent in hung iterations is not charged to the time budget (a hang costs one
 iteration, not the cell), up to ``hang_allowance_s`` per cell; past that it counts like
@@ -66,8 +67,8 @@ class Profile:
     name: str
     sometimes: Budget
     always: Budget
-    never: Budget            # quick: as is; nightly: the floor when sized from the twin
-    size_never_from_twin: bool
+    never: Budget            # when the twin's rate is unknown; its min_iterations: the floor
+    never_cap: int           # the most iterations a never cell is sized to
     sanitizer: Budget
     rot_fails: bool          # a sometimes cell with 0 failures: fail (True) or xfail
 
@@ -78,17 +79,16 @@ class Profile:
             return self.sometimes
         if kind != NEVER:
             raise ValueError(f"unknown expectation kind {kind!r}")
-        if not self.size_never_from_twin or twin_rate is None:
-            return self.never
-        n = iterations_for_power(twin_rate)
-        n = int(min(max(n, self.never.min_iterations), NIGHTLY_NEVER_CAP))
-        return Budget(n, None, n, self.never.hang_allowance_s)
+        never = self.never
+        if twin_rate is None:
+            return never
+        n = int(min(max(iterations_for_power(twin_rate), never.min_iterations), self.never_cap))
+        return Budget(n, never.seconds, never.min_iterations, never.hang_allowance_s)
 
     def never_text(self) -> str:
-        if not self.size_never_from_twin:
-            return self.never.text()
-        return (f"n = ceil(ln 0.05 / ln(1-p)) from the twin's rate p, between "
-                f"{self.never.min_iterations:,} and {NIGHTLY_NEVER_CAP:,} it")
+        seconds = f" or {self.never.seconds:g} s" if self.never.seconds else ""
+        return (f"n = ceil(ln 0.05 / ln(1-p)) from the twin's rate p, {self.never.min_iterations:,}"
+                f" to {self.never_cap:,} it{seconds}")
 
     def text(self) -> str:
         return (f"{self.name} (sometimes {self.sometimes.text()}; always {self.always.text()}; "
@@ -99,14 +99,13 @@ PROFILES = {
     "quick": Profile("quick",
                      sometimes=Budget(3_000, 1.5, hang_allowance_s=20.0),
                      always=Budget(200, 20.0, hang_allowance_s=20.0),
-                     never=Budget(3_000, 1.5, 1_000, hang_allowance_s=20.0),
-                     size_never_from_twin=False,
+                     never=Budget(3_000, 1.5, 1_000, hang_allowance_s=20.0), never_cap=3_000,
                      sanitizer=Budget(200, 2.0, hang_allowance_s=20.0), rot_fails=False),
     "nightly": Profile("nightly",
                        sometimes=Budget(100_000, 60.0, hang_allowance_s=120.0),
                        always=Budget(1_000, 120.0, hang_allowance_s=120.0),
                        never=Budget(10_000, None, 10_000, hang_allowance_s=120.0),
-                       size_never_from_twin=True,
+                       never_cap=NIGHTLY_NEVER_CAP,
                        sanitizer=Budget(3_000, 30.0, hang_allowance_s=120.0), rot_fails=True),
 }
 
