@@ -1,9 +1,6 @@
 """report.html: written with every run, well-formed, self-contained, with the plot."""
 import base64
-import json
 from html.parser import HTMLParser
-
-import pytest
 
 from asyncrace.judge import FAIL, NEVER, NOT_REPRODUCED, PASS, SOMETIMES
 from asyncrace.report import report_html

@@ -338,7 +338,7 @@ def invocation_from_dict(d: dict) -> Invocation:
     """What capture.json keeps, back into an invocation (for replay)."""
     if d.get("kind") == "contract":
         return ContractInvocation.from_dict(d)
-    from .external import invocation_from_dict as external
+    from .commands import invocation_from_dict as external
     return external(d)
 
 
