@@ -9,6 +9,7 @@ only when a report is written; without it the page says so in one line.
 import base64
 import html
 import io
+import math
 from pathlib import Path
 
 from .judge import FAIL, NEVER, NOT_REPRODUCED, PASS, SKIPPED
@@ -16,6 +17,7 @@ from .paths import ROOT
 from .results import columns, power_text
 from .stats import percent, rate_text
 
+MAX_COLUMNS = 9
 COLOURS = {PASS: "#2e7d32", FAIL: "#c62828", NOT_REPRODUCED: "#ef8f00", SKIPPED: "#9e9e9e"}
 BACKGROUNDS = {PASS: "#e8f5e9", FAIL: "#ffcdd2", NOT_REPRODUCED: "#ffe0b2", SKIPPED: "#eeeeee"}
 CSS = """
@@ -58,14 +60,24 @@ def _matrix(summary: dict) -> str:
     tables = [f'<p class="legend">{legend} each cell: rate (failures/iterations), its 95 % '
               f'interval, and for never cells the power</p>']
     for runners, members in groups.items():
-        group_cols = [c for c in cols if c[0] in runners]
-        head = "".join(f"<th>{e(runner)}<br>{e(mode)}</th>" for runner, mode in group_cols)
-        body = []
-        for (case, variant), by_col in members:
-            tds = [_matrix_cell(by_col.get(col)) for col in group_cols]
-            body.append(f"<tr><th>{e(case)}</th><th>{e(variant)}</th>{''.join(tds)}</tr>")
-        tables.append(f"<table><tr><th>case</th><th>variant</th>{head}</tr>" + "".join(body) + "</table>")
+        for chunk in _chunks(runners, cols):
+            chunk_cols = [c for c in cols if c[0] in chunk]
+            head = "".join(f"<th>{e(runner)}<br>{e(mode)}</th>" for runner, mode in chunk_cols)
+            body = []
+            for (case, variant), by_col in members:
+                tds = [_matrix_cell(by_col.get(col)) for col in chunk_cols]
+                body.append(f"<tr><th>{e(case)}</th><th>{e(variant)}</th>{''.join(tds)}</tr>")
+            tables.append(f"<table><tr><th>case</th><th>variant</th>{head}</tr>"
+                          + "".join(body) + "</table>")
     return "\n".join(tables)
+
+
+def _chunks(runners: tuple[str, ...], cols: list[tuple[str, str]]) -> list[tuple[str, ...]]:
+    """Whole runners, in even parts of at most MAX_COLUMNS columns: no sideways scrolling."""
+    width = len([c for c in cols if c[0] in runners])
+    parts = max(1, math.ceil(width / MAX_COLUMNS))
+    size = math.ceil(len(runners) / parts)
+    return [runners[k:k + size] for k in range(0, len(runners), size)]
 
 
 def _matrix_cell(r: dict | None) -> str:
