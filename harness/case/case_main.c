@@ -253,6 +253,7 @@ static ar_status_record *status;
 static ar_report report;
 static _Atomic uint64_t watched_deadline_ns;   /* host clock; 0 between iterations */
 static _Atomic bool watchdog_stop;
+static pid_t driver_pid;          /* with --status: the driver that reads it */
 
 static uint64_t iteration_seed(uint64_t run_seed, uint64_t index)
 {
@@ -304,6 +305,10 @@ static void *watchdog(void *arg)
     (void)arg;
     while (!atomic_load(&watchdog_stop)) {
         nanosleep(&(struct timespec){ 0, 20000000 }, NULL);
+        /* A driver that died leaves nobody to read the status or the report:
+         * don't go on running its batch (which may be long) as an orphan. */
+        if (driver_pid && getppid() != driver_pid)
+            _exit(1);
         uint64_t d = atomic_load(&watched_deadline_ns);
         if (!d || ar_host_now_ns() < d)
             continue;
@@ -392,6 +397,8 @@ int ar_case_main(const ar_case *c, int argc, char **argv)
     check_table(c);
     opt = parse(c, argc, argv);
     status = status_open(opt.status_path);
+    if (opt.status_path)
+        driver_pid = getppid();
     ar_race_use_runner(opt.runner);
     uint64_t deadline_ns = (uint64_t)((double)opt.deadline_ms * 1e6 * deadline_multiplier());
 
