@@ -103,14 +103,19 @@ asan: $(asan_BINS)
 tsan: $(tsan_BINS)
 sanitizers: asan tsan
 
+# -c and -p: pytest reads an option's value as a test path before it loads any
+# conftest, so `--results-dir /elsewhere` would pick /elsewhere's rootdir; naming
+# the ini and the plugin up front makes both forms of every option work.
+PYTEST = PYTHONPATH=harness $(PYTHON) -m pytest -c pytest.ini -p asyncrace.pytest_plugin
+
 run: all
 	PYTHONPATH=harness $(PYTHON) -m asyncrace run --profile quick $(RUN_ARGS)
 
 test: all sanitizers
-	$(PYTHON) -m pytest -n 2 --profile quick $(PYTEST_ARGS)
+	$(PYTEST) -n 2 --profile quick $(PYTEST_ARGS)
 
 nightly: all sanitizers
-	$(PYTHON) -m pytest -n 2 --profile nightly --capture-failures $(PYTEST_ARGS)
+	$(PYTEST) -n 2 --profile nightly --capture-failures $(PYTEST_ARGS)
 
 # Installs what is missing when run as root; otherwise prints the one line to run.
 deps:

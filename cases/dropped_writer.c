@@ -570,6 +570,8 @@ static void iteration(const ar_iter *it, void *ctx)
     /* Drawn first, on this thread, before any worker exists: replayable. */
     int burst = bursts[ar_rand() % AR_ARRAY_LEN(bursts)];
     uint64_t shutdown_at_us = ar_rand() % (it->run_us + 1);
+    if (it->mode == AR_EXHAUSTIVE)
+        shutdown_at_us = 0;       /* the timeline: the shutdown lands on the burst */
     char tag[16];
     snprintf(tag, sizeof tag, "burst %d", burst);
     ar_iteration_tag(tag);

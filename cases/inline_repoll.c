@@ -639,19 +639,20 @@ static const int outside_poll[] = { IO_CALLBACK, POSTED, TIMER, TASK_DROP };
 /* Every seeded choice, drawn on the main thread before any other thread runs. */
 static void plan(scenario *s, const ar_iter *it, bool cross)
 {
-    bool forced_mode = it->mode == AR_FORCED;
+    bool documented = ar_documented(it->mode);
     /* natural, chaos: 2 to 4 handlers arriving within a seeded window of up to
-     * --run-us, each holding its connection a while before the request. */
-    uint64_t window_ns = forced_mode ? 0 : ar_rand() % (it->run_us * 1000 + 1);
-    s->n_handlers = forced_mode ? POOL_CONNS + 1
+     * --run-us, each holding its connection a while before the request.
+     * forced, exhaustive: the timeline's 3 handlers, all at once. */
+    uint64_t window_ns = documented ? 0 : ar_rand() % (it->run_us * 1000 + 1);
+    s->n_handlers = documented ? POOL_CONNS + 1
                                 : POOL_CONNS + (int)(ar_rand() % (MAX_HANDLERS - POOL_CONNS + 1));
     for (int i = 0; i < s->n_handlers; i++) {
         handler *h = &s->handlers[i];
         h->s = s;
         h->id = i;
-        if (forced_mode) {
-            h->place = cross ? IO_CALLBACK
-                             : outside_poll[it->index % AR_ARRAY_LEN(outside_poll)];
+        if (documented) {         /* a search keeps one seed, so one place, per program */
+            uint64_t k = it->mode == AR_FORCED ? it->index : it->seed;
+            h->place = cross ? IO_CALLBACK : outside_poll[k % AR_ARRAY_LEN(outside_poll)];
         } else {
             h->place = (int)(ar_rand() % N_PLACES);
             h->arrive_after_ns = window_ns ? ar_rand() % window_ns : 0;

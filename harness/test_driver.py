@@ -163,7 +163,11 @@ def test_cells_come_from_the_programs_list(selftest_outcomes):
     description = describe(SELFTEST)
     cells = {c.id: c for c in cells_of(SELFTEST, description)}
     runners = [r.name for r in description.runners]
-    assert runners and len(cells) == len(runners) * 6 * 3, "runners x 6 variants x 3 modes"
+    searchers = [r.name for r in description.runners if r.deterministic]
+    # every runner: natural, chaos, forced; a runner that owns the schedule: exhaustive too
+    assert runners and len(cells) == (len(runners) * 3 + len(searchers)) * 6, \
+        "6 variants x (runners x 3 modes + the exhaustive mode on sim)"
+    assert {c.runner for c in cells.values() if c.mode == "exhaustive"} == set(searchers)
     for runner in runners:
         assert cells[f"selftest.{runner}.always.forced"].expect == Expectation(ALWAYS, "panic")
         assert cells[f"selftest.{runner}.flaky.natural"].expect == Expectation(SOMETIMES, "panic")

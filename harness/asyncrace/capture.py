@@ -86,6 +86,7 @@ class Failure:
     iteration: int
     outcome: str
     rare: bool      # timing-dependent (natural, chaos): rr records with --chaos
+    schedule: str | None = None   # sim: the failing schedule's file, replayed exactly
 
 
 def disk_used(root: Path) -> int:
@@ -103,6 +104,9 @@ def disk_used(root: Path) -> int:
 def capture(failure: Failure, dest: Path, rr: RrVerdict, *, disk_root: Path,
             attempts: int = ATTEMPTS, disk_budget: int = DISK_BUDGET) -> dict:
     """Captures into dest; disk_root is the folder whose size the disk budget bounds."""
+    if failure.schedule:          # sim: the schedule and its race log say it all
+        from . import schedule_capture
+        return schedule_capture.capture(failure, dest)
     dest.mkdir(parents=True, exist_ok=True)
     inv, i = failure.inv, failure.iteration
     command = inv.command(i, 1, trap=True)
@@ -285,6 +289,9 @@ def replay(capture_dir: Path, attempts: int = 1) -> tuple[bool, str]:
     """Re-runs a captured iteration (without --trap, to read its outcome from the report).
     True when the same outcome came back."""
     info = json.loads((capture_dir / "capture.json").read_text())
+    if info.get("method") == "sim-schedule":
+        from . import schedule_capture
+        return schedule_capture.replay(capture_dir, info, attempts)
     inv, i, expected = invocation_from_dict(info["invocation"]), info["iteration"], info["outcome"]
     came = "nothing"
     for attempt in range(1, attempts + 1):

@@ -142,6 +142,7 @@ class Description:
     summary: str
     outcomes: tuple[str, ...]
     modes: tuple[str, ...]
+    search_modes: tuple[str, ...]   # modes that search every schedule in a bound
     runners: tuple[Runner, ...]
     status: StatusLayout
     variants: tuple[Variant, ...]
@@ -169,6 +170,7 @@ def parse(d: dict) -> Description:
         raise ContractError(f"outcomes {list(outcomes)}: must be distinct and include "
                             f"{', '.join(DRIVER_OUTCOMES)}")
     modes = tuple(_get(m, "name", "modes[]", str) for m in _get(d, "modes", "list", list))
+    search_modes = tuple(m["name"] for m in d["modes"] if m.get("search") is True)
     runners = tuple(Runner(_get(r, "name", "runners[]", str), str(r.get("version", "unknown")),
                            bool(r.get("deterministic", False)))
                     for r in _get(d, "runners", "list", list))
@@ -201,5 +203,5 @@ def parse(d: dict) -> Description:
     if len({c.id for c in cells}) != len(cells):
         raise ContractError("cells: an id is listed twice")
     return Description(case, str(d.get("upstream", "")), str(d.get("summary", "")), outcomes,
-                       modes, runners, status, variants, tuple(cells))
+                       modes, search_modes, runners, status, variants, tuple(cells))
 

@@ -35,6 +35,8 @@ class Cell:
     layout: StatusLayout | None = None
     reproducer: Reproducer | None = None   # or an external reproducer's variant
     ext_variant: ExternalVariant | None = None
+    deterministic: bool = False      # its runner owns the schedule (sim): schedules, replay
+    search: bool = False             # its mode searches every schedule in a bound
 
     @property
     def id(self) -> str:
@@ -117,13 +119,16 @@ def describe(program: Path) -> Description:
 def cells_of(program: Path, d: Description) -> list[Cell]:
     variants = {v.name: (i, v) for i, v in enumerate(d.variants)}
     runners = [r.name for r in d.runners]
+    deterministic = {r.name for r in d.runners if r.deterministic}
     cells = []
     for spec in d.cells:
         v_pos, variant = variants[spec.variant]
         cells.append(Cell(d.case, spec.runner, spec.variant, spec.mode,
                           Expectation(spec.kind, spec.outcome), variant.twin,
                           (v_pos, runners.index(spec.runner), d.modes.index(spec.mode)),
-                          d.outcomes, program=program, layout=d.status))
+                          d.outcomes, program=program, layout=d.status,
+                          deterministic=spec.runner in deterministic,
+                          search=spec.mode in d.search_modes))
     return cells
 
 

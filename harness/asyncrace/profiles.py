@@ -3,9 +3,13 @@
 A cell's budget follows from what it must show (its expectation), never from its mode's
 name, so a mode or runner a program adds gets a budget without a Python edit:
 
-    profile   sometimes             always               never
-    quick     3,000 it or 1.5 s     200 it or 20 s       n from the twin, 1,000 to 3,000 it, or 1.5 s
-    nightly   100,000 it or 60 s    1,000 it or 120 s    n from the twin, 10,000 to 300,000 it
+    profile   sometimes             always               never                                    search
+    quick     3,000 it or 1.5 s     200 it or 20 s       n from the twin, 1,000 to 3,000 it, or 1.5 s  30,000 it or 8 s
+    nightly   100,000 it or 60 s    1,000 it or 120 s    n from the twin, 10,000 to 300,000 it       1,000,000 it or 180 s
+
+A cell whose mode is a search (the program's --list says so: exhaustive, on sim) gets the
+search budget whatever it expects: its iterations are the schedules of a bounded search,
+and what it claims is how far the search got, not a rate from a sample.
 
 A cell runs until its iteration budget or its time budget is reached, whichever comes
 first; a never cell keeps going past its time budget until its floor (1,000 or 10,000
@@ -71,8 +75,11 @@ class Profile:
     never_cap: int           # the most iterations a never cell is sized to
     sanitizer: Budget
     rot_fails: bool          # a sometimes cell with 0 failures: fail (True) or xfail
+    search: Budget = Budget(30_000, 8.0)
 
-    def budget(self, kind: str, twin_rate: float | None = None) -> Budget:
+    def budget(self, kind: str, twin_rate: float | None = None, search: bool = False) -> Budget:
+        if search:
+            return self.search
         if kind == ALWAYS:
             return self.always
         if kind == SOMETIMES:
@@ -92,7 +99,8 @@ class Profile:
 
     def text(self) -> str:
         return (f"{self.name} (sometimes {self.sometimes.text()}; always {self.always.text()}; "
-                f"never {self.never_text()}; sanitizers {self.sanitizer.text()})")
+                f"never {self.never_text()}; search {self.search.text()}; "
+                f"sanitizers {self.sanitizer.text()})")
 
 
 PROFILES = {
@@ -100,13 +108,15 @@ PROFILES = {
                      sometimes=Budget(3_000, 1.5, hang_allowance_s=20.0),
                      always=Budget(200, 20.0, hang_allowance_s=20.0),
                      never=Budget(3_000, 1.5, 1_000, hang_allowance_s=20.0), never_cap=3_000,
-                     sanitizer=Budget(200, 2.0, hang_allowance_s=20.0), rot_fails=False),
+                     sanitizer=Budget(200, 2.0, hang_allowance_s=20.0), rot_fails=False,
+                     search=Budget(30_000, 8.0, hang_allowance_s=20.0)),
     "nightly": Profile("nightly",
                        sometimes=Budget(100_000, 60.0, hang_allowance_s=120.0),
                        always=Budget(1_000, 120.0, hang_allowance_s=120.0),
                        never=Budget(10_000, None, 10_000, hang_allowance_s=120.0),
                        never_cap=NIGHTLY_NEVER_CAP,
-                       sanitizer=Budget(3_000, 30.0, hang_allowance_s=120.0), rot_fails=True),
+                       sanitizer=Budget(3_000, 30.0, hang_allowance_s=120.0), rot_fails=True,
+                       search=Budget(1_000_000, 180.0, hang_allowance_s=120.0)),
 }
 
 

@@ -362,6 +362,7 @@ class Loop:
     runner_version: str | None = None
     stderr: str = ""              # the programs' stderr (its tail), for sanitizer reports
     uncounted: int = 0            # ran, but lost with a process that kept no status
+    sim: dict | None = None       # a runner that owns the schedule: what its batches said
 
     @property
     def failures(self) -> int:
@@ -436,12 +437,35 @@ def _add(loop: Loop, batch: Batch, offset_s: float, inv: Invocation) -> None:
     if batch.report:
         loop.program_s += float(batch.report.get("elapsed_s", 0.0))
         loop.runner_version = batch.report.get("runner_version", loop.runner_version)
+        if batch.report.get("sim"):
+            loop.sim = fold_sim(loop.sim, batch.report["sim"])
     if batch.interruption:
         loop.interruptions.append(batch.interruption)
     if batch.stderr:
         loop.stderr = (loop.stderr + batch.stderr)[-STDERR_KEEP:]
     for ff in _failures(batch, offset_s, inv):
         loop.first_by_outcome.setdefault(ff["outcome"], ff)
+
+
+def fold_sim(sofar: dict | None, batch: dict) -> dict:
+    """A cell's sim summary over its batches: schedules and failing hashes add up, each
+    batch's run hash is kept in order, the first schedule file of each outcome stays; a
+    search's programs are the last batch's (each batch replays the search up to its start)."""
+    if sofar is None:
+        sofar = {"strategy": batch["strategy"], "schedules": 0, "run_hashes": [],
+                 "failing": [], "schedule_files": {}}
+    sofar["strategy"] = batch["strategy"]
+    sofar["schedules"] += int(batch.get("schedules", 0))
+    sofar["run_hashes"].append(batch.get("run_hash"))
+    sofar["failing"] = (sofar["failing"] + list(batch.get("failing", [])))[:64]
+    for outcome, path in batch.get("schedule_files", {}).items():
+        sofar["schedule_files"].setdefault(outcome, path)
+    if batch.get("searching"):
+        sofar["searching"] = True
+        sofar["programs"] = batch.get("programs", [])
+        sofar["programs_searched"] = batch.get("programs_searched", 0)
+        sofar["programs_exhausted"] = sum(1 for p in sofar["programs"] if p.get("exhausted"))
+    return sofar
 
 
 def _failures(batch: Batch, offset_s: float, inv: Invocation) -> list[dict]:

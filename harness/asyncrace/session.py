@@ -79,7 +79,8 @@ class Settings:
         return None
 
     def budget(self, cell: Cell) -> Budget:
-        return override(self.profile.budget(cell.expect.kind, self.twin_rate_prior(cell)),
+        return override(self.profile.budget(cell.expect.kind, self.twin_rate_prior(cell),
+                                            cell.search),
                         self.iterations, self.seconds)
 
     def sanitizer_budget(self) -> Budget:
@@ -147,6 +148,9 @@ def run_cell(cell: Cell, settings: Settings, progress=None) -> dict:
         if not ok:
             raise ProgramError(f"{cell.reproducer.name}: the build step failed: {text}")
     inv = cell.invocation(settings.seed)
+    if cell.deterministic:        # failing schedules (and their race logs) go into the run
+        inv = replace(inv, extra=(*inv.extra, "--schedules",
+                                  str(settings.run_dir.path / "schedules" / cell.id)))
     budget = settings.budget(cell)
     try:
         loop = run_loop(inv, budget, progress=progress)
@@ -169,11 +173,13 @@ def run_cell(cell: Cell, settings: Settings, progress=None) -> dict:
         "interruptions": [asdict(i) for i in loop.interruptions],
         "verdict": asdict(verdict), "command": rerun, "capture": None,
     }
+    if loop.sim is not None:
+        record["sim"] = loop.sim
     if loop.stderr:
         record["stderr_tail"] = loop.stderr[-4000:]
     if ff and _wants_capture(settings, cell, verdict.status):
         failure = Failure(cell.id, inv, ff["iteration"], ff["outcome"],
-                          rare=cell.expect.kind != ALWAYS)
+                          rare=cell.expect.kind != ALWAYS, schedule=ff.get("schedule"))
         record["capture"] = capture(failure, settings.run_dir.captures / cell.id, settings.rr,
                                     disk_root=settings.run_dir.captures)
     settings.run_dir.write_cell(record)
@@ -191,7 +197,19 @@ def rate_line(record: dict) -> str:
     power_text = f"; power {power['value'] * 100:.0f}%" if power and power.get("value") is not None else ""
     return (f"{record['cell']}: {record['verdict']['status'].upper()}; expect {expect}; "
             f"{rate_text(record['failures'], record['iterations'])}; "
-            f"{record['iterations_per_s']:.0f} it/s; {first}{power_text}")
+            f"{record['iterations_per_s']:.0f} it/s; {first}{power_text}{sim_text(record)}")
+
+
+def sim_text(record: dict) -> str:
+    """'; sim random, 3000 schedules' or, for a search, what it covered."""
+    sim = record.get("sim")
+    if not sim:
+        return ""
+    text = f"; sim {sim['strategy'].split('(')[0]}, {sim['schedules']} schedules"
+    if sim.get("searching"):
+        text += (f", {sim.get('programs_exhausted', 0)} of {sim.get('programs_searched', 0)}"
+                 f" programs searched to the bound")
+    return text
 
 
 def capture_text(record: dict) -> str:

@@ -182,6 +182,22 @@ void ar_controlled_write_race_log(const ar_controlled *c)
                 strerror(errno));
 }
 
+/* mkdir -p */
+static int make_dirs(const char *path)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s", path);
+    for (char *slash = strchr(p + 1, '/');; slash = strchr(slash + 1, '/')) {
+        if (slash)
+            *slash = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST)
+            return -1;
+        if (!slash)
+            return 0;
+        *slash = '/';
+    }
+}
+
 void ar_controlled_failed(ar_controlled *c, const ar_case *cs, const ar_variant *v,
                           ar_mode mode, uint64_t iteration, uint64_t seed, ar_outcome o,
                           const char *detail)
@@ -192,7 +208,7 @@ void ar_controlled_failed(ar_controlled *c, const ar_case *cs, const ar_variant 
         c->failing[c->n_failing - 1].iteration = iteration;
     if (c->files[o][0] || c->replaying)
         return;                   /* the first schedule of each outcome is kept */
-    if (mkdir(c->schedules_dir, 0755) != 0 && errno != EEXIST) {
+    if (make_dirs(c->schedules_dir) != 0) {
         fprintf(stderr, "asyncrace: cannot make '%s': %s\n", c->schedules_dir, strerror(errno));
         return;
     }

@@ -247,7 +247,9 @@ void ar_print_list(const ar_case *c)
     for (int m = 0; m < AR_MODE_COUNT; m++) {
         printf("%s{", m ? ", " : "");
         json_key_string("name", ar_modes[m].name, ", ");
-        json_key_string("what", ar_modes[m].what, "}");
+        json_key_string("what", ar_modes[m].what, ", ");
+        /* a search's budget is the search, not a sample size */
+        printf("\"search\": %s}", m == AR_EXHAUSTIVE ? "true" : "false");
     }
     printf("], \"runners\": [");
     for (int i = 0; ar_runners[i]; i++) {

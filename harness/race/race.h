@@ -43,6 +43,11 @@ typedef struct {
     const char *what;        /* one line, printed by --list */
 } ar_mode_info;
 
+/* forced and exhaustive run the documented scenario (the one the case's
+ * timeline draws): forced imposes its interleaving with gates, exhaustive
+ * searches every schedule of it within the bound. */
+static inline bool ar_documented(ar_mode m) { return m == AR_FORCED || m == AR_EXHAUSTIVE; }
+
 extern const ar_mode_info ar_modes[AR_MODE_COUNT];
 
 /* ---- failing ---- */
