@@ -1,0 +1,151 @@
+"""sim_tables.py: what the deterministic runner says about each of the four bugs.
+
+    PYTHONPATH=harness /usr/bin/python3 scripts/sim_tables.py [--seeds 20] [--cap 300000]
+        [--real epoll] [--real-cap 20000] [--bounds 0,1,2] [--search-cap 200000]
+        [--search-seconds 60] [--only CASE]
+
+1. To the first failure, per buggy or partial variant, over --seeds run seeds (median and
+   max, and how many seeds found nothing within the cap): schedules on sim with random
+   (natural) and pct (chaos), beside iterations on a real runner, natural and chaos.
+2. Depth: the smallest bound at which each search finds each buggy or partial variant
+   (delay bounding, and dfs's preemption bounding), searching one program after another
+   (the documented scenario, exhaustive mode) within --search-cap schedules.
+3. Proof: each fixed and control variant searched at each bound: the programs searched
+   to their end with 0 failures, and the schedules that took.
+
+A measurement, not a test: it asserts nothing. Exit 2 on bad input.
+"""
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+CASES = ["shutdown_order", "inline_repoll", "dropped_writer", "early_writer_drop"]
+BIN = Path("build/bin")
+
+
+def report(case: str, *args: str, timeout: float = 900) -> dict:
+    done = subprocess.run([str(BIN / case), *args], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+    if done.returncode not in (0, 3):
+        raise RuntimeError(f"{case} {' '.join(args)}: exit {done.returncode}: {done.stderr[:200]}")
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def variants(case: str) -> list[dict]:
+    listed = json.loads(subprocess.run([str(BIN / case), "--list"], capture_output=True,
+                                       text=True).stdout)
+    return [{"name": v["name"], "twin": v["twin"]} for v in listed["variants"]]
+
+
+def first_failure(case: str, runner: str, variant: str, mode: str, seed: int, cap: int) -> int | None:
+    """Iterations (schedules) up to and including the first failure, or None within cap."""
+    r = report(case, "--runner", runner, "--variant", variant, "--mode", mode,
+               "--seed", str(seed), "--iterations", str(cap))
+    ff = r["first_failure"]
+    return None if ff is None else ff["iteration"] + 1
+
+
+def summary(found: list[int | None], cap: int) -> str:
+    hits = [n for n in found if n is not None]
+    if not hits:
+        return f"none in {cap:,}"
+    text = f"{statistics.median(hits):,.0f} / {max(hits):,}"
+    missed = len(found) - len(hits)
+    return text + (f" ({missed} of {len(found)}: none in {cap:,})" if missed else "")
+
+
+def search(case: str, variant: str, strategy: str, bound: int, cap: int, seconds: float) -> dict:
+    """Exhaustive mode with a strategy and bound, up to cap schedules (or a time limit)."""
+    try:
+        r = report(case, "--runner", "sim", "--variant", variant, "--mode", "exhaustive",
+                   "--strategy", strategy, "--bound", str(bound), "--iterations", str(cap),
+                   timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return {"found": None, "timeout": True}
+    sim = r["sim"]
+    programs = sim["programs"]
+    ff = r["first_failure"]
+    return {"found": None if ff is None else ff["iteration"] + 1, "timeout": False,
+            "schedules": sim["schedules"], "programs": sim["programs_searched"],
+            "exhausted": sum(1 for p in programs if p["exhausted"]),
+            "first_program": programs[0] if programs else None,
+            "failures": r["iterations"] - r["outcomes"]["ok"]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--cap", type=int, default=300_000)
+    ap.add_argument("--real", default="epoll")
+    ap.add_argument("--real-cap", type=int, default=20_000)
+    ap.add_argument("--bounds", default="0,1,2")
+    ap.add_argument("--search-cap", type=int, default=200_000)
+    ap.add_argument("--search-seconds", type=float, default=60.0)
+    ap.add_argument("--only", action="append")
+    ap.add_argument("--skip", action="append", default=[], help="part 1, 2 or 3")
+    a = ap.parse_args()
+    try:
+        bounds = [int(b) for b in a.bounds.split(",")]
+    except ValueError:
+        print(f"sim_tables: --bounds: expected numbers like 0,1,2, got {a.bounds!r}", file=sys.stderr)
+        return 2
+    if a.seeds < 1 or a.cap < 1 or a.real_cap < 1 or min(bounds) < 0:
+        print("sim_tables: --seeds, caps and bounds must be positive", file=sys.stderr)
+        return 2
+    cases = a.only or CASES
+    for case in cases:
+        if not (BIN / case).exists():
+            print(f"sim_tables: no {BIN / case} (run make)", file=sys.stderr)
+            return 2
+
+    if "1" not in a.skip:
+        print(f"## 1. To the first failure: median / max over {a.seeds} seeds\n")
+        print(f"| variant | sim random (schedules) | sim pct (schedules) | {a.real} natural (it) "
+              f"| {a.real} chaos (it) |\n|---|---|---|---|---|")
+        for case in cases:
+            for v in variants(case):
+                if v["twin"] is not None:
+                    continue      # a never-failing variant
+                row = []
+                for runner, mode, cap in (("sim", "natural", a.cap), ("sim", "chaos", a.cap),
+                                          (a.real, "natural", a.real_cap), (a.real, "chaos", a.real_cap)):
+                    found = [first_failure(case, runner, v["name"], mode, s, cap)
+                             for s in range(1, a.seeds + 1)]
+                    row.append(summary(found, cap))
+                print(f"| {case}.{v['name']} | " + " | ".join(row) + " |", flush=True)
+        print()
+
+    if "2" not in a.skip or "3" not in a.skip:
+        print(f"## 2-3. Bounded search, exhaustive mode (the documented scenario, one program "
+              f"after another), up to {a.search_cap:,} schedules or {a.search_seconds:g} s\n")
+        print("| variant | strategy | bound | first failure at schedule | programs searched to the "
+              "bound / begun | schedules | first program: schedules (exhausted) |\n"
+              "|---|---|---|---|---|---|---|")
+        for case in cases:
+            for v in variants(case):
+                failing = v["twin"] is None
+                if (failing and "2" in a.skip) or (not failing and "3" in a.skip):
+                    continue
+                for strategy in ("delay", "dfs"):
+                    for bound in bounds:
+                        r = search(case, v["name"], strategy, bound, a.search_cap, a.search_seconds)
+                        if r["timeout"]:
+                            print(f"| {case}.{v['name']} | {strategy} | {bound} | over "
+                                  f"{a.search_seconds:g} s | | | |", flush=True)
+                            continue
+                        fp = r["first_program"] or {}
+                        found = f"{r['found']:,}" if r["found"] else "none"
+                        print(f"| {case}.{v['name']} | {strategy} | {bound} | {found} | "
+                              f"{r['exhausted']} / {r['programs']} | {r['schedules']:,} | "
+                              f"{fp.get('schedules', 0):,} ({'yes' if fp.get('exhausted') else 'no'}) |",
+                              flush=True)
+                        if failing and r["found"]:
+                            break     # the smallest bound that finds it is the depth
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
