@@ -70,7 +70,7 @@ def search(case: str, variant: str, strategy: str, bound: int, cap: int, seconds
     ff = r["first_failure"]
     return {"found": None if ff is None else ff["iteration"] + 1, "timeout": False,
             "schedules": sim["schedules"], "programs": sim["programs_searched"],
-            "exhausted": sum(1 for p in programs if p["exhausted"]),
+            "exhausted": sim["programs_exhausted"],
             "first_program": programs[0] if programs else None,
             "failures": r["iterations"] - r["outcomes"]["ok"]}
 

@@ -464,7 +464,7 @@ def fold_sim(sofar: dict | None, batch: dict) -> dict:
         sofar["searching"] = True
         sofar["programs"] = batch.get("programs", [])
         sofar["programs_searched"] = batch.get("programs_searched", 0)
-        sofar["programs_exhausted"] = sum(1 for p in sofar["programs"] if p.get("exhausted"))
+        sofar["programs_exhausted"] = batch.get("programs_exhausted", 0)
     return sofar
 
 

@@ -104,6 +104,7 @@ uint64_t ar_controlled_seed(ar_controlled *c, uint64_t i, uint64_t (*seed_of)(ui
     ar_program_searched *p = c->n_programs ? &c->programs[(c->n_programs - 1) % AR_PROGRAMS_KEPT] : NULL;
     if (p && c->sched->exhausted()) {
         p->exhausted = true;
+        c->programs_exhausted++;
         char err[256];
         if (c->sched->configure(&c->options, err, sizeof err) != 0)
             setup_error("%s", err);

@@ -34,6 +34,7 @@ typedef struct ar_controlled {
     uint64_t run_seed;
     uint64_t program_seed;        /* searching: the seed every schedule of this program gets */
     size_t n_programs;            /* programs searched or being searched */
+    size_t programs_exhausted;    /* of them, searched to the bound */
     ar_program_searched programs[AR_PROGRAMS_KEPT];
     uint64_t schedules;
     bool exhausted;               /* searching: every program begun was searched to its end */

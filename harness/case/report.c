@@ -74,7 +74,10 @@ static void print_sim(const ar_controlled *c)
                (unsigned long long)p->schedules, (unsigned long long)p->failures,
                p->exhausted ? "true" : "false");
     }
-    printf("], \"programs_searched\": %zu, \"schedule_files\": {", c->n_programs);
+    /* the last program's search may have ended with the run, not yet counted */
+    size_t exhausted = c->programs_exhausted + (c->exhausted && c->n_programs ? 1 : 0);
+    printf("], \"programs_searched\": %zu, \"programs_exhausted\": %zu, \"schedule_files\": {",
+           c->n_programs, exhausted);
     bool first = true;
     for (int o = 0; o < AR_OUTCOME_COUNT; o++)
         if (c->files[o][0]) {
