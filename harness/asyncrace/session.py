@@ -195,9 +195,14 @@ def rate_line(record: dict) -> str:
     expect = Expectation(**record["expect"]).text()
     power = record.get("power")
     power_text = f"; power {power['value'] * 100:.0f}%" if power and power.get("value") is not None else ""
+    charged = record.get("charged_s") or record.get("elapsed_s") or 0
+    reproductions = (f"; {record['failures'] / charged:.1f} reproductions/s"
+                     if record["failures"] and charged and record["expect"]["kind"] != "never"
+                     else "")
     return (f"{record['cell']}: {record['verdict']['status'].upper()}; expect {expect}; "
             f"{rate_text(record['failures'], record['iterations'])}; "
-            f"{record['iterations_per_s']:.0f} it/s; {first}{power_text}{sim_text(record)}")
+            f"{record['iterations_per_s']:.0f} it/s{reproductions}; {first}{power_text}"
+            f"{sim_text(record)}")
 
 
 def sim_text(record: dict) -> str:
