@@ -41,11 +41,19 @@ def variants(case: str) -> list[dict]:
 
 
 def first_failure(case: str, runner: str, variant: str, mode: str, seed: int, cap: int) -> int | None:
-    """Iterations (schedules) up to and including the first failure, or None within cap."""
-    r = report(case, "--runner", runner, "--variant", variant, "--mode", mode,
-               "--seed", str(seed), "--iterations", str(cap))
-    ff = r["first_failure"]
-    return None if ff is None else ff["iteration"] + 1
+    """Iterations (schedules) up to and including the first failure, or None within cap.
+    Runs in chunks that double (iteration i is seeded from (seed, i) whatever the chunk),
+    so a failure found early costs little."""
+    start, chunk = 0, 50
+    while start < cap:
+        n = min(chunk, cap - start)
+        r = report(case, "--runner", runner, "--variant", variant, "--mode", mode,
+                   "--seed", str(seed), "--start", str(start), "--iterations", str(n))
+        ff = r["first_failure"]
+        if ff is not None:
+            return ff["iteration"] + 1
+        start, chunk = start + n, chunk * 2
+    return None
 
 
 def summary(found: list[int | None], cap: int) -> str:
