@@ -1,28 +1,49 @@
 # asyncrace: one Makefile.
-#   make          build every case (all runners linked in) into build/bin/
+#   make          build every case program and tool (release) into build/
 #   make run      build, run the matrix, print the rate table (results/latest/matrix.md)
 #   make test     build (release, ASan, TSan) and run the pytest suite, quick profile
 #   make nightly  the long soak: same matrix, nightly budgets, captures kept
 #   make deps     install what is missing (as root) or print the apt-get line
 # Knobs: PYTEST_ARGS="-k shutdown", RUN_ARGS="--runner libuv", PYTHON=/path/to/python3
+#
+# Before anything is compiled, scripts/deps.sh installs what is missing and
+# scripts/configure.sh writes build/config.mk (the backends of
+# runners/backends.list with their flags, and PYTHON); make then restarts
+# with it, so pkg-config is asked only once the packages are there.
 
+.DEFAULT_GOAL := all
 CC      ?= cc
-PKGS    := libuv libevent libevent_pthreads
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -pthread -Iharness -Irunners \
-               $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
 
-RUNNER_SRC  := runners/host.c runners/libuv.c runners/libevent.c runners/epoll.c runners/post_queue.c \
-               runners/write_queue.c runners/posix_sync.c runners/registry.c
-HARNESS_SRC := harness/runtime.c harness/channel.c harness/race.c harness/report.c harness/case_main.c
+ifeq ($(filter clean deps,$(MAKECMDGOALS)),)
+include build/config.mk
+endif
+
+build/config.mk: runners/backends.list scripts/configure.sh scripts/deps.sh
+	@sh scripts/deps.sh --check-build
+	@CC="$(CC)" sh scripts/configure.sh build
+
+# Layers, bottom up; each sees only its own headers and those below it, so an
+# include that points up (the runtime reaching for case.h) fails to compile.
+INC_runners := -Irunners -Ibuild/gen
+INC_race    := $(INC_runners) -Iharness/race
+INC_runtime := $(INC_race) -Iharness/runtime
+INC_case    := $(INC_runtime) -Iharness/case
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -pthread $(BACKEND_CFLAGS)
+LDLIBS      := $(BACKEND_LIBS) -pthread
+
+# A backend is runners/<name>.c plus runners/<name>/*.c; everything else in
+# runners/*.c is shared support; the conformance suite is runners/conformance*.
+BACKEND_SRC := $(foreach b,$(BACKENDS),runners/$(b).c $(wildcard runners/$(b)/*.c))
+RUNNER_SRC  := $(filter-out $(foreach b,$(BACKENDS),runners/$(b).c) runners/conformance.c, \
+                 $(wildcard runners/*.c)) $(BACKEND_SRC)
+CONFORMANCE_SRC := $(wildcard runners/conformance.c runners/conformance/*.c)
+RACE_SRC    := $(wildcard harness/race/*.c)
+RUNTIME_SRC := $(wildcard harness/runtime/*.c)
+CASE_SRC    := $(filter-out harness/case/selftest.c,$(wildcard harness/case/*.c))
 CASES       := $(basename $(notdir $(wildcard cases/*.c)))
-TOOLS       := conformance selftest
-
-# A Python that has pytest: python3 on PATH first, then Debian's system one.
-PYTHON ?= $(shell for p in python3 /usr/bin/python3; do \
-            $$p -c 'import pytest' >/dev/null 2>&1 && { command -v $$p; break; }; done)
+ALL_HEADERS := $(wildcard runners/*.h runners/*/*.h harness/*/*.h) build/gen/backends.h
 
 # Three flavours share one rule set: release in build/, sanitizers beside it.
 FLAVOURS := release asan tsan
@@ -33,30 +54,43 @@ asan_FLAGS    := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer
 tsan_DIR      := build/tsan
 tsan_FLAGS    := -O1 -fsanitize=thread
 
+# $(1) flavour, $(2) layer, $(3) source folder pattern
+define compile
+$$($(1)_DIR)/obj/$(3)/%.o: $(3)/%.c $$(ALL_HEADERS)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(BASE_CFLAGS) $$(INC_$(2)) $$(CFLAGS) $$($(1)_FLAGS) -c $$< -o $$@
+endef
+
 define flavour
 $(1)_RUNNER_OBJ  := $$(RUNNER_SRC:%.c=$$($(1)_DIR)/obj/%.o)
-$(1)_HARNESS_OBJ := $$(HARNESS_SRC:%.c=$$($(1)_DIR)/obj/%.o)
-$(1)_BINS := $$(CASES:%=$$($(1)_DIR)/bin/%) $$(TOOLS:%=$$($(1)_DIR)/tools/%)
+$(1)_HARNESS_OBJ := $$(patsubst %.c,$$($(1)_DIR)/obj/%.o,$$(RACE_SRC) $$(RUNTIME_SRC) $$(CASE_SRC))
+$(1)_BINS := $$(CASES:%=$$($(1)_DIR)/bin/%) $$($(1)_DIR)/tools/conformance $$($(1)_DIR)/tools/selftest
 
-$$($(1)_DIR)/obj/%.o: %.c $$(wildcard harness/*.h runners/*.h) | deps-checked
-	@mkdir -p $$(dir $$@)
-	$$(CC) $$(BASE_CFLAGS) $$(CFLAGS) $$($(1)_FLAGS) -c $$< -o $$@
+$(call compile,$(1),runners,runners)
+$(foreach b,$(BACKENDS),$(if $(wildcard runners/$(b)),$(call compile,$(1),runners,runners/$(b))))
+$(call compile,$(1),runners,runners/conformance)
+$(call compile,$(1),race,harness/race)
+$(call compile,$(1),runtime,harness/runtime)
+$(call compile,$(1),case,harness/case)
+$(call compile,$(1),case,cases)
 
 $$($(1)_DIR)/bin/%: $$($(1)_DIR)/obj/cases/%.o $$($(1)_HARNESS_OBJ) $$($(1)_RUNNER_OBJ)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS) $$($(1)_FLAGS) $$^ -o $$@ $$(LDLIBS)
 
-$$($(1)_DIR)/tools/conformance: $$($(1)_DIR)/obj/runners/conformance.o $$($(1)_RUNNER_OBJ)
+$$($(1)_DIR)/tools/conformance: $$(CONFORMANCE_SRC:%.c=$$($(1)_DIR)/obj/%.o) $$($(1)_RUNNER_OBJ)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS) $$($(1)_FLAGS) $$^ -o $$@ $$(LDLIBS)
 
-$$($(1)_DIR)/tools/selftest: $$($(1)_DIR)/obj/harness/selftest_case.o $$($(1)_HARNESS_OBJ) $$($(1)_RUNNER_OBJ)
+$$($(1)_DIR)/tools/selftest: $$($(1)_DIR)/obj/harness/case/selftest.o $$($(1)_HARNESS_OBJ) $$($(1)_RUNNER_OBJ)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS) $$($(1)_FLAGS) $$^ -o $$@ $$(LDLIBS)
 endef
 $(foreach f,$(FLAVOURS),$(eval $(call flavour,$(f))))
 
-.PHONY: all asan tsan sanitizers run test nightly deps deps-checked clean
+build/gen/backends.h: build/config.mk
+
+.PHONY: all asan tsan sanitizers run test nightly deps clean
 .SECONDARY:
 
 all: $(release_BINS)
@@ -64,24 +98,18 @@ asan: $(asan_BINS)
 tsan: $(tsan_BINS)
 sanitizers: asan tsan
 
-run: all | python-checked
+run: all
 	PYTHONPATH=harness $(PYTHON) -m asyncrace run --profile quick $(RUN_ARGS)
 
-test: all sanitizers | python-checked
+test: all sanitizers
 	$(PYTHON) -m pytest -n 2 --profile quick $(PYTEST_ARGS)
 
-nightly: all sanitizers | python-checked
+nightly: all sanitizers
 	$(PYTHON) -m pytest -n 2 --profile nightly --capture-failures $(PYTEST_ARGS)
 
 # Installs what is missing when run as root; otherwise prints the one line to run.
 deps:
-	@sh harness/deps.sh
-
-deps-checked:
-	@sh harness/deps.sh --check-build
-
-python-checked:
-	@test -n "$(PYTHON)" || sh harness/deps.sh
+	@sh scripts/deps.sh
 
 clean:
 	rm -rf build

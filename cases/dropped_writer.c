@@ -36,11 +36,16 @@
  *            queued are still dropped unread: the window stays open (the seed's
  *            "why graceful shutdown doesn't help")
  *   fixed    PR #636: the accept callback hands each connection straight to
- *            its own handler task, which owns the writer and finishes it on
- *            every exit path (executeThenClose, also when the handler is
- *            dropped at runtime shutdown); no stream to drop. Shutdown closes
- *            the listener, then cancels the serving task, which only awaited
- *            that close; the handlers are not cancelled with it.
+ *            its own detached handler task, which owns the writer and runs
+ *            executeThenClose; no stream to drop. Shutdown cancels the
+ *            serving task, as buggy's does: it only awaited the listener's
+ *            close, and the handlers are not cancelled with it. The only
+ *            difference from buggy is the hand-off (closing the listener first
+ *            as well, like partial, changes nothing: measured). (A handler
+ *            dropped before it ran would drop its writer unfinished: fatal,
+ *            like the stream's. Main waits for every client's answer before
+ *            the runtime goes, so none is: finishing on that path would be a
+ *            line no iteration reaches, not part of the fix.)
  *
  * Handlers are spawned detached in every variant: in the task group they
  * would be cancelled with the serving task, but a started handler is inside
@@ -49,9 +54,10 @@
  * reads until it has the whole response, EOF or a reset (bytes that are not
  * the response end it too), then closes. The server drains its input and
  * answers when the writer is finished, whatever it read (the request is not
- * what races here); it closes on the client's EOF, so that TIME_WAIT lands on
- * the client's side and not on listener ports, which thousands of iterations
- * a minute would exhaust. Main waits for every connection to be closed.
+ * what races here); it closes on the client's EOF, with a reset
+ * (tcp_reset_on_close): the client's side, which closed first, is waiting
+ * for that FIN and ends without TIME_WAIT, so up to 64 connections an
+ * iteration leave nothing behind. Main waits for every connection to close.
  *
  * forced mode imposes the timeline above: the serving task parks on the
  * stream (fixed: on the listener's close) and holds worker 1 there until the
@@ -68,10 +74,15 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { STREAM_CANCEL, GRACEFUL_THEN_CANCEL, HANDLER_PER_CONN };  /* variant knob */
+/* A variant's design: how the server hands accepted connections on and shuts down. */
+enum handoff { ACCEPT_STREAM, HANDLER_PER_CONN };   /* where an accepted connection goes */
+enum server_shutdown { CANCEL, CLOSE_THEN_CANCEL };  /* how the server is stopped */
+struct design { enum handoff handoff; enum server_shutdown shutdown; };
+
 enum { SERVER_LOOP, POOL, CLIENTS };                             /* worker roles */
 enum { WRITER_OPEN, WRITER_FINISHED, WRITER_DESTROYED };
 
@@ -81,14 +92,34 @@ static const char request[] = "GET /2018-06-01/runtime/invocation/next HTTP/1.1\
                              "host: 127.0.0.1\r\n\r\n";
 static const char response[] = "HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n";
 
-typedef struct server server;
+/* Where this case's threads race (the runtime's own points are in points.h). */
+static const ar_point at_server_parked = AR_POINT("server.parked",
+    "the serving task awaits the next connection (fixed: the listener's close) (arg: 0)");
+static const ar_point at_accepted = AR_POINT("server.accepted",
+    "a connection was accepted and queued in the stream (fixed: handed to its handler) "
+    "(arg: its id)");
+static const ar_point at_stream_read = AR_POINT("server.stream_read",
+    "the serving task took a connection from the stream and spawns its handler (arg: its id)");
+static const ar_point at_server_closed = AR_POINT("server.closed",
+    "the listener was closed (arg: connections accepted so far)");
+static const ar_point at_shutdown = AR_POINT("server.shutdown",
+    "main starts the server's shutdown (arg: the burst)");
+static const ar_point at_cancel = AR_POINT("server.cancel",
+    "main cancelled the serving task, the task group's cancelAll() (arg: 0)");
+static const ar_point at_handle = AR_POINT("conn.handle",
+    "a connection's handler runs: executeThenClose (arg: its id)");
+static const ar_point at_finish = AR_POINT("conn.finish",
+    "a connection's writer is finished: its response is posted (arg: its id)");
+static const ar_point at_client_connect = AR_POINT("client.connect",
+    "the clients are about to issue the burst's connects (arg: the burst)");
+static const ar_point at_client_eof = AR_POINT("client.eof",
+    "a client read the whole response, or EOF, and closes (arg: bytes read)");
+static const ar_point at_client_reset = AR_POINT("client.reset",
+    "a client's connect or read failed, or the connection was reset (arg: bytes read)");
+static const ar_point at_client_garbage = AR_POINT("client.garbage",
+    "a client read bytes that are not our server's response (arg: bytes read before)");
 
-/* main's wait for an answer from the server loop; kept in the server, since a
- * block_on that timed out leaves its task to be dropped at runtime shutdown */
-typedef struct {
-    ar_oneshot_rx *rx;
-    uintptr_t value;
-} await_oneshot;
+typedef struct server server;
 
 /* An accepted connection and its writer (the NIOAsyncWriter analogue). */
 typedef struct {
@@ -102,7 +133,7 @@ typedef struct {
 struct server {
     const ar_runner *r;
     ar_rt *rt;
-    int design;
+    struct design design;
     ar_loop *loop;                /* the server loop's */
     int pool;                     /* the worker of the serving task and handlers */
     /* Server loop only. */
@@ -110,12 +141,13 @@ struct server {
     ar_oneshot_tx *port_tx;
     ar_oneshot_tx *close_done_tx; /* the graceful close's answer to main */
     ar_oneshot_tx *all_closed_tx; /* to main: listener and every connection closed */
+    ar_oneshot_rx *all_closed_rx; /* main's */
     ar_sender *accept_tx;         /* buggy, partial: the accept stream */
     ar_sender *closed_tx;         /* fixed: dropped when the listener closes */
     int accepted, closed;
     int listen_errno;             /* when tcp_listen failed */
     conn conns[MAX_CONNS];
-    await_oneshot await_port, await_close, await_all_closed;   /* main's */
+    ar_gate serving_parked, accepted_one, cancelled;   /* forced mode */
 };
 
 /* ---- the writer: finish exactly once, or it is fatal ---- */
@@ -138,7 +170,7 @@ static void conn_close(conn *c)  /* server loop */
 }
 
 /* The response is out: close once the client has closed its side (it has
- * the whole response, "connection: close"), so TIME_WAIT lands on its side. */
+ * the whole response, "connection: close"). */
 static void on_flushed(void *arg, int status)
 {
     conn *c = arg;
@@ -177,7 +209,7 @@ static void writer_finish(conn *c)
     int open = WRITER_OPEN;
     if (!atomic_compare_exchange_strong(&c->writer, &open, WRITER_FINISHED))
         return;
-    ar_race_point("conn.finish", c->id);
+    ar_race_point(&at_finish, c->id);
     c->s->r->post(c->s->loop, flush_and_close, c);
 }
 
@@ -215,16 +247,17 @@ typedef struct {
 static ar_poll handler_poll(void *p, ar_cx *cx)
 {
     handler_task *h = p;
-    ar_race_point("conn.handle", h->c->id);
+    ar_race_point(&at_handle, h->c->id);
     writer_finish(h->c);          /* write the response, then close */
     return AR_READY;
 }
 
-/* Every exit path finishes, also a drop before the first poll. */
+/* Dropped: after its poll the writer is finished; before it, the writer goes
+ * with the handler, unfinished. */
 static void handler_drop(void *p)
 {
     handler_task *h = p;
-    writer_finish(h->c);
+    writer_destroy(h->c, "was handed to its handler task, which was dropped before it ran");
     free(h);
 }
 
@@ -252,12 +285,13 @@ static void on_accept(void *arg, ar_tcp *tcp, int err)
     c->id = s->accepted++;
     c->tcp = tcp;
     atomic_store(&c->writer, WRITER_OPEN);
+    s->r->tcp_reset_on_close(tcp);
     s->r->tcp_read_start(tcp, conn_on_read, c);
-    if (s->design == HANDLER_PER_CONN)
+    if (s->design.handoff == HANDLER_PER_CONN)
         spawn_handler(s, c);      /* PR #636: straight to its own handler */
     else if (!ar_send(s->accept_tx, c))
         writer_destroy(c, "was accepted after the accept stream's reader was gone");
-    ar_race_point("server.accepted", c->id);
+    ar_race_point(&at_accepted, c->id);
 }
 
 /* Closing the listener ends the accept stream after what is queued (and
@@ -267,7 +301,7 @@ static void listener_close(server *s, bool loop_alive)
 {
     if (s->listener && loop_alive) {
         s->r->tcp_close(s->listener, NULL, NULL);
-        ar_race_point("server.closed", s->accepted);
+        ar_race_point(&at_server_closed, s->accepted);
     }
     s->listener = NULL;
     if (s->accept_tx) {
@@ -336,12 +370,12 @@ static ar_poll serving_poll(void *p, ar_cx *cx)
         switch (ar_recv(t->stream ? t->stream : t->closed, cx, &item)) {
         case AR_RECV_ITEM: {
             conn *c = item;
-            ar_race_point("server.stream_read", c->id);
+            ar_race_point(&at_stream_read, c->id);
             spawn_handler(t->s, c);
             break;
         }
         case AR_RECV_PENDING:
-            ar_race_point("server.parked", 0);
+            ar_race_point(&at_server_parked, 0);
             return AR_PENDING;
         case AR_RECV_CLOSED:
             return AR_READY;
@@ -380,7 +414,6 @@ struct client {
     ar_oneshot_tx *connecting_tx; /* tells main every connect is issued */
     ar_waker *waker;
     client_conn conns[MAX_CONNS];
-    await_oneshot await_connecting;  /* main's */
 };
 
 static void client_conn_done(client_conn *cc, bool reset)
@@ -390,7 +423,7 @@ static void client_conn_done(client_conn *cc, bool reset)
         cl->r->tcp_close(cc->tcp, NULL, NULL);
         cc->tcp = NULL;
     }
-    ar_race_point(reset ? "client.reset" : "client.eof", (long)cc->got);
+    ar_race_point(reset ? &at_client_reset : &at_client_eof, (long)cc->got);
     if (++cl->done == cl->burst && cl->waker)
         ar_wake_by_ref(cl->waker);
 }
@@ -402,7 +435,7 @@ static void client_on_read(void *arg, const void *data, ssize_t n)
         client_conn_done(cc, n < 0);  /* EOF, or reset */
     } else if (cc->got + (size_t)n > sizeof response - 1 ||
                memcmp(data, response + cc->got, (size_t)n) != 0) {
-        ar_race_point("client.garbage", (long)cc->got);  /* not our server's answer */
+        ar_race_point(&at_client_garbage, (long)cc->got);  /* not our server's answer */
         client_conn_done(cc, true);
     } else if ((cc->got += (size_t)n) == sizeof response - 1) {
         client_conn_done(cc, false);  /* the whole response: close first */
@@ -432,7 +465,7 @@ static ar_poll client_poll(void *p, ar_cx *cx)
     client *cl = p;
     if (!cl->started) {
         cl->started = true;
-        ar_race_point("client.connect", cl->burst);
+        ar_race_point(&at_client_connect, cl->burst);
         for (int i = 0; i < cl->burst; i++) {
             cl->conns[i].cl = cl;
             cl->r->tcp_connect(cl->loop, cl->port, client_on_connect, &cl->conns[i]);
@@ -445,10 +478,7 @@ static ar_poll client_poll(void *p, ar_cx *cx)
     }
     if (cl->done == cl->burst)
         return AR_READY;
-    if (!cl->waker || !ar_waker_will_wake(cl->waker, cx->waker)) {
-        if (cl->waker) ar_waker_drop(cl->waker);
-        cl->waker = ar_waker_clone(cx->waker);
-    }
+    ar_waker_register(&cl->waker, cx);
     return AR_PENDING;
 }
 
@@ -465,58 +495,33 @@ static void client_drop(void *p)
     }
 }
 
-/* ---- main's awaits, through block_on ---- */
-
-static ar_poll await_oneshot_poll(void *p, ar_cx *cx)
-{
-    await_oneshot *a = p;
-    void *item;
-    switch (ar_recv(a->rx, cx, &item)) {
-    case AR_RECV_PENDING: return AR_PENDING;
-    case AR_RECV_ITEM: a->value = (uintptr_t)item; return AR_READY;
-    case AR_RECV_CLOSED: return AR_READY;
-    }
-    return AR_READY;
-}
-
-static void await_oneshot_drop(void *p)
-{
-    await_oneshot *a = p;
-    ar_receiver_drop(a->rx);
-}
+/* ---- main's waits ---- */
 
 /* Posts fn to the server loop and waits for its answer on a fresh oneshot. */
-static uintptr_t call_on_server_loop(server *s, ar_oneshot_tx **slot, await_oneshot *a,
-                                     ar_post_fn fn)
+static uintptr_t call_on_server_loop(server *s, ar_oneshot_tx **slot, ar_post_fn fn)
 {
-    ar_oneshot_new(s->rt, NULL, slot, &a->rx);
+    ar_oneshot_rx *rx;
+    ar_oneshot_new(s->rt, NULL, slot, &rx);
     s->r->post(s->loop, fn, s);
-    ar_block_on(s->rt, await_oneshot_poll, await_oneshot_drop, a);
-    return a->value;
+    void *answer = NULL;
+    ar_block_on_recv(s->rt, rx, &answer);
+    return (uintptr_t)answer;
 }
-
-static ar_poll await_join_poll(void *p, ar_cx *cx)
-{
-    return ar_join_poll(p, cx) ? AR_READY : AR_PENDING;
-}
-
-static void no_drop(void *p) { (void)p; }
 
 /* ---- forced mode: the timeline above, with gates ---- */
 
-enum { SERVING_PARKED, ACCEPTED, CANCELLED };
-
-static void forced(const char *point, long arg)
+static void forced(void *ctx, const ar_point *p, long arg)
 {
-    if (!strcmp(point, "server.parked")) {
-        ar_gate_open(SERVING_PARKED);
-        ar_gate_wait(CANCELLED);  /* holds the pool: nothing is read before the cancel */
-    } else if (!strcmp(point, "client.connect")) {
-        ar_gate_wait(SERVING_PARKED);
-    } else if (!strcmp(point, "server.accepted")) {
-        ar_gate_open(ACCEPTED);
-    } else if (!strcmp(point, "server.cancel")) {
-        ar_gate_open(CANCELLED);
+    server *s = ctx;
+    if (p == &at_server_parked) {
+        ar_gate_open(&s->serving_parked);
+        ar_gate_wait(&s->cancelled);  /* holds the pool: nothing is read before the cancel */
+    } else if (p == &at_client_connect) {
+        ar_gate_wait(&s->serving_parked);
+    } else if (p == &at_accepted) {
+        ar_gate_open(&s->accepted_one);
+    } else if (p == &at_cancel) {
+        ar_gate_open(&s->cancelled);
     }
 }
 
@@ -532,77 +537,70 @@ static void serve(const ar_iter *it, server *s, serving_task *st, client *cl,
     cl->r = it->runner;
     cl->loop = ar_rt_loop(s->rt, role(it, CLIENTS));
     cl->port = port;
-    ar_oneshot_new(s->rt, NULL, &cl->connecting_tx, &cl->await_connecting.rx);
+    ar_oneshot_rx *connecting;
+    ar_oneshot_new(s->rt, NULL, &cl->connecting_tx, &connecting);
     ar_join *clients = ar_spawn_join(s->rt, role(it, CLIENTS), client_poll, client_drop, cl);
 
-    ar_block_on(s->rt, await_oneshot_poll, await_oneshot_drop, &cl->await_connecting);
+    void *ignored;
+    ar_block_on_recv(s->rt, connecting, &ignored);
     if (it->mode == AR_FORCED)
-        ar_gate_wait(ACCEPTED);
+        ar_gate_wait(&s->accepted_one);
     else
         ar_sleep_us(shutdown_at_us);
-    ar_race_point("server.shutdown", cl->burst);
-    if (s->design != STREAM_CANCEL)  /* shut down gracefully first */
-        call_on_server_loop(s, &s->close_done_tx, &s->await_close, graceful_close);
+    ar_race_point(&at_shutdown, cl->burst);
+    if (s->design.shutdown == CLOSE_THEN_CANCEL)  /* shut down gracefully first */
+        call_on_server_loop(s, &s->close_done_tx, graceful_close);
     ar_join_abort(serving);       /* the task group's cancelAll() */
-    ar_race_point("server.cancel", 0);
+    ar_race_point(&at_cancel, 0);
 
     /* Every client reads to the end, EOF or reset, and the server closes
      * everything: bounded by the deadline. */
-    ar_block_on(s->rt, await_join_poll, no_drop, serving);
-    ar_block_on(s->rt, await_join_poll, no_drop, clients);
-    ar_block_on(s->rt, await_oneshot_poll, await_oneshot_drop, &s->await_all_closed);
+    ar_block_on_join(s->rt, serving);
+    ar_block_on_join(s->rt, clients);
+    ar_block_on_recv(s->rt, s->all_closed_rx, &ignored);
     ar_join_drop(serving);
     ar_join_drop(clients);
 }
 
-/* A runner may open process-wide descriptors on its first loop (libuv's
- * signal pipe): make that happen before the first count, so that every
- * iteration, the first of a replay too, is leak-checked. */
-static void warm_up(const ar_runner *r)
-{
-    static bool warm;
-    if (warm)
-        return;
-    warm = true;
-    ar_loop *loop = r->loop_new();
-    if (loop)
-        r->loop_free(loop);
-}
-
-static void iteration(const ar_iter *it)
+static void iteration(const ar_iter *it, void *ctx)
 {
     const ar_variant *v = it->variant;
+    const struct design *d = v->design;
+    server *s = ctx;
     /* Drawn first, on this thread, before any worker exists: replayable. */
     int burst = bursts[ar_rand() % AR_ARRAY_LEN(bursts)];
     uint64_t shutdown_at_us = ar_rand() % (it->run_us + 1);
-    warm_up(it->runner);
-    int fds_before = ar_count_fds();
+    char tag[16];
+    snprintf(tag, sizeof tag, "burst %d", burst);
+    ar_iteration_tag(tag);
 
     ar_rt *rt = ar_rt_new(it->runner, it->workers, v->wake, v->shutdown);
-    server *s = calloc(1, sizeof *s);
     client *cl = calloc(1, sizeof *cl);
     serving_task *st = calloc(1, sizeof *st);
-    if (!s || !cl || !st) abort();
+    if (!cl || !st) abort();
     s->r = it->runner;
     s->rt = rt;
-    s->design = v->knob;
+    s->design = *d;
     s->loop = ar_rt_loop(rt, role(it, SERVER_LOOP));
     s->pool = role(it, POOL);
+    ar_gate_init(&s->serving_parked, "serving task parked");
+    ar_gate_init(&s->accepted_one, "a connection accepted");
+    ar_gate_init(&s->cancelled, "serving task cancelled");
     st->s = s;
     cl->burst = burst;
-    if (s->design == HANDLER_PER_CONN)
+    if (s->design.handoff == HANDLER_PER_CONN)
         ar_chan_new(rt, NULL, &s->closed_tx, &st->closed);
     else
         ar_chan_new(rt, conn_dropped_from_stream, &s->accept_tx, &st->stream);
-    ar_oneshot_new(rt, NULL, &s->all_closed_tx, &s->await_all_closed.rx);
+    ar_oneshot_new(rt, NULL, &s->all_closed_tx, &s->all_closed_rx);
 
-    uint16_t port = (uint16_t)call_on_server_loop(s, &s->port_tx, &s->await_port, listen_on_loop);
+    uint16_t port = (uint16_t)call_on_server_loop(s, &s->port_tx, listen_on_loop);
     if (port) {
         serve(it, s, st, cl, port, shutdown_at_us);
     } else {
         ar_fail(AR_PANIC, "server: cannot listen on 127.0.0.1: %s", strerror(s->listen_errno));
         serving_drop(st);
-        ar_receiver_drop(s->await_all_closed.rx);
+        ar_receiver_drop(s->all_closed_rx);
     }
 
     ar_rt_shutdown(rt);           /* joins the workers: their writes are visible below */
@@ -613,27 +611,28 @@ static void iteration(const ar_iter *it)
         else if (s->conns[i].tcp)
             ar_fail(AR_LEAK, "connection %d: never closed by the server", i);
     }
-    free(s);
     free(cl);
-    int fds_after = ar_count_fds();
-    if (fds_after > fds_before)
-        ar_fail(AR_LEAK, "%d descriptors before the iteration, %d after (burst %d)",
-                fds_before, fds_after, burst);
 }
 
+/* ---- the variants ---- */
+
 static const ar_variant variants[] = {
-    { "buggy", "accepted connections queued in an async accept stream; shutdown cancels "
-      "the serving task, dropping what is still queued",
-      3, AR_WAKE_DEFERRED, AR_SHUTDOWN_STOP_THEN_DROP, STREAM_CANCEL,
-      { AR_EXPECT_SOMETIMES(AR_FATAL), AR_EXPECT_SOMETIMES(AR_FATAL), AR_EXPECT_ALWAYS(AR_FATAL) } },
-    { "partial", "the accept stream, shut down gracefully: close the listener and wait, "
-      "then cancel; connections already queued are still dropped",
-      3, AR_WAKE_DEFERRED, AR_SHUTDOWN_STOP_THEN_DROP, GRACEFUL_THEN_CANCEL,
-      { AR_EXPECT_SOMETIMES(AR_FATAL), AR_EXPECT_SOMETIMES(AR_FATAL), AR_EXPECT_ALWAYS(AR_FATAL) } },
-    { "fixed", "PR #636: the accept callback hands each connection to its own handler task "
-      "that always finishes its writer; no stream; close, then cancel",
-      3, AR_WAKE_DEFERRED, AR_SHUTDOWN_STOP_THEN_DROP, HANDLER_PER_CONN,
-      { AR_EXPECT_NEVER, AR_EXPECT_NEVER, AR_EXPECT_NEVER } },
+    { .name = "buggy",
+      .what = "accepted connections queued in an async accept stream; shutdown cancels the "
+              "serving task, dropping what is still queued",
+      .workers = 3, .wake = AR_WAKE_DEFERRED, .shutdown = AR_SHUTDOWN_STOP_THEN_DROP,
+      .design = &(const struct design){ ACCEPT_STREAM, CANCEL }, .expect = AR_REPRODUCES(AR_FATAL) },
+    { .name = "partial",
+      .what = "the accept stream, shut down gracefully: close the listener and wait, then "
+              "cancel; connections already queued are still dropped",
+      .workers = 3, .wake = AR_WAKE_DEFERRED, .shutdown = AR_SHUTDOWN_STOP_THEN_DROP,
+      .design = &(const struct design){ ACCEPT_STREAM, CLOSE_THEN_CANCEL }, .expect = AR_REPRODUCES(AR_FATAL) },
+    { .name = "fixed",
+      .what = "PR #636: the accept callback hands each connection to its own detached "
+              "handler task (executeThenClose); no stream; shutdown cancels the serving task",
+      .workers = 3, .wake = AR_WAKE_DEFERRED, .shutdown = AR_SHUTDOWN_STOP_THEN_DROP,
+      .design = &(const struct design){ HANDLER_PER_CONN, CANCEL }, .twin = "buggy",
+      .expect = AR_NEVER_IN_ANY_MODE },
 };
 
 static const ar_case dropped_writer = {
@@ -643,6 +642,10 @@ static const ar_case dropped_writer = {
                "serving task: \"Deinited NIOAsyncWriter without calling finish()\"",
     .variants = variants,
     .n_variants = AR_ARRAY_LEN(variants),
+    .points = (const ar_point *const[]){ &at_server_parked, &at_accepted, &at_stream_read,
+        &at_server_closed, &at_shutdown, &at_cancel, &at_handle, &at_finish,
+        &at_client_connect, &at_client_eof, &at_client_reset, &at_client_garbage, NULL },
+    .scenario_size = sizeof(server),
     .iteration = iteration,
     .forced = forced,
     .default_run_us = 300,

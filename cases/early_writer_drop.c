@@ -47,12 +47,19 @@
  *                yet" to "polled, sink not ready": drop still aborts the task
  *                while it connects, and the queued msg goes with it. Shape 2
  *                is untouched. Loses in both shapes.
- *   fixed        the seed's fix: ready is signalled after the sink is
- *                connected and new() awaits it (closes shape 1: no stream
- *                exists before its sink); the caller ends with close(), which
- *                drops the sender and joins the task instead of aborting it,
- *                so the task drains every queued byte before it ends, and a
- *                sink error comes back from close() (closes shape 2).
+ *   handshake    the seed's readiness handshake alone: ready is signalled
+ *                after the sink is connected and new() awaits it, so no stream
+ *                exists before its sink (shape 1 as such cannot happen); but
+ *                drop still aborts the task, and a message written just before
+ *                the drop is still queued when the abort lands: shape 2's
+ *                loss, in both kinds of iteration. Loses sometimes.
+ *   fixed        the seed's close(): the caller ends by dropping the sender
+ *                and joining the task instead of aborting it, so the task
+ *                drains every queued byte before it ends, and a sink error
+ *                comes back from close(). Closes both shapes without any
+ *                handshake: a variant with the handshake and close() behaves
+ *                exactly like this one (measured), so the handshake is not
+ *                part of this fix.
  *   fixed_flush  upstream's PR #6877: new() still returns at once and drop
  *                still aborts, but the caller awaits flush() before dropping.
  *                A flush is a request queued behind the data and answered only
@@ -66,7 +73,7 @@
  * than the stream accepted is `lost`.
  *
  * The shape is chosen per iteration by the iteration seed: even -> shape 1,
- * odd -> shape 2. In natural and chaos modes shape 1 writes right after new(),
+ * odd -> shape 2 (tagged, so the report counts outcomes per shape). In natural and chaos modes shape 1 writes right after new(),
  * shape 2 first does --run-us of other work so the receiver is usually parked
  * on a connected sink by then. In every mode a no-op callback is queued on
  * worker 0 just before the spawn ("receiver.queued": other work ahead of the
@@ -79,7 +86,9 @@
  * or has let go of the stream (dropped or closed it). Shape 2 adds that the
  * caller writes only once the receiver is parked on a connected sink. buggy
  * and partial never wait after the write, so the receiver only moves once the
- * stream is gone; the fixes wait, and pass the very same holds.
+ * stream is gone; the fixes wait, and pass the very same holds. handshake
+ * loses every shape-2 iteration there; in shape 1 its new() waits on the
+ * receiver, which lets it get ahead, so some of those iterations get through.
  */
 #include "asyncrace.h"
 
@@ -91,7 +100,45 @@
 #include <string.h>
 #include <sys/socket.h>
 
-enum { BUGGY, PARTIAL, FIXED, FIXED_FLUSH };
+/* A variant's design: when the receiver says it is ready (if at all), and how
+ * the caller ends with the stream. */
+enum ready { NO_READY, READY_BEFORE_SINK, READY_AFTER_SINK };
+enum ending { DROP, FLUSH_THEN_DROP, CLOSE };
+struct design { enum ready ready; enum ending end; };
+
+/* Where this case's threads race (the runtime's own points are in points.h). */
+static const ar_point at_queued = AR_POINT("receiver.queued",
+    "other work queued on the receiver's worker just ahead of the new task runs (arg: 0)");
+static const ar_point at_started = AR_POINT("receiver.started",
+    "the receiver task's first poll (arg: 0)");
+static const ar_point at_prepare_sink = AR_POINT("receiver.prepare_sink",
+    "the receiver is about to connect its sink (arg: 0)");
+static const ar_point at_ready = AR_POINT("receiver.ready",
+    "the receiver signals ready to new() (arg: the sink's status)");
+static const ar_point at_sink_ready = AR_POINT("receiver.sink_ready",
+    "the receiver's sink is connected (arg: 0)");
+static const ar_point at_parked = AR_POINT("receiver.parked",
+    "the receiver awaits the next message on a connected sink (arg: how often it parked)");
+static const ar_point at_flush_reply = AR_POINT("receiver.flush_reply",
+    "every earlier byte was written; the flush is answered (arg: the sink's status)");
+static const ar_point at_before_write = AR_POINT("receiver.before_write",
+    "the receiver took a message and writes it to the sink (arg: its length)");
+static const ar_point at_written = AR_POINT("receiver.written",
+    "the sink completed the message's write (arg: 0)");
+static const ar_point at_await_ready = AR_POINT("stream.await_ready",
+    "new() parks on the receiver's ready signal (arg: 0)");
+static const ar_point at_write = AR_POINT("stream.write",
+    "the caller is about to write the message (arg: its length)");
+static const ar_point at_accepted = AR_POINT("stream.accepted",
+    "the stream said ok: the message is queued (arg: its length)");
+static const ar_point at_flush = AR_POINT("stream.flush",
+    "the caller parks on flush() (arg: 0)");
+static const ar_point at_close = AR_POINT("stream.close",
+    "the caller parks in close(), joining the receiver (arg: 0)");
+static const ar_point at_drop = AR_POINT("stream.drop",
+    "the caller is about to drop the stream (arg: 0)");
+static const ar_point at_dropped = AR_POINT("stream.dropped",
+    "the stream is dropped: the receiver aborted, the sender gone (arg: 0)");
 
 /* How far the receiver got: for the detail of a loss. */
 enum { P_NOT_POLLED, P_STARTED, P_SINK_READY, P_WRITE_ISSUED, P_WRITTEN };
@@ -109,7 +156,7 @@ static const char *const progress_names[] = {
  * strays by its peer port: on a shared machine another program's client may
  * reach this ephemeral port (one it has just released) and hold it open. */
 typedef struct reader_conn {
-    struct reader_conn *next;     /* the list and the fields below: under sc->lock */
+    struct reader_conn *next;     /* the list and the fields below: under sc->mon */
     struct scenario *sc;
     ar_tcp *tcp;                  /* reader's thread only; NULL once closed */
     int peer_port;                /* -1: unknown */
@@ -125,7 +172,7 @@ typedef struct reader_conn {
 
 typedef struct scenario {
     const ar_runner *r;
-    int kind;                     /* BUGGY ... FIXED_FLUSH */
+    const struct design *design;
     int shape;                    /* 1 or 2 */
     ar_mode mode;
     uint64_t run_us;
@@ -137,8 +184,7 @@ typedef struct scenario {
     int receiver_result;          /* 0 or -errno: written before the task completes */
     _Atomic int progress;
 
-    ar_mutex *lock;               /* guards the fields below */
-    ar_cond *cond;
+    ar_monitor mon;               /* guards the fields below */
     bool receiver_dropped;
     int sink_ports[MAX_SINK_CONNS]; /* local ports of the sink's connections */
     int n_sink_conns;
@@ -149,6 +195,11 @@ typedef struct scenario {
     ar_thread *reader_thread;
     ar_tcp *listener;
     uint16_t port;
+
+    /* forced mode (see forced() below) */
+    ar_gate operational;          /* the receiver is parked on a connected sink */
+    ar_gate caller_yields;        /* opened each time the caller waits or lets go */
+    _Atomic unsigned handoffs;    /* receiver's worker: what it gave the caller to wait on */
 } scenario;
 
 static uint8_t message_byte(uint64_t seed, size_t i)
@@ -158,69 +209,6 @@ static uint8_t message_byte(uint64_t seed, size_t i)
     return (uint8_t)((x ^ (x >> 32)) >> ((i % 8) * 8));
 }
 
-static int tcp_port(const ar_runner *r, ar_tcp *t, bool peer)
-{
-    return r->tcp_port(t, peer);
-}
-
-/* Waits for a predicate under sc->lock, bounded by the iteration deadline. */
-static bool wait_for(scenario *sc, bool (*pred)(const scenario *))
-{
-    sc->r->mutex_lock(sc->lock);
-    while (!pred(sc) && sc->r->cond_wait_until(sc->cond, sc->lock, ar_deadline_ns()))
-        ;
-    bool ok = pred(sc);
-    sc->r->mutex_unlock(sc->lock);
-    return ok;
-}
-
-/* ---- forced mode: the receiver is the slow side ---- */
-
-/* Gate 0 opens when the receiver is parked on a connected sink; gate 1 + k
- * when the caller, for the (k+1)-th time, waits on the receiver or lets go of
- * the stream. The receiver, at a hold point, waits for gate 1 + handoffs:
- * handoffs counts what it has given the caller to wait for (ready, "parked"
- * in shape 2, a flush reply), so it moves only while the caller waits on it. */
-enum { G_OPERATIONAL = 0, G_YIELD = 1 };
-static _Atomic int forced_shape;
-static _Atomic int caller_yields;     /* caller's thread */
-static _Atomic int handoffs;          /* receiver's worker thread */
-
-static void caller_yield(void)
-{
-    int k = atomic_fetch_add(&caller_yields, 1);
-    if (G_YIELD + k < AR_GATES)
-        ar_gate_open(G_YIELD + k);
-}
-
-static void receiver_hold(void)
-{
-    int k = atomic_load(&handoffs);
-    ar_gate_wait(G_YIELD + k < AR_GATES ? G_YIELD + k : AR_GATES - 1);
-}
-
-static void forced(const char *point, long arg)
-{
-    if (!strcmp(point, "receiver.queued") || !strcmp(point, "receiver.prepare_sink")) {
-        receiver_hold();
-    } else if (!strcmp(point, "receiver.ready") || !strcmp(point, "receiver.flush_reply")) {
-        atomic_fetch_add(&handoffs, 1);
-    } else if (!strcmp(point, "receiver.parked")) {
-        if (atomic_load(&forced_shape) == 2 && arg == 0) {
-            atomic_fetch_add(&handoffs, 1);
-            ar_gate_open(G_OPERATIONAL);
-        }
-        receiver_hold();
-    } else if (!strcmp(point, "stream.write")) {
-        if (atomic_load(&forced_shape) == 2) {
-            caller_yield();
-            ar_gate_wait(G_OPERATIONAL);
-        }
-    } else if (!strcmp(point, "stream.await_ready") || !strcmp(point, "stream.flush") ||
-               !strcmp(point, "stream.close") || !strcmp(point, "stream.dropped")) {
-        caller_yield();
-    }
-}
 
 /* ---- the sink: a TCP connection owned by the receiver's loop ---- */
 
@@ -243,23 +231,6 @@ static void sink_unref(sink *sk)
         free(sk);
 }
 
-static void sink_wake(sink *sk)
-{
-    ar_waker *w = sk->waker;
-    sk->waker = NULL;
-    if (w)
-        ar_wake(w);
-}
-
-static void sink_park(sink *sk, ar_cx *cx)
-{
-    if (sk->waker && ar_waker_will_wake(sk->waker, cx->waker))
-        return;
-    if (sk->waker)
-        ar_waker_drop(sk->waker);
-    sk->waker = ar_waker_clone(cx->waker);
-}
-
 static void sink_close(sink *sk)
 {
     if (sk->conn) {
@@ -275,11 +246,11 @@ static void on_connect(void *arg, ar_tcp *conn, int err)
     sk->connecting = false;
     if (conn) {
         scenario *sc = sk->sc;
-        int port = tcp_port(sc->r, conn, false);
-        sc->r->mutex_lock(sc->lock);
+        int port = sc->r->tcp_port(conn, false);
+        ar_monitor_lock(&sc->mon);
         if (sc->n_sink_conns < MAX_SINK_CONNS)
             sc->sink_ports[sc->n_sink_conns++] = port;
-        sc->r->mutex_unlock(sc->lock);
+        ar_monitor_unlock(&sc->mon);
         if (sk->task_gone)
             sk->sc->r->tcp_close(conn, NULL, NULL);
         else
@@ -287,7 +258,7 @@ static void on_connect(void *arg, ar_tcp *conn, int err)
     } else if (!sk->err) {
         sk->err = err ? err : -ECONNREFUSED;
     }
-    sink_wake(sk);
+    ar_waker_take_wake(&sk->waker);
     sink_unref(sk);
 }
 
@@ -297,7 +268,7 @@ static void on_written(void *arg, int status)
     sk->writes_pending--;
     if (status && !sk->err)
         sk->err = status;
-    sink_wake(sk);
+    ar_waker_take_wake(&sk->waker);
     sink_unref(sk);
 }
 
@@ -339,7 +310,7 @@ static void signal_ready(receiver *rv, int status)
 {
     if (!rv->ready)
         return;
-    ar_race_point("receiver.ready", status);
+    ar_race_point(&at_ready, status);
     ar_oneshot_send(rv->ready, status_item(status));
     rv->ready = NULL;
 }
@@ -355,10 +326,10 @@ static ar_poll receiver_poll(void *p, ar_cx *cx)
         switch (rv->st) {
         case R_START:
             atomic_store(&sc->progress, P_STARTED);
-            ar_race_point("receiver.started", 0);
-            if (sc->kind == PARTIAL)
+            ar_race_point(&at_started, 0);
+            if (sc->design->ready == READY_BEFORE_SINK)
                 signal_ready(rv, 0);  /* too early: there is no sink yet */
-            ar_race_point("receiver.prepare_sink", 0);
+            ar_race_point(&at_prepare_sink, 0);
             sk->connecting = true;
             sk->refs++;               /* the connect callback's */
             sc->r->tcp_connect(ar_rt_loop(cx->rt, cx->worker), sc->port, on_connect, sk);
@@ -366,7 +337,7 @@ static ar_poll receiver_poll(void *p, ar_cx *cx)
             break;
         case R_CONNECTING:
             if (sk->connecting) {
-                sink_park(sk, cx);
+                ar_waker_register(&sk->waker, cx);
                 return AR_PENDING;
             }
             if (!sk->conn) {
@@ -375,8 +346,8 @@ static ar_poll receiver_poll(void *p, ar_cx *cx)
                 return AR_READY;
             }
             atomic_store(&sc->progress, P_SINK_READY);
-            ar_race_point("receiver.sink_ready", 0);
-            if (sc->kind == FIXED)
+            ar_race_point(&at_sink_ready, 0);
+            if (sc->design->ready == READY_AFTER_SINK)
                 signal_ready(rv, 0);  /* the sink exists: now the stream may too */
             rv->st = R_DRAIN;
             break;
@@ -384,7 +355,7 @@ static ar_poll receiver_poll(void *p, ar_cx *cx)
             void *item;
             switch (ar_recv(rv->rx, cx, &item)) {
             case AR_RECV_PENDING:
-                ar_race_point("receiver.parked", rv->parks++);
+                ar_race_point(&at_parked, rv->parks++);
                 return AR_PENDING;
             case AR_RECV_CLOSED:      /* every sender gone: close() */
                 sink_close(sk);
@@ -396,13 +367,13 @@ static ar_poll receiver_poll(void *p, ar_cx *cx)
             msg *m = item;
             if (m->flush) {
                 /* Every earlier message was written before this one was taken. */
-                ar_race_point("receiver.flush_reply", sk->err);
+                ar_race_point(&at_flush_reply, sk->err);
                 ar_oneshot_send(m->reply, status_item(sk->err));
                 m->reply = NULL;
                 msg_drop(m);
                 break;
             }
-            ar_race_point("receiver.before_write", (long)m->len);
+            ar_race_point(&at_before_write, (long)m->len);
             atomic_store(&sc->progress, P_WRITE_ISSUED);
             int e = sc->r->tcp_write(sk->conn, m->data, m->len, on_written, sk);
             msg_drop(m);
@@ -417,7 +388,7 @@ static ar_poll receiver_poll(void *p, ar_cx *cx)
         }
         case R_WRITING:
             if (sk->writes_pending) {
-                sink_park(sk, cx);
+                ar_waker_register(&sk->waker, cx);
                 return AR_PENDING;
             }
             if (sk->err) {
@@ -425,7 +396,7 @@ static ar_poll receiver_poll(void *p, ar_cx *cx)
                 return AR_READY;
             }
             atomic_store(&sc->progress, P_WRITTEN);
-            ar_race_point("receiver.written", 0);
+            ar_race_point(&at_written, 0);
             rv->st = R_DRAIN;
             break;
         }
@@ -450,17 +421,17 @@ static void receiver_drop(void *p)
     sink_close(sk);               /* fails a pending write with -ECANCELED */
     sink_unref(sk);
     free(rv);
-    sc->r->mutex_lock(sc->lock);
+    ar_monitor_lock(&sc->mon);
     sc->receiver_dropped = true;
-    sc->r->cond_broadcast(sc->cond);
-    sc->r->mutex_unlock(sc->lock);
+    ar_monitor_notify(&sc->mon);
+    ar_monitor_unlock(&sc->mon);
 }
 
 /* Other work queued on the receiver's worker ahead of the new task. */
 static void receiver_queued(void *arg, bool cancelled)
 {
     if (!cancelled)
-        ar_race_point("receiver.queued", 0);
+        ar_race_point(&at_queued, 0);
 }
 
 /* ---- the write stream, as the caller sees it ---- */
@@ -482,7 +453,7 @@ static void stream_new(write_stream *ws, scenario *sc, ar_rt *rt)
     rv->sc = sc;
     rv->sk = sk;
     ar_chan_new(rt, msg_drop, &ws->tx, &rv->rx);
-    if (sc->kind == PARTIAL || sc->kind == FIXED)
+    if (sc->design->ready != NO_READY)
         ar_oneshot_new(rt, NULL, &rv->ready, &ws->ready);
     sc->r->post(ar_rt_loop(rt, sc->worker), receiver_queued, NULL);
     ws->task = ar_spawn_join(rt, sc->worker, receiver_poll, receiver_drop, rv);
@@ -539,7 +510,7 @@ typedef enum { AWAIT_PENDING, AWAIT_OK, AWAIT_PANICKED } await_result;
 /* One `reply.await.unwrap()` on a oneshot carrying a sink status: the race
  * point marks the first time it parks; a closed reply or a sink error is the
  * caller's panic. On success the receiver is dropped and *rx cleared. */
-static await_result await_status(caller *c, ar_receiver **rx, ar_cx *cx, const char *point,
+static await_result await_status(caller *c, ar_receiver **rx, ar_cx *cx, const ar_point *point,
                                  const char *call, const char *closed_why)
 {
     void *item;
@@ -578,7 +549,7 @@ static ar_poll caller_poll(void *p, ar_cx *cx)
             c->st = ws->ready ? C_READY : C_WRITE;
             break;
         case C_READY:             /* inside new().await */
-            switch (await_status(c, &ws->ready, cx, "stream.await_ready", "new().await.unwrap()",
+            switch (await_status(c, &ws->ready, cx, &at_await_ready, "new().await.unwrap()",
                                  "the receiver task ended without signalling ready")) {
             case AWAIT_PENDING: return AR_PENDING;
             case AWAIT_PANICKED: return AR_READY;
@@ -589,15 +560,16 @@ static ar_poll caller_poll(void *p, ar_cx *cx)
         case C_WRITE:
             if (sc->shape == 2 && sc->mode != AR_FORCED)
                 ar_sleep_us(sc->run_us);  /* other work: the receiver gets going */
-            ar_race_point("stream.write", (long)sc->len);
+            ar_race_point(&at_write, (long)sc->len);
             if (!stream_write(ws, sc)) {
                 ar_fail(AR_PANIC, "caller: write().unwrap(): the stream refused the write: "
                         "its task is gone (a sink error)");
                 return AR_READY;
             }
             sc->accepted += sc->len;
-            ar_race_point("stream.accepted", (long)sc->len);
-            c->st = sc->kind == FIXED ? C_CLOSE : sc->kind == FIXED_FLUSH ? C_FLUSH : C_DROP;
+            ar_race_point(&at_accepted, (long)sc->len);
+            c->st = sc->design->end == CLOSE ? C_CLOSE
+                  : sc->design->end == FLUSH_THEN_DROP ? C_FLUSH : C_DROP;
             break;
         case C_FLUSH: {
             if (!c->waiting) {
@@ -612,7 +584,7 @@ static ar_poll caller_poll(void *p, ar_cx *cx)
                     return AR_READY;
                 }
             }
-            switch (await_status(c, &ws->flushed, cx, "stream.flush", "flush().await.unwrap()",
+            switch (await_status(c, &ws->flushed, cx, &at_flush, "flush().await.unwrap()",
                                  "the task dropped the flush")) {
             case AWAIT_PENDING: return AR_PENDING;
             case AWAIT_PANICKED: return AR_READY;
@@ -622,9 +594,9 @@ static ar_poll caller_poll(void *p, ar_cx *cx)
             break;
         }
         case C_DROP:
-            ar_race_point("stream.drop", 0);
+            ar_race_point(&at_drop, 0);
             stream_drop(ws);
-            ar_race_point("stream.dropped", 0);
+            ar_race_point(&at_dropped, 0);
             c->st = C_DONE;
             return AR_READY;
         case C_CLOSE:             /* close(): no more writes, then join the task */
@@ -634,7 +606,7 @@ static ar_poll caller_poll(void *p, ar_cx *cx)
             }
             if (!ar_join_poll(ws->task, cx)) {
                 if (!c->waiting)
-                    ar_race_point("stream.close", 0);
+                    ar_race_point(&at_close, 0);
                 c->waiting = true;
                 return AR_PENDING;
             }
@@ -668,11 +640,11 @@ static void reader_conn_closed(scenario *sc, reader_conn *rc, int err)
 {
     sc->r->tcp_close(rc->tcp, NULL, NULL);
     rc->tcp = NULL;
-    sc->r->mutex_lock(sc->lock);
+    ar_monitor_lock(&sc->mon);
     rc->ended = true;
     rc->err = err;
-    sc->r->cond_broadcast(sc->cond);
-    sc->r->mutex_unlock(sc->lock);
+    ar_monitor_notify(&sc->mon);
+    ar_monitor_unlock(&sc->mon);
 }
 
 static void reader_on_read(void *arg, const void *data, ssize_t n)
@@ -684,7 +656,7 @@ static void reader_on_read(void *arg, const void *data, ssize_t n)
         return;
     }
     const unsigned char *b = data;
-    sc->r->mutex_lock(sc->lock);
+    ar_monitor_lock(&sc->mon);
     for (ssize_t i = 0; i < n && !rc->mismatch; i++) {
         size_t at = rc->got + (size_t)i;
         unsigned want = at < sc->len ? message_byte(sc->seed, at) : 0x100;
@@ -696,7 +668,7 @@ static void reader_on_read(void *arg, const void *data, ssize_t n)
         }
     }
     rc->got += (size_t)n;
-    sc->r->mutex_unlock(sc->lock);
+    ar_monitor_unlock(&sc->mon);
 }
 
 static void reader_on_accept(void *arg, ar_tcp *conn, int err)
@@ -708,11 +680,14 @@ static void reader_on_accept(void *arg, ar_tcp *conn, int err)
     if (!rc) abort();
     rc->sc = sc;
     rc->tcp = conn;
-    rc->peer_port = tcp_port(sc->r, conn, true);
-    sc->r->mutex_lock(sc->lock);
+    /* The reader closes after the sink's EOF: a reset then ends the sink's
+     * side, which closed first, without TIME_WAIT. */
+    sc->r->tcp_reset_on_close(conn);
+    rc->peer_port = sc->r->tcp_port(conn, true);
+    ar_monitor_lock(&sc->mon);
     rc->next = sc->conns;
     sc->conns = rc;
-    sc->r->mutex_unlock(sc->lock);
+    ar_monitor_unlock(&sc->mon);
     int e = sc->r->tcp_read_start(conn, reader_on_read, rc);
     if (e)
         reader_conn_closed(sc, rc, e);
@@ -792,8 +767,6 @@ static void reader_free_conns(scenario *sc)
     }
 }
 
-static bool receiver_gone(const scenario *sc) { return sc->receiver_dropped; }
-
 /* The reader's side of the sink's connection on that port, or NULL. */
 static const reader_conn *sink_conn(const scenario *sc, int port)
 {
@@ -854,29 +827,60 @@ static void judge(scenario *sc)
                 sc->shape, progress_names[atomic_load(&sc->progress)]);
 }
 
-/* A runner may open process-wide descriptors on its first use (libuv's
- * signal pipe), so the first iteration of a process is not leak-checked. */
-static bool first_iteration_done;
+/* ---- forced mode: the receiver is the slow side ---- */
 
-static void iteration(const ar_iter *it)
+/* caller_yields opens each time the caller waits on the receiver (ready, the
+ * flush reply, the join) or lets go of the stream; operational opens once the
+ * receiver is parked on a connected sink. At a hold point the receiver waits
+ * for caller_yields to have opened 1 + handoffs times, where handoffs counts
+ * what it has given the caller to wait for (ready, "parked" in shape 2, a
+ * flush reply): so it moves only while the caller waits on it. */
+static void receiver_hold(scenario *sc)
 {
-    int fds_before = ar_count_fds();
-    scenario *sc = calloc(1, sizeof *sc);
-    if (!sc) abort();
+    ar_gate_wait_count(&sc->caller_yields, 1 + atomic_load(&sc->handoffs));
+}
+
+static void forced(void *ctx, const ar_point *p, long arg)
+{
+    scenario *sc = ctx;
+    if (p == &at_queued || p == &at_prepare_sink) {
+        receiver_hold(sc);
+    } else if (p == &at_ready || p == &at_flush_reply) {
+        atomic_fetch_add(&sc->handoffs, 1);
+    } else if (p == &at_parked) {
+        if (sc->shape == 2 && arg == 0) {
+            atomic_fetch_add(&sc->handoffs, 1);
+            ar_gate_open(&sc->operational);
+        }
+        receiver_hold(sc);
+    } else if (p == &at_write) {
+        if (sc->shape == 2) {
+            ar_gate_open(&sc->caller_yields);
+            ar_gate_wait(&sc->operational);
+        }
+    } else if (p == &at_await_ready || p == &at_flush || p == &at_close || p == &at_dropped) {
+        ar_gate_open(&sc->caller_yields);
+    }
+}
+
+static bool receiver_gone(const void *arg) { return ((const scenario *)arg)->receiver_dropped; }
+static bool reader_all_read(const void *arg) { return reader_done(arg); }
+
+static void iteration(const ar_iter *it, void *ctx)
+{
+    scenario *sc = ctx;
     sc->r = it->runner;
-    sc->kind = it->variant->knob;
+    sc->design = it->variant->design;
     sc->shape = it->seed & 1 ? 2 : 1;
     sc->mode = it->mode;
     sc->run_us = it->run_us;
     sc->worker = it->workers - 1;
     sc->seed = it->seed;
     sc->len = 64 + (size_t)((it->seed >> 1) % 4033);
-    sc->lock = sc->r->mutex_new();
-    sc->cond = sc->r->cond_new();
-    if (!sc->lock || !sc->cond) abort();
-    atomic_store(&forced_shape, sc->shape);
-    atomic_store(&caller_yields, 0);
-    atomic_store(&handoffs, 0);
+    ar_iteration_tag(sc->shape == 1 ? "shape 1" : "shape 2");
+    ar_monitor_init(&sc->mon);
+    ar_gate_init(&sc->operational, "the receiver parked on a connected sink");
+    ar_gate_init(&sc->caller_yields, "the caller waits on the receiver or let go of the stream");
 
     const char *failed = reader_start(sc);
     if (failed) {
@@ -888,13 +892,13 @@ static void iteration(const ar_iter *it)
         c->sc = sc;
         ar_block_on(rt, caller_poll, caller_drop, c);
         /* An aborted task is dropped on its worker's next turn: let it. */
-        if (!wait_for(sc, receiver_gone))
+        if (!ar_monitor_wait(&sc->mon, receiver_gone, sc))
             ar_fail(AR_HANG, "the receiver task was not dropped before the deadline");
         ar_rt_shutdown(rt);
-        if (!wait_for(sc, reader_done)) {
-            sc->r->mutex_lock(sc->lock);
+        if (!ar_monitor_wait(&sc->mon, reader_all_read, sc)) {
+            ar_monitor_lock(&sc->mon);
             int ended = reader_ended(sc), made = sc->n_sink_conns;
-            sc->r->mutex_unlock(sc->lock);
+            ar_monitor_unlock(&sc->mon);
             ar_fail(AR_HANG, "reader: %d of the sink's %d connections read to EOF at the deadline",
                     ended, made);
         }
@@ -902,30 +906,40 @@ static void iteration(const ar_iter *it)
     reader_finish(sc);
     judge(sc);
     reader_free_conns(sc);
-
-    sc->r->cond_free(sc->cond);
-    sc->r->mutex_free(sc->lock);
-    free(sc);
-    int fds_after = ar_count_fds();
-    if (first_iteration_done && fds_after > fds_before)
-        ar_fail(AR_LEAK, "%d descriptors open after the iteration, %d before",
-                fds_after, fds_before);
-    first_iteration_done = true;
+    ar_monitor_destroy(&sc->mon);
 }
 
+/* ---- the variants ---- */
+
 static const ar_variant variants[] = {
-    { "buggy", "new() returns at once; drop aborts the task whether or not it has started",
-      1, AR_WAKE_DEFERRED, AR_SHUTDOWN_STOP_THEN_DROP, BUGGY,
-      { AR_EXPECT_SOMETIMES(AR_LOST), AR_EXPECT_SOMETIMES(AR_LOST), AR_EXPECT_ALWAYS(AR_LOST) } },
-    { "partial", "new() awaits a ready signal sent before the sink is prepared; drop aborts",
-      1, AR_WAKE_DEFERRED, AR_SHUTDOWN_STOP_THEN_DROP, PARTIAL,
-      { AR_EXPECT_SOMETIMES(AR_LOST), AR_EXPECT_SOMETIMES(AR_LOST), AR_EXPECT_ALWAYS(AR_LOST) } },
-    { "fixed", "ready sent once the sink is connected, awaited by new(); close() drains and joins",
-      1, AR_WAKE_DEFERRED, AR_SHUTDOWN_STOP_THEN_DROP, FIXED,
-      { AR_EXPECT_NEVER, AR_EXPECT_NEVER, AR_EXPECT_NEVER } },
-    { "fixed_flush", "upstream PR #6877: the caller awaits flush() before the drop aborts the task",
-      1, AR_WAKE_DEFERRED, AR_SHUTDOWN_STOP_THEN_DROP, FIXED_FLUSH,
-      { AR_EXPECT_NEVER, AR_EXPECT_NEVER, AR_EXPECT_NEVER } },
+    { .name = "buggy",
+      .what = "new() returns at once; drop aborts the task whether or not it has started",
+      .workers = 1, .wake = AR_WAKE_DEFERRED, .shutdown = AR_SHUTDOWN_STOP_THEN_DROP,
+      .design = &(const struct design){ NO_READY, DROP }, .expect = AR_REPRODUCES(AR_LOST) },
+    { .name = "partial",
+      .what = "new() awaits a ready signal sent before the sink is prepared; drop aborts",
+      .workers = 1, .wake = AR_WAKE_DEFERRED, .shutdown = AR_SHUTDOWN_STOP_THEN_DROP,
+      .design = &(const struct design){ READY_BEFORE_SINK, DROP },
+      .expect = AR_REPRODUCES(AR_LOST) },
+    { .name = "handshake",
+      .what = "the seed's handshake alone: ready sent once the sink is connected, awaited by "
+              "new(); drop still aborts",
+      .workers = 1, .wake = AR_WAKE_DEFERRED, .shutdown = AR_SHUTDOWN_STOP_THEN_DROP,
+      .design = &(const struct design){ READY_AFTER_SINK, DROP },
+      .expect = { [AR_NATURAL] = AR_FAILS_SOMETIMES(AR_LOST),
+                  [AR_CHAOS] = AR_FAILS_SOMETIMES(AR_LOST),
+                  [AR_FORCED] = AR_FAILS_SOMETIMES(AR_LOST) } },
+    { .name = "fixed",
+      .what = "the seed's close(): drop the sender and join the task, which drains every "
+              "queued byte; no abort",
+      .workers = 1, .wake = AR_WAKE_DEFERRED, .shutdown = AR_SHUTDOWN_STOP_THEN_DROP,
+      .design = &(const struct design){ NO_READY, CLOSE }, .twin = "buggy",
+      .expect = AR_NEVER_IN_ANY_MODE },
+    { .name = "fixed_flush",
+      .what = "upstream PR #6877: the caller awaits flush() before the drop aborts the task",
+      .workers = 1, .wake = AR_WAKE_DEFERRED, .shutdown = AR_SHUTDOWN_STOP_THEN_DROP,
+      .design = &(const struct design){ NO_READY, FLUSH_THEN_DROP }, .twin = "buggy",
+      .expect = AR_NEVER_IN_ANY_MODE },
 };
 
 static const ar_case early_writer_drop = {
@@ -935,6 +949,11 @@ static const ar_case early_writer_drop = {
                "accepted bytes: silent loss",
     .variants = variants,
     .n_variants = AR_ARRAY_LEN(variants),
+    .points = (const ar_point *const[]){ &at_queued, &at_started, &at_prepare_sink, &at_ready,
+        &at_sink_ready, &at_parked, &at_flush_reply, &at_before_write, &at_written,
+        &at_await_ready, &at_write, &at_accepted, &at_flush, &at_close, &at_drop, &at_dropped,
+        NULL },
+    .scenario_size = sizeof(scenario),
     .iteration = iteration,
     .forced = forced,
     .default_run_us = 200,

@@ -42,7 +42,7 @@
  *   fixed    wake = deferred, PR #295: every wake is posted to the task's home
  *            loop, so B runs on a later turn, after the unlock
  *
- * The second shape from the thread (variant knob CROSS_THREAD): the
+ * The second shape from the thread (design CROSS_THREAD): the
  * connections are driven by worker 1 (a tokio sidecar next to nginx), whose
  * read callback returns a connection and wakes a handler parked on worker 0.
  * This pool wakes after unlocking (the first shape's fix in the library), so
@@ -98,14 +98,41 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
-enum { SAME_THREAD, CROSS_THREAD };               /* variant knob: the shape */
+/* A variant's design: which shape of the thread it shows. */
+enum shape { SAME_THREAD, CROSS_THREAD };
+struct design { enum shape shape; };
+
 enum { NGINX = 0, SIDECAR = 1 };                  /* worker roles */
 enum { IN_POLL, IO_CALLBACK, POSTED, TIMER, TASK_DROP, N_PLACES }; /* where a guard drops */
 enum { ARRIVING, CHECKOUT, HOLDING, AWAITING, DONE };              /* a handler's phases */
 static const char *const phase_names[] = { "arriving", "checkout", "holding", "awaiting", "done" };
-enum { HANDLER_PARKED };                          /* gates */
+
+/* Where this case's threads race (the runtime's own points are in points.h). */
+static const ar_point at_checkout = AR_POINT("handler.checkout",
+    "a handler is about to lock the pool to check a connection out (arg: the handler)");
+static const ar_point at_parked = AR_POINT("handler.parked",
+    "nothing was idle: the handler's waker is in the pool, the lock released (arg: the handler)");
+static const ar_point at_relock = AR_POINT("handler.relock",
+    "a trylock of the pool failed while this very thread holds it: the deadlock (arg: the "
+    "handler, -1 for a guard drop)");
+static const ar_point at_arrive = AR_POINT("handler.arrive",
+    "a handler's request arrived and it starts its checkout (arg: the handler)");
+static const ar_point at_request = AR_POINT("handler.request",
+    "a handler holds its connection and sends its request (arg: the handler)");
+static const ar_point at_response = AR_POINT("handler.response",
+    "the echo for a handler's request is delivered on its home loop (arg: the handler)");
+static const ar_point at_guard_drop = AR_POINT("guard.drop",
+    "a guard is dropped: its connection goes back to the pool (arg: where, 0 in the poll, "
+    "1 read callback, 2 posted event, 3 timer, 4 task drop)");
+static const ar_point at_wake_locked = AR_POINT("pool.wake_locked",
+    "the guard drop wakes the first parked handler, still holding the pool lock (arg: it)");
+static const ar_point at_wake = AR_POINT("pool.wake",
+    "the guard drop released the pool lock and wakes the first parked handler (arg: it)");
+static const ar_point at_conn_response = AR_POINT("conn.response",
+    "a connection's read callback has the whole echo (arg: the handler it was for)");
+static const ar_point at_upstream_respond = AR_POINT("upstream.respond",
+    "the upstream read a request and is about to echo it (arg: its connection)");
 
 static const char *const place_names[N_PLACES] = {
     "inside its handler's poll", "the connection's read callback", "a posted event",
@@ -153,7 +180,7 @@ struct handler {
 
 typedef struct {
     ar_mutex *lock;
-    _Atomic(const char *) holder; /* the holding thread's token, NULL when free */
+    _Atomic uint64_t holder;      /* the holding thread's ar_thread_id(), 0 when free */
     bool wake_under_lock;         /* h2/hyper: notify, then unlock */
     int dropping_place, dropping_owner; /* pool lock: the guard drop holding it */
     conn *idle[POOL_CONNS];
@@ -175,44 +202,39 @@ struct scenario {
     uint16_t port;                /* written on the upstream loop before the connects */
     upstream_conn upstream[POOL_CONNS];
     int n_accepted;               /* upstream loop */
-    ar_mutex *mu;                 /* guards the counts below, with cond */
-    ar_cond *cond;
+    ar_monitor mon;               /* guards the counts below */
     int outstanding;              /* handler drops + guard returns still to come */
     bool setup_failed;
     _Atomic bool trap_blocked;    /* --trap: a checkout really blocked on its own lock */
     _Atomic int listening, connected, accepted, spawned;  /* setup progress, for a hang */
+    ar_gate handler_parked;       /* forced: a handler parked, and its poll returned */
+    bool gated_upstream, drained; /* forced: the upstream holds its first echo */
 };
-
-static _Thread_local char thread_token;  /* its address names the thread */
 
 static void ignore_write(void *arg, int status) { (void)arg; (void)status; }
 
-/* Every connection ends with a reset, not a FIN: nothing is left in TIME_WAIT.
- * Two connections an iteration at hundreds of iterations a second would hold
- * the whole ephemeral port range within TIME_WAIT's minute, and new listens
- * and connects would fail or stall. */
-static void close_with_reset(const ar_runner *r, ar_tcp *tcp)
-{
-    r->tcp_reset_on_close(tcp);
-}
+/* Every connection ends with a reset, not a FIN (tcp_reset_on_close): nothing
+ * is left in TIME_WAIT. Two connections an iteration at hundreds of
+ * iterations a second would hold the whole ephemeral port range within
+ * TIME_WAIT's minute, and new listens and connects would fail or stall. */
 
 /* ---- bookkeeping for the main thread ---- */
 
 static void count_down(scenario *s)
 {
-    s->r->mutex_lock(s->mu);
+    ar_monitor_lock(&s->mon);
     s->outstanding--;
-    s->r->cond_broadcast(s->cond);
-    s->r->mutex_unlock(s->mu);
+    ar_monitor_notify(&s->mon);
+    ar_monitor_unlock(&s->mon);
 }
 
 static void setup_failed(scenario *s, const char *what, int err)
 {
     ar_fail(AR_PANIC, "setup: %s failed (%d): no pool to test", what, err);
-    s->r->mutex_lock(s->mu);
+    ar_monitor_lock(&s->mon);
     s->setup_failed = true;
-    s->r->cond_broadcast(s->cond);
-    s->r->mutex_unlock(s->mu);
+    ar_monitor_notify(&s->mon);
+    ar_monitor_unlock(&s->mon);
 }
 
 /* Runs fn on worker's loop: right here when this thread runs it, else posted. */
@@ -231,8 +253,8 @@ static bool pool_lock(scenario *s, const handler *h)
 {
     pool *p = &s->pool;
     if (!s->r->mutex_trylock(p->lock)) {
-        if (atomic_load_explicit(&p->holder, memory_order_relaxed) == &thread_token) {
-            ar_race_point("handler.relock", h ? h->id : -1);
+        if (atomic_load_explicit(&p->holder, memory_order_relaxed) == ar_thread_id()) {
+            ar_race_point(&at_relock, h ? h->id : -1);
             const handler *o = &s->handlers[p->dropping_owner];
             if (ar_trap_enabled()) {
                 fprintf(stderr, "asyncrace: trap: deadlock: handler %d relocks the pool lock that "
@@ -254,13 +276,13 @@ static bool pool_lock(scenario *s, const handler *h)
         }
         s->r->mutex_lock(p->lock); /* another thread holds it: plain contention */
     }
-    atomic_store_explicit(&p->holder, &thread_token, memory_order_relaxed);
+    atomic_store_explicit(&p->holder, ar_thread_id(), memory_order_relaxed);
     return true;
 }
 
 static void pool_unlock(scenario *s)
 {
-    atomic_store_explicit(&s->pool.holder, NULL, memory_order_relaxed);
+    atomic_store_explicit(&s->pool.holder, 0, memory_order_relaxed);
     s->r->mutex_unlock(s->pool.lock);
 }
 
@@ -285,7 +307,7 @@ static ar_waker *unqueue(pool *p, handler *h)
 static void guard_drop(scenario *s, conn *k, int place, handler *h)
 {
     pool *p = &s->pool;
-    ar_race_point("guard.drop", place);
+    ar_race_point(&at_guard_drop, place);
     if (!pool_lock(s, NULL))
         return;                   /* cannot happen: nothing holding it drops a guard */
     if (k->owner != h) {          /* already returned (a drop at shutdown after the callback) */
@@ -303,13 +325,13 @@ static void guard_drop(scenario *s, conn *k, int place, handler *h)
         w = unqueue(p, p->waiters[0]);
     }
     if (w && p->wake_under_lock) {
-        ar_race_point("pool.wake_locked", woken);
+        ar_race_point(&at_wake_locked, woken);
         ar_wake(w);               /* inline: the waiter runs right here */
         w = NULL;
     }
     pool_unlock(s);
     if (w) {
-        ar_race_point("pool.wake", woken);
+        ar_race_point(&at_wake, woken);
         ar_wake(w);
     }
     count_down(s);
@@ -338,7 +360,7 @@ static void send_request(void *arg, bool cancelled)
 static bool checkout(scenario *s, handler *h, ar_cx *cx)
 {
     pool *p = &s->pool;
-    ar_race_point("handler.checkout", h->id);
+    ar_race_point(&at_checkout, h->id);
     if (!pool_lock(s, h)) {
         ar_wake_by_ref(cx->waker); /* unwind: retry from the home loop, lock free by then */
         return false;
@@ -350,7 +372,7 @@ static bool checkout(scenario *s, handler *h, ar_cx *cx)
             h->pool_waker = ar_waker_clone(cx->waker);
         }
         pool_unlock(s);
-        ar_race_point("handler.parked", h->id);
+        ar_race_point(&at_parked, h->id);
         return false;
     }
     conn *k = p->idle[--p->n_idle];
@@ -389,7 +411,7 @@ static ar_poll handler_poll(void *state, ar_cx *cx)
     case ARRIVING:
         if (ar_now_ns() < h->arrive_ns)
             return again(cx);
-        ar_race_point("handler.arrive", h->id);
+        ar_race_point(&at_arrive, h->id);
         h->phase = CHECKOUT;
         /* fall through */
     case CHECKOUT:
@@ -403,7 +425,7 @@ static ar_poll handler_poll(void *state, ar_cx *cx)
             return again(cx);
         h->phase = AWAITING;
         h->response_waker = ar_waker_clone(cx->waker);
-        ar_race_point("handler.request", h->id);
+        ar_race_point(&at_request, h->id);
         on_loop(s, s->conn_worker, send_request, h->guard);
         return AR_PENDING;
     case AWAITING:
@@ -455,7 +477,7 @@ static void handler_drop(void *state)
  * the first shape, an event posted from the sidecar in the second). */
 static void deliver(handler *h)
 {
-    ar_race_point("handler.response", h->id);
+    ar_race_point(&at_response, h->id);
     if (h->place == TASK_DROP) {  /* the request is torn down: its task dropped */
         ar_join_abort(h->join);
         return;
@@ -490,7 +512,7 @@ static void on_response(void *arg, const void *data, ssize_t n)
     k->in_flight = NULL;
     if (!h)
         return;
-    ar_race_point("conn.response", h->id);
+    ar_race_point(&at_conn_response, h->id);
     if (h->place == IO_CALLBACK)
         guard_drop(s, k, IO_CALLBACK, h);  /* nginx's event handler returns it */
     if (s->conn_worker == s->home)
@@ -523,7 +545,7 @@ static void on_connect(void *arg, ar_tcp *tcp, int err)
         return;
     }
     k->tcp = tcp;
-    close_with_reset(s->r, tcp);
+    s->r->tcp_reset_on_close(tcp);
     int e = s->r->tcp_read_start(tcp, on_response, k);
     if (e) {
         setup_failed(s, "read_start", e);
@@ -552,7 +574,7 @@ static void on_request(void *arg, const void *data, ssize_t n)
     upstream_conn *u = arg;
     if (n <= 0 || !u->tcp)
         return;
-    ar_race_point("upstream.respond", u->id);
+    ar_race_point(&at_upstream_respond, u->id);
     int err = u->s->r->tcp_write(u->tcp, data, (size_t)n, ignore_write, NULL);
     if (err)
         ar_fail(AR_PANIC, "upstream %d: echo write failed (%d)", u->id, err);
@@ -572,7 +594,7 @@ static void on_accept(void *arg, ar_tcp *tcp, int err)
     atomic_fetch_add(&s->accepted, 1);
     upstream_conn *u = &s->upstream[s->n_accepted++];
     u->tcp = tcp;
-    close_with_reset(s->r, tcp);
+    s->r->tcp_reset_on_close(tcp);
     int e = s->r->tcp_read_start(tcp, on_request, u);
     if (e)
         setup_failed(s, "upstream read_start", e);
@@ -595,21 +617,18 @@ static void upstream_start(void *arg, bool cancelled)
 
 /* ---- forced mode: the timeline above, with one gate ---- */
 
-static ar_rt *forced_rt;          /* set before anything is posted to the runtime */
-static bool gated_upstream;
-static bool drained;              /* the upstream's thread only */
-
-static void forced(const char *point, long arg)
+static void forced(void *ctx, const ar_point *p, long arg)
 {
+    scenario *s = ctx;
     (void)arg;
-    if (!strcmp(point, "handler.parked")) {
-        ar_gate_open(HANDLER_PARKED);
-    } else if (!strcmp(point, "upstream.respond") && gated_upstream && !drained) {
+    if (p == &at_parked) {
+        ar_gate_open(&s->handler_parked);
+    } else if (p == &at_upstream_respond && s->gated_upstream && !s->drained) {
         /* No echo before a handler is parked, and has returned from the poll
          * that parked it (a wake while it is still running is only a note). */
-        if (ar_gate_wait(HANDLER_PARKED))
-            ar_rt_drain(forced_rt, NGINX);
-        drained = true;
+        if (ar_gate_wait(&s->handler_parked))
+            ar_rt_drain(s->rt, NGINX);
+        s->drained = true;        /* the upstream's thread only */
     }
 }
 
@@ -648,56 +667,46 @@ static void plan(scenario *s, const ar_iter *it, bool cross)
     }
 }
 
-static bool all_done(const scenario *s) { return s->outstanding == 0 || s->setup_failed; }
-
-static bool wait_for(scenario *s, bool (*pred)(const scenario *), uint64_t deadline_ns)
+static bool all_done(const void *arg)
 {
-    s->r->mutex_lock(s->mu);
-    bool ok;
-    while (!(ok = pred(s)) && s->r->cond_wait_until(s->cond, s->mu, deadline_ns))
-        ;
-    s->r->mutex_unlock(s->mu);
-    return ok;
+    const scenario *s = arg;
+    return s->outstanding == 0 || s->setup_failed;
 }
 
-static int fds_baseline = -1;
-
-static void iteration(const ar_iter *it)
+static void iteration(const ar_iter *it, void *ctx)
 {
     const ar_variant *v = it->variant;
+    const struct design *d = v->design;
     const ar_runner *r = it->runner;
-    bool cross = v->knob == CROSS_THREAD;
-    int fds_before = fds_baseline < 0 ? ar_count_fds() : fds_baseline;
+    bool cross = d->shape == CROSS_THREAD;
+    scenario *s = ctx;
 
-    scenario *s = calloc(1, sizeof *s);
-    if (!s) abort();
     s->r = r;
     s->home = NGINX;
     s->upstream_worker = it->workers > 1 ? SIDECAR : NGINX;
     s->conn_worker = cross ? s->upstream_worker : NGINX;
-    gated_upstream = s->upstream_worker != s->home;
-    drained = false;
+    s->gated_upstream = s->upstream_worker != s->home;
+    ar_gate_init(&s->handler_parked, "a handler parked");
     plan(s, it, cross);
     s->pool.lock = r->mutex_new();
+    if (!s->pool.lock) abort();
     s->pool.wake_under_lock = !cross;
-    s->mu = r->mutex_new();
-    s->cond = r->cond_new();
-    if (!s->pool.lock || !s->mu || !s->cond) abort();
+    ar_monitor_init(&s->mon);
     s->outstanding = 2 * s->n_handlers;  /* each handler: its drop and its guard's return */
 
-    s->rt = forced_rt = ar_rt_new(r, it->workers, v->wake, v->shutdown);
+    s->rt = ar_rt_new(r, it->workers, v->wake, v->shutdown);
     r->post(ar_rt_loop(s->rt, s->upstream_worker), upstream_start, s);
 
-    if (!wait_for(s, all_done, ar_deadline_ns())) {
+    if (!ar_monitor_wait(&s->mon, all_done, s)) {
         if (atomic_load(&s->trap_blocked))  /* --trap: abort with that stack in the core */
             ar_fail(AR_DEADLOCK, "a handler blocked on the pool lock its own thread holds");
         char phases[96] = "";
         for (int i = 0; i < s->n_handlers; i++)
             snprintf(phases + strlen(phases), sizeof phases - strlen(phases), " %s",
                      phase_names[atomic_load(&s->handlers[i].phase)]);
-        r->mutex_lock(s->mu);
+        ar_monitor_lock(&s->mon);
         int left = s->outstanding;
-        r->mutex_unlock(s->mu);
+        ar_monitor_unlock(&s->mon);
         ar_fail(AR_HANG, "at the deadline: %d handler drops and guard returns to come; listening "
                 "%d, connected %d, accepted %d, spawned %d; handlers:%s", left,
                 atomic_load(&s->listening), atomic_load(&s->connected),
@@ -707,39 +716,39 @@ static void iteration(const ar_iter *it)
     /* Stop and join the workers, drop what is left, and free the loops, which
      * closes every connection, the upstream's side and the listener. */
     ar_rt_shutdown(s->rt);
-
-    r->cond_free(s->cond);
-    r->mutex_free(s->mu);
+    ar_monitor_destroy(&s->mon);
     r->mutex_free(s->pool.lock);
-    free(s);
-    /* The first iteration sets the baseline: a backend may open descriptors
-     * once per process (libuv's signal pipe). Any growth after that leaks. */
-    int fds_after = ar_count_fds();
-    if (fds_baseline < 0)
-        fds_baseline = fds_after > fds_before ? fds_after : fds_before;
-    else if (fds_after > fds_baseline)
-        ar_fail(AR_LEAK, "%d descriptors open after the iteration, %d after the first one",
-                fds_after, fds_baseline);
 }
 
-#define SAME_EXPECT(o) { AR_EXPECT_SOMETIMES(o), AR_EXPECT_SOMETIMES(o), AR_EXPECT_ALWAYS(o) }
-#define NEVER_EXPECT { AR_EXPECT_NEVER, AR_EXPECT_NEVER, AR_EXPECT_NEVER }
+/* ---- the variants ---- */
+
+static const struct design same_thread = { SAME_THREAD }, cross_thread = { CROSS_THREAD };
 
 static const ar_variant variants[] = {
-    { "buggy", "wake = inline (ngx-rust before PR #295): a guard drop wakes a parked handler "
-               "under the pool lock, the handler is re-polled on that stack and relocks it",
-      2, AR_WAKE_INLINE, AR_SHUTDOWN_STOP_THEN_DROP, SAME_THREAD, SAME_EXPECT(AR_DEADLOCK) },
-    { "fixed", "wake = deferred (PR #295): every wake is posted to the task's home loop",
-      2, AR_WAKE_DEFERRED, AR_SHUTDOWN_STOP_THEN_DROP, SAME_THREAD, NEVER_EXPECT },
-    { "partial", "wake = defer_nested (rejected in #295): defer only wakes made inside a poll; "
-                 "guard drops from I/O callbacks, posted events, timers and task drops still "
-                 "deadlock",
-      2, AR_WAKE_DEFER_NESTED, AR_SHUTDOWN_STOP_THEN_DROP, SAME_THREAD, SAME_EXPECT(AR_DEADLOCK) },
-    { "buggy_cross_thread", "wake = inline, connections driven on a second worker: a handler "
-                            "woken from its read callback is polled on that worker's thread",
-      2, AR_WAKE_INLINE, AR_SHUTDOWN_STOP_THEN_DROP, CROSS_THREAD, SAME_EXPECT(AR_WRONG_THREAD) },
-    { "fixed_cross_thread", "wake = deferred: the wake is posted back to the handler's home loop",
-      2, AR_WAKE_DEFERRED, AR_SHUTDOWN_STOP_THEN_DROP, CROSS_THREAD, NEVER_EXPECT },
+    { .name = "buggy",
+      .what = "wake = inline (ngx-rust before PR #295): a guard drop wakes a parked handler "
+              "under the pool lock, the handler is re-polled on that stack and relocks it",
+      .workers = 2, .wake = AR_WAKE_INLINE, .shutdown = AR_SHUTDOWN_STOP_THEN_DROP,
+      .design = &same_thread, .expect = AR_REPRODUCES(AR_DEADLOCK) },
+    { .name = "fixed",
+      .what = "wake = deferred (PR #295): every wake is posted to the task's home loop",
+      .workers = 2, .wake = AR_WAKE_DEFERRED, .shutdown = AR_SHUTDOWN_STOP_THEN_DROP,
+      .design = &same_thread, .twin = "buggy", .expect = AR_NEVER_IN_ANY_MODE },
+    { .name = "partial",
+      .what = "wake = defer_nested (rejected in #295): defer only wakes made inside a poll; "
+              "guard drops from I/O callbacks, posted events, timers and task drops still "
+              "deadlock",
+      .workers = 2, .wake = AR_WAKE_DEFER_NESTED, .shutdown = AR_SHUTDOWN_STOP_THEN_DROP,
+      .design = &same_thread, .expect = AR_REPRODUCES(AR_DEADLOCK) },
+    { .name = "buggy_cross_thread",
+      .what = "wake = inline, connections driven on a second worker: a handler woken from "
+              "its read callback is polled on that worker's thread",
+      .workers = 2, .wake = AR_WAKE_INLINE, .shutdown = AR_SHUTDOWN_STOP_THEN_DROP,
+      .design = &cross_thread, .expect = AR_REPRODUCES(AR_WRONG_THREAD) },
+    { .name = "fixed_cross_thread",
+      .what = "wake = deferred: the wake is posted back to the handler's home loop",
+      .workers = 2, .wake = AR_WAKE_DEFERRED, .shutdown = AR_SHUTDOWN_STOP_THEN_DROP,
+      .design = &cross_thread, .twin = "buggy_cross_thread", .expect = AR_NEVER_IN_ANY_MODE },
 };
 
 static const ar_case inline_repoll = {
@@ -750,6 +759,10 @@ static const ar_case inline_repoll = {
                "wrong thread)",
     .variants = variants,
     .n_variants = AR_ARRAY_LEN(variants),
+    .points = (const ar_point *const[]){ &at_checkout, &at_parked, &at_relock, &at_arrive,
+        &at_request, &at_response, &at_guard_drop, &at_wake_locked, &at_wake,
+        &at_conn_response, &at_upstream_respond, NULL },
+    .scenario_size = sizeof(scenario),
     .iteration = iteration,
     .forced = forced,
     .default_run_us = 1000,

@@ -25,16 +25,22 @@
  *   control  1 worker, drop_as_stopped: the current-thread runtime; the wake
  *            lands on the loop that is stopping, so nothing is polled
  *
- * forced mode imposes the timeline above: the producer sends only once worker
- * 0's loop has exited, worker 0 drops its tasks only once the producer is
- * parked, and worker 1 is told to stop only after worker 0 dropped its tasks
- * and worker 1 ran what those drops posted to it.
+ * forced mode imposes the timeline above (see forced() below).
  */
 #include "asyncrace.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <string.h>
+
+/* Where this case's threads race (the runtime's own points are in points.h). */
+static const ar_point at_before_send = AR_POINT("producer.before_send",
+    "stop was false: the producer is about to send i (arg: i)");
+static const ar_point at_parked = AR_POINT("producer.parked",
+    "the producer awaits the reply to i and is parked (arg: i)");
+static const ar_point at_stop_set = AR_POINT("main.stop_set",
+    "main set stop and is about to drop the runtime (arg: 0)");
+
+/* ---- the tasks ---- */
 
 typedef struct {
     ar_receiver *messages;
@@ -84,7 +90,7 @@ static ar_poll producer_poll(void *p, ar_cx *cx)
         if (!t->awaiting_reply) {
             if (atomic_load_explicit(t->stop, memory_order_acquire))
                 return AR_READY;
-            ar_race_point("producer.before_send", (long)t->i);
+            ar_race_point(&at_before_send, (long)t->i);
             if (!ar_send(t->messages, (void *)t->i)) {
                 ar_fail(AR_PANIC, "producer: messages.send(%lu).unwrap() on a closed channel",
                         (unsigned long)t->i);
@@ -95,7 +101,7 @@ static ar_poll producer_poll(void *p, ar_cx *cx)
         void *r;
         switch (ar_recv(t->replies, cx, &r)) {
         case AR_RECV_PENDING:
-            ar_race_point("producer.parked", (long)t->i);
+            ar_race_point(&at_parked, (long)t->i);
             return AR_PENDING;
         case AR_RECV_CLOSED:
             ar_fail(AR_PANIC, "producer: replies.recv().await.unwrap() on None while awaiting "
@@ -121,70 +127,83 @@ static void producer_drop(void *p)
     free(t);
 }
 
-/* ---- forced mode: the timeline above, with gates ---- */
+/* ---- the scenario: the seed's main() body, and its forced interleaving ---- */
 
-enum { PRODUCER_READY, WORKER0_EXITED, PRODUCER_PARKED, WORKER0_DROPPED };
-static bool two_workers;          /* set before the runtime's threads start */
-static ar_rt *forced_rt;
+typedef struct {
+    ar_rt *rt;
+    bool two_workers;
+    ar_gate producer_ready;       /* the producer reached its first send */
+    ar_gate worker0_exited;       /* worker 0's loop returned */
+    ar_gate producer_parked;      /* the producer awaits a reply */
+    ar_gate worker0_dropped;      /* worker 0 dropped its tasks */
+} scenario;
 
-static void forced(const char *point, long arg)
+/* forced: the timeline above. The producer sends only once worker 0's loop
+ * has exited; worker 0 drops its tasks only once the producer is parked;
+ * worker 1 is told to stop only after worker 0 dropped its tasks and worker 1
+ * ran what those drops posted to it. */
+static void forced(void *ctx, const ar_point *p, long arg)
 {
-    if (!strcmp(point, "producer.before_send")) {
-        ar_gate_open(PRODUCER_READY);
-        if (two_workers)
-            ar_gate_wait(WORKER0_EXITED);
-    } else if (!strcmp(point, "producer.parked")) {
-        ar_gate_open(PRODUCER_PARKED);
-    } else if (!strcmp(point, "rt.worker.loop_exited") && arg == 0 && two_workers) {
-        ar_gate_open(WORKER0_EXITED);
-        ar_gate_wait(PRODUCER_PARKED);
-    } else if (!strcmp(point, "rt.worker.done") && arg == 0) {
-        ar_gate_open(WORKER0_DROPPED);
-    } else if (!strcmp(point, "rt.shutdown.stop") && arg == 1) {
-        /* Worker 1 stops only after it ran whatever worker 0's drops posted. */
-        if (ar_gate_wait(WORKER0_DROPPED))
-            ar_rt_drain(forced_rt, 1);
+    scenario *s = ctx;
+    if (p == &at_before_send) {
+        ar_gate_open(&s->producer_ready);
+        if (s->two_workers)
+            ar_gate_wait(&s->worker0_exited);
+    } else if (p == &at_parked) {
+        ar_gate_open(&s->producer_parked);
+    } else if (p == &ar_at_worker_loop_exited && arg == 0 && s->two_workers) {
+        ar_gate_open(&s->worker0_exited);
+        ar_gate_wait(&s->producer_parked);
+    } else if (p == &ar_at_worker_done && arg == 0) {
+        ar_gate_open(&s->worker0_dropped);
+    } else if (p == &ar_at_shutdown_stop && arg == 1) {
+        if (ar_gate_wait(&s->worker0_dropped))
+            ar_rt_drain(s->rt, 1);
     }
 }
 
-/* ---- one iteration: the seed's main() body ---- */
-
-static void iteration(const ar_iter *it)
+static void iteration(const ar_iter *it, void *ctx)
 {
     const ar_variant *v = it->variant;
-    two_workers = it->workers >= 2;
-    ar_rt *rt = ar_rt_new(it->runner, it->workers, v->wake, v->shutdown);
-    forced_rt = rt;
+    scenario *s = ctx;
+    ar_gate_init(&s->producer_ready, "producer ready");
+    ar_gate_init(&s->worker0_exited, "worker 0's loop exited");
+    ar_gate_init(&s->producer_parked, "producer parked");
+    ar_gate_init(&s->worker0_dropped, "worker 0 dropped its tasks");
+    s->two_workers = it->workers >= 2;
+    s->rt = ar_rt_new(it->runner, it->workers, v->wake, v->shutdown);
     _Atomic bool stop = false;
 
     worker_task *w = malloc(sizeof *w);
     producer_task *p = calloc(1, sizeof *p);
     if (!w || !p) abort();
-    ar_chan_new(rt, NULL, &p->messages, &w->messages);
-    ar_chan_new(rt, NULL, &w->replies, &p->replies);
+    ar_chan_new(s->rt, NULL, &p->messages, &w->messages);
+    ar_chan_new(s->rt, NULL, &w->replies, &p->replies);
     p->stop = &stop;
-    ar_spawn(rt, 0, worker_poll, worker_drop, w);
-    ar_spawn(rt, it->workers - 1, producer_poll, producer_drop, p);
+    ar_spawn(s->rt, 0, worker_poll, worker_drop, w);
+    ar_spawn(s->rt, it->workers - 1, producer_poll, producer_drop, p);
 
     if (it->mode == AR_FORCED)
-        ar_gate_wait(PRODUCER_READY);
+        ar_gate_wait(&s->producer_ready);
     else
         ar_sleep_us(it->run_us);  /* the seed's sleep(10 ms), shortened */
     atomic_store_explicit(&stop, true, memory_order_release);
-    ar_race_point("main.stop_set", 0);
-    ar_rt_shutdown(rt);           /* "the runtime is dropped here!" */
+    ar_race_point(&at_stop_set, 0);
+    ar_rt_shutdown(s->rt);        /* "the runtime is dropped here!" */
 }
 
+/* ---- the variants ---- */
+
 static const ar_variant variants[] = {
-    { "buggy", "2 workers; each drops its own tasks as it stops (tokio multi-thread)",
-      2, AR_WAKE_DEFERRED, AR_SHUTDOWN_DROP_AS_STOPPED, 0,
-      { AR_EXPECT_SOMETIMES(AR_PANIC), AR_EXPECT_SOMETIMES(AR_PANIC), AR_EXPECT_ALWAYS(AR_PANIC) } },
-    { "fixed", "2 workers; stop and join every worker, then drop every task",
-      2, AR_WAKE_DEFERRED, AR_SHUTDOWN_STOP_THEN_DROP, 0,
-      { AR_EXPECT_NEVER, AR_EXPECT_NEVER, AR_EXPECT_NEVER } },
-    { "control", "1 worker, drop as stopped (tokio current-thread): the seed saw 0 panics",
-      1, AR_WAKE_DEFERRED, AR_SHUTDOWN_DROP_AS_STOPPED, 0,
-      { AR_EXPECT_NEVER, AR_EXPECT_NEVER, AR_EXPECT_NEVER } },
+    { .name = "buggy", .what = "2 workers; each drops its own tasks as it stops (tokio multi-thread)",
+      .workers = 2, .wake = AR_WAKE_DEFERRED, .shutdown = AR_SHUTDOWN_DROP_AS_STOPPED,
+      .expect = AR_REPRODUCES(AR_PANIC) },
+    { .name = "fixed", .what = "2 workers; stop and join every worker, then drop every task",
+      .workers = 2, .wake = AR_WAKE_DEFERRED, .shutdown = AR_SHUTDOWN_STOP_THEN_DROP,
+      .twin = "buggy", .expect = AR_NEVER_IN_ANY_MODE },
+    { .name = "control", .what = "1 worker, drop as stopped (tokio current-thread): the seed saw 0 panics",
+      .workers = 1, .wake = AR_WAKE_DEFERRED, .shutdown = AR_SHUTDOWN_DROP_AS_STOPPED,
+      .twin = "buggy", .expect = AR_NEVER_IN_ANY_MODE },
 };
 
 static const ar_case shutdown_order = {
@@ -193,6 +212,8 @@ static const ar_case shutdown_order = {
     .summary = "a producer panics because the runtime dropped its peer task first at shutdown",
     .variants = variants,
     .n_variants = AR_ARRAY_LEN(variants),
+    .points = (const ar_point *const[]){ &at_before_send, &at_parked, &at_stop_set, NULL },
+    .scenario_size = sizeof(scenario),
     .iteration = iteration,
     .forced = forced,
     .default_run_us = 200,

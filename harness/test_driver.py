@@ -141,7 +141,7 @@ def selftest(outcomes: tuple[str, ...], variant: str, *extra: str, runner: str =
 def test_cells_come_from_the_programs_list(selftest_outcomes):
     description = describe(SELFTEST)
     cells = {c.id: c for c in cells_of(SELFTEST, description)}
-    runners = description["runners"]
+    runners = [r["name"] for r in description["runners"]]
     assert runners and len(cells) == len(runners) * 6 * 3, "runners x 6 variants x 3 modes"
     for runner in runners:
         assert cells[f"selftest.{runner}.always.forced"].expect == Expectation(ALWAYS, "panic")

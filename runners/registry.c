@@ -1,12 +1,20 @@
-/* registry.c: the list of built runners, and lookup by name. */
+/* registry.c: the runners this build has, in runners/backends.list's order
+ * (scripts/configure.sh writes that list as AR_BACKENDS), and lookup by name. */
+#include "backends.h"
 #include "runner.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
+#define AR_BACKEND(name) extern const ar_runner ar_runner_##name;
+AR_BACKENDS
+#undef AR_BACKEND
+
 const ar_runner *const ar_runners[] = {
-    &ar_runner_libuv,
-    &ar_runner_libevent,
-    &ar_runner_epoll,
+#define AR_BACKEND(name) &ar_runner_##name,
+    AR_BACKENDS
+#undef AR_BACKEND
     NULL,
 };
 
@@ -18,7 +26,18 @@ const ar_runner *ar_runner_find(const char *name)
     return NULL;
 }
 
+static pthread_once_t names_once = PTHREAD_ONCE_INIT;
+static char names[256];
+
+static void names_fill(void)
+{
+    for (const ar_runner *const *r = ar_runners; *r; r++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                 r == ar_runners ? "" : ", ", (*r)->name);
+}
+
 const char *ar_runner_names(void)
 {
-    return "libuv, libevent, epoll";
+    pthread_once(&names_once, names_fill);
+    return names;
 }

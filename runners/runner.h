@@ -153,15 +153,11 @@ typedef struct ar_runner {
     void (*run)(void (*fn)(void *), void *arg);
 } ar_runner;
 
-extern const ar_runner ar_runner_libuv;
-extern const ar_runner ar_runner_libevent;
-extern const ar_runner ar_runner_epoll;
-
-/* Every built runner, NULL-terminated, in a stable order. */
+/* Every built runner (runners/backends.list), NULL-terminated, in that order. */
 extern const ar_runner *const ar_runners[];
 /* NULL when no runner has that name. */
 const ar_runner *ar_runner_find(const char *name);
-/* "libuv, libevent, epoll": for error messages. */
+/* "libuv, libevent, epoll, ...": for error messages. */
 const char *ar_runner_names(void);
 /* CLOCK_MONOTONIC in nanoseconds: the host's clock, for real runners' own use
  * (the harness asks its runner's now_ns, which on sim is virtual). */

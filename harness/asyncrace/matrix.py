@@ -67,23 +67,25 @@ def describe(program: Path) -> dict:
         raise ProgramError(f"{program} --list exited {done.returncode}: {done.stderr.strip()[:300]}")
     try:
         description = json.loads(done.stdout)
-        description["case"], description["variants"], description["runners"]
+        description["case"], description["variants"], description["cells"]
     except (ValueError, KeyError, TypeError) as e:
         raise ProgramError(f"{program} --list printed no description ({e}): {done.stdout[:300]!r}") from e
     return description
 
 
 def cells_of(program: Path, description: dict) -> list[Cell]:
-    modes = description.get("modes", ["natural", "chaos", "forced"])
+    """The cells the program enumerates itself (--list, contract 2)."""
     outcomes = tuple(description["outcomes"])
+    variants = [v["name"] for v in description["variants"]]
+    runners = [r["name"] for r in description["runners"]]
+    modes = [m["name"] for m in description["modes"]]
     cells = []
-    for v_pos, variant in enumerate(description["variants"]):
-        for r_pos, runner in enumerate(description["runners"]):
-            for m_pos, mode in enumerate(modes):
-                e = variant["expect"][mode]
-                cells.append(Cell(description["case"], runner, variant["name"], mode,
-                                  Expectation(e["kind"], e.get("outcome", "ok")), program,
-                                  outcomes, (v_pos, r_pos, m_pos)))
+    for c in description["cells"]:
+        e = c["expect"]
+        cells.append(Cell(description["case"], c["runner"], c["variant"], c["mode"],
+                          Expectation(e["kind"], e.get("outcome", "ok")), program, outcomes,
+                          (variants.index(c["variant"]), runners.index(c["runner"]),
+                           modes.index(c["mode"]))))
     return cells
 
 

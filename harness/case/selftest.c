@@ -1,4 +1,4 @@
-/* selftest_case.c: a case whose failures are scheduled, not raced, so the
+/* selftest.c: a case whose failures are scheduled, not raced, so the
  * driver's own tests can check counting, resuming and capture against a real
  * program. Every iteration also does a real round trip through the runtime
  * (a task on a worker sends to a task in block_on), so the plumbing under the
@@ -15,7 +15,8 @@
 
 #include <stdlib.h>
 
-enum { OK, FLAKY, ALWAYS, SEGV, HANG, DEADLOCK };
+enum failure { OK, FLAKY, ALWAYS, SEGV, HANG, DEADLOCK };
+struct design { enum failure failure; };
 
 typedef struct { ar_sender *tx; } sender_state;
 typedef struct { ar_receiver *rx; uintptr_t got; } receiver_state;
@@ -68,11 +69,14 @@ static void round_trip(const ar_iter *it)
 /* volatile, so the compiler cannot see the NULL and turn the write into a trap */
 static volatile int *volatile null_pointer;
 
-static void iteration(const ar_iter *it)
+static void iteration(const ar_iter *it, void *scenario)
 {
+    const struct design *d = it->variant->design;
     round_trip(it);
     bool scheduled = it->index % 100 == 7;
-    switch (it->variant->knob) {
+    switch (d->failure) {
+    case OK:
+        break;
     case FLAKY:
         if (it->seed % 8 == 0)
             ar_fail(AR_PANIC, "selftest: scheduled panic (seed %% 8 == 0)");
@@ -96,16 +100,20 @@ static void iteration(const ar_iter *it)
     }
 }
 
-#define SELFTEST_VARIANT(n, k, what, e) \
-    { n, what, 1, AR_WAKE_DEFERRED, AR_SHUTDOWN_STOP_THEN_DROP, k, { e, e, e } }
+#define SELFTEST_VARIANT(n, f, w, e, t) \
+    { .name = n, .what = w, .workers = 1, .wake = AR_WAKE_DEFERRED, \
+      .shutdown = AR_SHUTDOWN_STOP_THEN_DROP, .twin = t, \
+      .design = &(const struct design){ f }, .expect = { e, e, e } }
 
 static const ar_variant variants[] = {
-    SELFTEST_VARIANT("ok", OK, "never fails", AR_EXPECT_NEVER),
-    SELFTEST_VARIANT("flaky", FLAKY, "about 1 in 8 iterations panics", AR_EXPECT_SOMETIMES(AR_PANIC)),
-    SELFTEST_VARIANT("always", ALWAYS, "every iteration panics", AR_EXPECT_ALWAYS(AR_PANIC)),
-    SELFTEST_VARIANT("segv", SEGV, "iteration i % 100 == 7 segfaults", AR_EXPECT_NEVER),
-    SELFTEST_VARIANT("hang", HANG, "iteration i % 100 == 7 blocks forever", AR_EXPECT_NEVER),
-    SELFTEST_VARIANT("deadlock", DEADLOCK, "iteration i % 100 == 7 reports a deadlock", AR_EXPECT_NEVER),
+    SELFTEST_VARIANT("ok", OK, "never fails", AR_NEVER_FAILS, "flaky"),
+    SELFTEST_VARIANT("flaky", FLAKY, "about 1 in 8 iterations panics",
+                     AR_FAILS_SOMETIMES(AR_PANIC), NULL),
+    SELFTEST_VARIANT("always", ALWAYS, "every iteration panics", AR_FAILS_ALWAYS(AR_PANIC), NULL),
+    SELFTEST_VARIANT("segv", SEGV, "iteration i % 100 == 7 segfaults", AR_NEVER_FAILS, "flaky"),
+    SELFTEST_VARIANT("hang", HANG, "iteration i % 100 == 7 blocks forever", AR_NEVER_FAILS, "flaky"),
+    SELFTEST_VARIANT("deadlock", DEADLOCK, "iteration i % 100 == 7 reports a deadlock",
+                     AR_NEVER_FAILS, "flaky"),
 };
 
 static const ar_case selftest = {
@@ -114,6 +122,7 @@ static const ar_case selftest = {
     .summary = "scheduled failures for testing the driver",
     .variants = variants,
     .n_variants = AR_ARRAY_LEN(variants),
+    .scenario_size = 1,
     .iteration = iteration,
 };
 

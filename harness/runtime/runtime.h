@@ -15,11 +15,15 @@
  *            stop_then_drop  stop and join every worker, then drop every task
  *
  * Everything that crosses threads goes through the runner's locks and the
- * harness's race points (race.h), so chaos and forced modes can reach it.
+ * race points of points.h, so chaos and forced modes (and sim's scheduler)
+ * can reach it. The runtime reports failures (hang, wrong_thread) through
+ * race.h, the layer below it; it never sees the case plumbing above.
  */
 #ifndef ASYNCRACE_RUNTIME_H
 #define ASYNCRACE_RUNTIME_H
 
+#include "points.h"
+#include "race.h"
 #include "runner.h"
 
 typedef enum { AR_WAKE_INLINE, AR_WAKE_DEFERRED, AR_WAKE_DEFER_NESTED } ar_wake_policy;
@@ -77,6 +81,9 @@ void ar_join_drop(ar_join *j);              /* detaches; the task runs on */
  * completes. False when the iteration deadline passed first (then the task is
  * dropped at shutdown). */
 bool ar_block_on(ar_rt *rt, ar_poll_fn poll, ar_drop_fn drop, void *state);
+/* The two waits a scenario's main thread does through block_on. */
+/* Until the task ended (completed or dropped); false at the deadline. */
+bool ar_block_on_join(ar_rt *rt, ar_join *j);
 
 /* The worker whose loop runs on this thread: 0..W-1, AR_MAIN_WORKER or AR_NO_WORKER. */
 int ar_current_worker(void);
@@ -88,6 +95,12 @@ void ar_wake(ar_waker *w);                  /* wakes and releases */
 void ar_wake_by_ref(const ar_waker *w);
 void ar_waker_drop(ar_waker *w);
 bool ar_waker_will_wake(const ar_waker *a, const ar_waker *b);
+/* Keeps cx's waker in *slot (which may be NULL): clones it unless *slot
+ * already wakes the same task, dropping what was there. The register step of
+ * every "park until woken" in a poll function. */
+void ar_waker_register(ar_waker **slot, const ar_cx *cx);
+/* Takes the waker out of *slot and wakes it (nothing when empty). */
+void ar_waker_take_wake(ar_waker **slot);
 
 /* An unbounded mpsc channel of pointers. item_drop (may be NULL) destroys the
  * items still queued when the receiver is dropped or the channel freed. */
@@ -115,5 +128,9 @@ static inline void ar_oneshot_new(ar_rt *rt, ar_drop_fn item_drop,
 }
 /* Sends and drops the sender. False when the receiver is gone (the item was not taken). */
 bool ar_oneshot_send(ar_oneshot_tx *tx, void *item);
+/* Blocks the calling thread (through block_on) until rx has an item, or is
+ * closed, or the deadline passed. Then drops rx. ITEM with *item set, CLOSED,
+ * or PENDING at the deadline. */
+ar_recv_result ar_block_on_recv(ar_rt *rt, ar_receiver *rx, void **item);
 
 #endif

@@ -4,6 +4,9 @@
 #define ASYNCRACE_H
 
 #include "case.h"
+#include "fixture.h"
+#include "points.h"
+#include "race.h"
 #include "runtime.h"
 
 #define AR_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

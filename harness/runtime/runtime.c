@@ -13,9 +13,7 @@
  * reference; posts and wakers hold references of their own.
  */
 #include "runtime.h"
-#include "case.h"
 
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,16 +56,29 @@ struct ar_rt {
     bool block_on_timed_out;      /* main loop's thread only */
 };
 
-static _Thread_local worker *tls_worker;
-static _Thread_local int tls_poll_depth;
+/* Per thread (per fiber under sim): the worker whose loop it runs, and how
+ * deep in polls it is. In the runner's thread-local block, not _Thread_local. */
+typedef struct {
+    worker *w;
+    int poll_depth;
+} rt_thread;
+_Static_assert(sizeof(rt_thread) <= AR_SLOT_BYTES, "runtime slot");
+
+static rt_thread *this_thread(void) { return ar_thread_slot(AR_SLOT_RUNTIME); }
+
+static void set_worker(worker *w)
+{
+    this_thread()->w = w;
+    ar_thread_label(w ? w->index : AR_NO_WORKER);
+}
 
 static worker *worker_of(const ar_rt *rt, int index)
 {
     return index == AR_MAIN_WORKER ? &rt->workers[rt->n] : &rt->workers[index];
 }
 
-int ar_current_worker(void) { return tls_worker ? tls_worker->index : AR_NO_WORKER; }
-bool ar_in_poll(void) { return tls_poll_depth > 0; }
+int ar_current_worker(void) { return this_thread()->w ? this_thread()->w->index : AR_NO_WORKER; }
+bool ar_in_poll(void) { return this_thread()->poll_depth > 0; }
 int ar_rt_workers(const ar_rt *rt) { return rt->n; }
 const ar_runner *ar_rt_runner(const ar_rt *rt) { return rt->r; }
 ar_loop *ar_rt_loop(const ar_rt *rt, int index) { return worker_of(rt, index)->loop; }
@@ -100,6 +111,23 @@ ar_waker *ar_waker_clone(const ar_waker *w)
 
 void ar_waker_drop(ar_waker *w) { task_unref((ar_task *)w); }
 bool ar_waker_will_wake(const ar_waker *a, const ar_waker *b) { return a == b; }
+
+void ar_waker_register(ar_waker **slot, const ar_cx *cx)
+{
+    if (*slot && ar_waker_will_wake(*slot, cx->waker))
+        return;
+    if (*slot)
+        ar_waker_drop(*slot);
+    *slot = ar_waker_clone(cx->waker);
+}
+
+void ar_waker_take_wake(ar_waker **slot)
+{
+    ar_waker *w = *slot;
+    *slot = NULL;
+    if (w)
+        ar_wake(w);
+}
 
 /* ---- completion and drop ---- */
 
@@ -148,13 +176,13 @@ static void task_cancel(ar_task *t)
                 ar_fail(AR_HANG, "shutdown: task on worker %d still running at the deadline", t->home);
                 return;
             }
-            sched_yield();
+            t->rt->r->yield();
             continue;
         }
         if (atomic_compare_exchange_weak(&t->state, &s, DONE))
             break;
     }
-    ar_race_point("rt.drop_task", t->home);
+    ar_race_point(&ar_at_drop_task, t->home);
     task_finish(t, true);
 }
 
@@ -169,19 +197,19 @@ static void poll_task(ar_task *t)
     int here = ar_current_worker();
     if (atomic_load(&t->abort_requested)) {
         atomic_store(&t->state, DONE);
-        ar_race_point("rt.drop_aborted", t->home);
+        ar_race_point(&ar_at_drop_aborted, t->home);
         task_finish(t, true);
         return;
     }
     if (here != t->home)
         ar_fail(AR_WRONG_THREAD, "task of worker %d polled on %s %d", t->home,
                 here == AR_NO_WORKER ? "foreign thread" : "worker", here);
-    ar_race_point("rt.poll", t->home);
+    ar_race_point(&ar_at_poll, t->home);
 
     ar_cx cx = { rt, (const ar_waker *)t, here };
-    tls_poll_depth++;
+    this_thread()->poll_depth++;
     ar_poll r = t->poll(t->state_ptr, &cx);
-    tls_poll_depth--;
+    this_thread()->poll_depth--;
 
     if (r == AR_READY) {
         atomic_store(&t->state, DONE);
@@ -230,7 +258,7 @@ void ar_wake_by_ref(const ar_waker *w)
 {
     ar_task *t = (ar_task *)w;
     ar_rt *rt = t->rt;
-    ar_race_point("rt.wake", t->home);
+    ar_race_point(&ar_at_wake, t->home);
     if (atomic_load(&rt->dropping))
         return;
     for (;;) {
@@ -294,7 +322,7 @@ ar_join *ar_spawn_join(ar_rt *rt, int worker_index, ar_poll_fn poll, ar_drop_fn 
     }
     ar_task *t = task_new(rt, worker_index, poll, drop, state);
     task_ref(t);                  /* the join handle's */
-    ar_race_point("rt.spawn", worker_index);
+    ar_race_point(&ar_at_spawn, worker_index);
     post_task(t);
     return (ar_join *)t;
 }
@@ -308,16 +336,11 @@ bool ar_join_poll(ar_join *j, ar_cx *cx)
 {
     ar_task *t = (ar_task *)j;
     ar_rt *rt = t->rt;
-    ar_waker *old = NULL;
     rt->r->mutex_lock(rt->lock);
     bool ended = t->ended;
-    if (!ended && (!t->join_waker || !ar_waker_will_wake(t->join_waker, cx->waker))) {
-        old = t->join_waker;
-        t->join_waker = ar_waker_clone(cx->waker);
-    }
+    if (!ended)
+        ar_waker_register(&t->join_waker, cx);  /* a replaced waker's drop never wakes */
     rt->r->mutex_unlock(rt->lock);
-    if (old)
-        ar_waker_drop(old);
     return ended;
 }
 
@@ -334,7 +357,7 @@ void ar_join_abort(ar_join *j)
 {
     ar_task *t = (ar_task *)j;
     atomic_store(&t->abort_requested, true);
-    ar_race_point("rt.abort", t->home);
+    ar_race_point(&ar_at_abort, t->home);
     /* Always through the home loop, whatever the wake policy: the drop must
      * run there, not on the aborting thread. */
     for (;;) {
@@ -382,8 +405,8 @@ bool ar_block_on(ar_rt *rt, ar_poll_fn poll, ar_drop_fn drop, void *state)
 
     uint64_t now = ar_now_ns(), deadline = ar_deadline_ns();
     uint64_t ms = deadline > now ? (deadline - now) / 1000000 + 1 : 0;
-    worker *saved = tls_worker;
-    tls_worker = main_worker;
+    worker *saved = this_thread()->w;
+    set_worker(main_worker);
     ar_timer *timer = rt->r->timer_start(main_worker->loop, ms, block_on_deadline, rt);
     rt->r->loop_run(main_worker->loop);
     bool done = atomic_load(&t->state) == DONE;
@@ -391,10 +414,18 @@ bool ar_block_on(ar_rt *rt, ar_poll_fn poll, ar_drop_fn drop, void *state)
         rt->r->timer_cancel(timer);
     if (!done)
         ar_fail(AR_HANG, "block_on: task still pending at the deadline");
-    tls_worker = saved;
+    set_worker(saved);
     atomic_store(&rt->block_on_task, NULL);
     task_unref(t);
     return done;
+}
+
+static ar_poll join_poll(void *j, ar_cx *cx) { return ar_join_poll(j, cx) ? AR_READY : AR_PENDING; }
+static void no_drop(void *p) { (void)p; }
+
+bool ar_block_on_join(ar_rt *rt, ar_join *j)
+{
+    return ar_block_on(rt, join_poll, no_drop, j);
 }
 
 /* ---- barrier ---- */
@@ -482,13 +513,13 @@ static void worker_main(void *arg)
 {
     worker *w = arg;
     ar_rt *rt = w->rt;
-    tls_worker = w;
+    set_worker(w);
     rt->r->loop_run(w->loop);
-    ar_race_point("rt.worker.loop_exited", w->index);
+    ar_race_point(&ar_at_worker_loop_exited, w->index);
     if (rt->shutdown == AR_SHUTDOWN_DROP_AS_STOPPED)
         drop_worker_tasks(rt, w); /* while other workers may still be polling */
-    ar_race_point("rt.worker.done", w->index);
-    tls_worker = NULL;
+    ar_race_point(&ar_at_worker_done, w->index);
+    set_worker(NULL);
 }
 
 ar_rt *ar_rt_new(const ar_runner *r, int workers, ar_wake_policy wake, ar_shutdown_policy shutdown)
@@ -526,12 +557,12 @@ void ar_rt_shutdown(ar_rt *rt)
 {
     const ar_runner *r = rt->r;
     for (int i = 0; i < rt->n; i++) {
-        ar_race_point("rt.shutdown.stop", i);
+        ar_race_point(&ar_at_shutdown_stop, i);
         r->loop_stop(rt->workers[i].loop);
     }
     for (int i = 0; i < rt->n; i++)
         r->thread_join(rt->workers[i].thread);
-    ar_race_point("rt.shutdown.joined", rt->n);
+    ar_race_point(&ar_at_shutdown_joined, rt->n);
 
     /* stop_then_drop: nothing runs any more, so no drop can be observed by a
      * task that is still being polled. drop_as_stopped: only leftovers. */

@@ -6,7 +6,6 @@
  * holding its own lock.)
  */
 #include "runtime.h"
-#include "case.h"
 
 #include <stdlib.h>
 
@@ -67,7 +66,7 @@ ar_sender *ar_sender_clone(ar_sender *tx)
 void ar_sender_drop(ar_sender *tx)
 {
     chan *c = (chan *)tx;
-    ar_race_point("chan.sender_drop", 0);
+    ar_race_point(&ar_at_chan_sender_drop, 0);
     c->r->mutex_lock(c->lock);
     bool closes = --c->senders == 0;
     ar_waker *w = NULL;
@@ -90,7 +89,7 @@ bool ar_send(ar_sender *tx, void *item)
     if (!n) abort();
     n->next = NULL;
     n->item = item;
-    ar_race_point("chan.send", 0);
+    ar_race_point(&ar_at_chan_send, 0);
     c->r->mutex_lock(c->lock);
     if (!c->receiver_alive) {
         c->r->mutex_unlock(c->lock);
@@ -111,7 +110,6 @@ bool ar_send(ar_sender *tx, void *item)
 ar_recv_result ar_recv(ar_receiver *rx, ar_cx *cx, void **item)
 {
     chan *c = (chan *)rx;
-    ar_waker *old = NULL;
     ar_recv_result res;
     c->r->mutex_lock(c->lock);
     if (c->head) {
@@ -124,22 +122,17 @@ ar_recv_result ar_recv(ar_receiver *rx, ar_cx *cx, void **item)
     } else if (c->senders == 0) {
         res = AR_RECV_CLOSED;
     } else {
-        if (!c->rx_waker || !ar_waker_will_wake(c->rx_waker, cx->waker)) {
-            old = c->rx_waker;
-            c->rx_waker = ar_waker_clone(cx->waker);
-        }
+        ar_waker_register(&c->rx_waker, cx);  /* a replaced waker's drop never wakes */
         res = AR_RECV_PENDING;
     }
     c->r->mutex_unlock(c->lock);
-    if (old)
-        ar_waker_drop(old);
     return res;
 }
 
 void ar_receiver_drop(ar_receiver *rx)
 {
     chan *c = (chan *)rx;
-    ar_race_point("chan.receiver_drop", 0);
+    ar_race_point(&ar_at_chan_receiver_drop, 0);
     c->r->mutex_lock(c->lock);
     c->receiver_alive = false;
     node *queued = c->head;
@@ -163,4 +156,50 @@ bool ar_oneshot_send(ar_oneshot_tx *tx, void *item)
     bool sent = ar_send(tx, item);
     ar_sender_drop(tx);
     return sent;
+}
+
+/* ---- block_on over a receiver: a scenario's main thread waiting for an answer ---- */
+
+typedef struct {
+    ar_recv_result result;
+    void *item;
+} recv_out;
+
+typedef struct {
+    ar_receiver *rx;
+    recv_out *out;                /* the caller's; NULL once block_on gave up */
+} recv_wait;
+
+static ar_poll recv_wait_poll(void *p, ar_cx *cx)
+{
+    recv_wait *w = p;
+    void *item = NULL;
+    ar_recv_result r = ar_recv(w->rx, cx, &item);
+    if (r == AR_RECV_PENDING)
+        return AR_PENDING;
+    if (w->out)
+        *w->out = (recv_out){ r, item };
+    return AR_READY;
+}
+
+static void recv_wait_drop(void *p)
+{
+    recv_wait *w = p;
+    ar_receiver_drop(w->rx);
+    free(w);
+}
+
+ar_recv_result ar_block_on_recv(ar_rt *rt, ar_receiver *rx, void **item)
+{
+    recv_out out = { AR_RECV_PENDING, NULL };
+    recv_wait *w = malloc(sizeof *w);
+    if (!w) abort();
+    *w = (recv_wait){ rx, &out };
+    /* Done: the runtime has dropped w. Timed out: the task stays pending
+     * (nothing polls it: the main loop is not running) and is dropped at
+     * shutdown, so it must forget `out`, which is about to go. */
+    if (!ar_block_on(rt, recv_wait_poll, recv_wait_drop, w))
+        w->out = NULL;
+    *item = out.item;
+    return out.result;
 }
