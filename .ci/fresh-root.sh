@@ -67,6 +67,7 @@ bookworm_sources() {
 new_root() {
     root=$(mktemp -d "$ROOT_PARENT/${ROOT_PREFIX}XXXXXX")
     root=$(realpath "$root")
+    chmod 755 "$root"     # mktemp's 0700 would lock apt's _apt user out of its own /
 }
 
 # debootstrap_root SOURCES: a minbase bookworm from the first bookworm entry's mirror; its
