@@ -3,11 +3,16 @@
 #include "host.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static _Atomic long counts[AR_RES_KINDS];
 
@@ -65,3 +70,30 @@ void ar_host_resources(ar_resources *out)
 }
 
 void ar_host_run(void (*fn)(void *), void *arg) { fn(arg); }
+
+void ar_host_die(const char *who, const char *what, int err)
+{
+    fprintf(stderr, "%s: %s: %s\n", who, what, strerror(err));
+    abort();
+}
+
+void ar_host_close_fd(const char *who, int fd)
+{
+    if (fd >= 0 && close(fd) != 0 && errno != EINTR)
+        ar_host_die(who, "close", errno);
+}
+
+static pthread_mutex_t version_lock = PTHREAD_MUTEX_INITIALIZER;
+
+const char *ar_host_version(char *buf, size_t size, const char *fmt, ...)
+{
+    pthread_mutex_lock(&version_lock);
+    if (!buf[0]) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(buf, size, fmt, ap);
+        va_end(ap);
+    }
+    pthread_mutex_unlock(&version_lock);
+    return buf;
+}

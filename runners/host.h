@@ -19,6 +19,17 @@ void *ar_host_thread_locals(void);
 void ar_host_resources(ar_resources *out);
 void ar_host_run(void (*fn)(void *), void *arg);
 
+/* Formats a runner's version text into buf on the first call (thread-safe)
+ * and returns buf: the body of every version() entry. */
+const char *ar_host_version(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* "who: what: strerror(err)" on stderr, then abort(): for failures that mean
+ * a corrupted object or a broken host, which no caller could handle. */
+_Noreturn void ar_host_die(const char *who, const char *what, int err);
+/* close(fd) when fd >= 0; a failure other than EINTR is ar_host_die. */
+void ar_host_close_fd(const char *who, int fd);
+
 /* The part of an ar_runner that every real runner fills the same way. */
 #define AR_HOST_ENTRIES \
     .now_ns = ar_host_now_ns, \

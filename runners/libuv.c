@@ -382,7 +382,7 @@ static ar_loop *loop_new(void)
     ar_host_count(AR_RES_LOOP, 1);
     return loop;
 fail_async:
-    check(-ar_post_queue_destroy(&loop->posts), "pthread_mutex_destroy");
+    ar_post_queue_destroy(&loop->posts);
 fail_mutex:
     check(uv_loop_close(&loop->uv), "uv_loop_close");
 fail_loop:
@@ -437,24 +437,16 @@ static void loop_free(ar_loop *loop)
     uv_run(&loop->uv, UV_RUN_DEFAULT); /* runs cancelled writes/connects and close callbacks */
     ar_post_queue_cancel_all(&loop->posts);
     check(uv_loop_close(&loop->uv), "uv_loop_close");
-    check(-ar_post_queue_destroy(&loop->posts), "pthread_mutex_destroy");
+    ar_post_queue_destroy(&loop->posts);
     free(loop->read_buf);
     free(loop);
     ar_host_count(AR_RES_LOOP, -1);
 }
 
-static pthread_once_t version_once = PTHREAD_ONCE_INIT;
-static char version_text[64];
-
-static void version_fill(void)
-{
-    snprintf(version_text, sizeof version_text, "libuv %s", uv_version_string());
-}
-
 static const char *version(void)
 {
-    pthread_once(&version_once, version_fill);
-    return version_text;
+    static char text[64];
+    return ar_host_version(text, sizeof text, "libuv %s", uv_version_string());
 }
 
 /* ---- threads and locks ---- */
@@ -472,11 +464,12 @@ static ar_thread *thread_start(ar_thread_fn fn, void *arg)
         return NULL;
     t->fn = fn;
     t->arg = arg;
+    ar_host_count(AR_RES_THREAD, 1); /* before it runs: it may look at the counts itself */
     if (uv_thread_create(&t->tid, thread_main, t) != 0) {
+        ar_host_count(AR_RES_THREAD, -1);
         free(t);
         return NULL;
     }
-    ar_host_count(AR_RES_THREAD, 1);
     return t;
 }
 

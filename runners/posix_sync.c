@@ -49,11 +49,12 @@ ar_thread *ar_posix_thread_start(ar_thread_fn fn, void *arg)
         return NULL;
     t->fn = fn;
     t->arg = arg;
+    ar_host_count(AR_RES_THREAD, 1); /* before it runs: it may look at the counts itself */
     if (pthread_create(&t->tid, NULL, thread_main, t) != 0) {
+        ar_host_count(AR_RES_THREAD, -1);
         free(t);
         return NULL;
     }
-    ar_host_count(AR_RES_THREAD, 1);
     return t;
 }
 

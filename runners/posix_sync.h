@@ -20,4 +20,18 @@ void ar_posix_cond_broadcast(ar_cond *c);
 bool ar_posix_cond_wait_until(ar_cond *c, ar_mutex *m, uint64_t deadline_ns);
 void ar_posix_cond_free(ar_cond *c);
 
+/* The threads-and-locks part of an ar_runner, for a runner on pthreads. */
+#define AR_POSIX_SYNC_ENTRIES \
+    .thread_start = ar_posix_thread_start, \
+    .thread_join = ar_posix_thread_join, \
+    .mutex_new = ar_posix_mutex_new, \
+    .mutex_lock = ar_posix_mutex_lock, \
+    .mutex_trylock = ar_posix_mutex_trylock, \
+    .mutex_unlock = ar_posix_mutex_unlock, \
+    .mutex_free = ar_posix_mutex_free, \
+    .cond_new = ar_posix_cond_new, \
+    .cond_broadcast = ar_posix_cond_broadcast, \
+    .cond_wait_until = ar_posix_cond_wait_until, \
+    .cond_free = ar_posix_cond_free
+
 #endif

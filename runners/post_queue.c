@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct ar_post_node {
     ar_post_node *next;
@@ -19,9 +20,13 @@ int ar_post_queue_init(ar_post_queue *q)
     return pthread_mutex_init(&q->lock, NULL);
 }
 
-int ar_post_queue_destroy(ar_post_queue *q)
+void ar_post_queue_destroy(ar_post_queue *q)
 {
-    return pthread_mutex_destroy(&q->lock);
+    int err = pthread_mutex_destroy(&q->lock);
+    if (err) {
+        fprintf(stderr, "asyncrace: post queue: pthread_mutex_destroy: %s\n", strerror(err));
+        abort();
+    }
 }
 
 bool ar_post_queue_push(ar_post_queue *q, ar_post_fn fn, void *arg, bool may_wake)

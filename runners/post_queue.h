@@ -27,8 +27,9 @@ typedef struct ar_post_queue {
 
 /* 0 or an error number from pthread_mutex_init. */
 int ar_post_queue_init(ar_post_queue *q);
-/* 0 or an error number from pthread_mutex_destroy; the queue must be empty. */
-int ar_post_queue_destroy(ar_post_queue *q);
+/* The queue must be empty; a mutex that cannot be destroyed (still held)
+ * is a broken loop: abort. */
+void ar_post_queue_destroy(ar_post_queue *q);
 
 /* Appends fn(arg) and marks a wake-up pending. Returns true when the caller
  * must wake the loop: none was pending, the queue is not muted and may_wake

@@ -13,7 +13,7 @@
  *    TCP) is called on the loop's own thread, or before the loop runs.
  *  - Deadlines (cond_wait_until) and timer durations are on now_ns()'s clock.
  *
- * Clarifications every runner honours (runners/conformance.c checks them):
+ * Clarifications every runner honours (runners/conformance/ checks them):
  *  - A turn is one wait-and-dispatch round of the loop: ready I/O, due timers
  *    and at most one snapshot of the post queue. Posts made after that
  *    snapshot (from a posted callback or from any thread) run on a later turn,

@@ -1,5 +1,5 @@
-/* write_queue.c: the nonblocking-socket write queue shared by the libevent
- * and epoll runners; see write_queue.h for why it exists. */
+/* write_queue.c: the nonblocking-socket write queue of raw_tcp.c; see
+ * write_queue.h for why it exists. */
 #include "write_queue.h"
 
 #include <errno.h>

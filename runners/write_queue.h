@@ -1,12 +1,12 @@
 /* write_queue.h: the write queue of a nonblocking stream socket.
  *
- * The libevent and epoll runners both drive raw nonblocking sockets and must
- * give tcp_write the contract's semantics themselves: the data is copied,
+ * The runners on raw nonblocking sockets (raw_tcp.c) must give tcp_write
+ * the contract's semantics themselves: the data is copied,
  * writes go out in order (partial sends resume where they stopped), each
  * callback comes from the loop (never from tcp_write) in the order of the
  * writes, a send error fails everything queued, and closing fails what is
- * left with -ECANCELED. This is that queue, so both runners share one copy.
- * Registering interest in writability stays in each runner.
+ * left with -ECANCELED. This is that queue; raw_tcp.c asks its backend to
+ * watch for writability.
  */
 #ifndef ASYNCRACE_WRITE_QUEUE_H
 #define ASYNCRACE_WRITE_QUEUE_H
