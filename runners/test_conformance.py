@@ -84,8 +84,8 @@ def test_conformance(runner, flavour):
     reports = [r for r in SANITIZER_REPORTS if r in err]
     if reports:
         problems.append(f"sanitizer report ({', '.join(reports)}):\n{tail(err)}")
-    summary = re.search(rf"^conformance {re.escape(runner)}: (\d+) passed, (\d+) failed$",
-                        out, re.MULTILINE)
+    summary = re.search(rf"^conformance {re.escape(runner)}: (\d+) passed, (\d+) failed"
+                        rf"(, (\d+) skipped)?$", out, re.MULTILINE)
     if not summary:
         problems.append(f"no summary line (exit status {proc.returncode})\n"
                         f"--- stdout ---\n{out}--- stderr ---\n{tail(err)}")
