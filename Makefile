@@ -35,7 +35,8 @@ LDLIBS      := $(BACKEND_LIBS) -pthread
 
 # A backend is runners/<name>.c plus runners/<name>/*.c; everything else in
 # runners/*.c is shared support; the conformance suite is runners/conformance*.
-BACKEND_SRC := $(foreach b,$(BACKENDS),runners/$(b).c $(wildcard runners/$(b)/*.c))
+BACKEND_SRC := $(filter-out runners/sim/selftest.c, \
+                 $(foreach b,$(BACKENDS),runners/$(b).c $(wildcard runners/$(b)/*.c)))
 RUNNER_SRC  := $(filter-out $(foreach b,$(BACKENDS),runners/$(b).c) runners/conformance.c, \
                  $(wildcard runners/*.c)) $(BACKEND_SRC)
 CONFORMANCE_SRC := $(wildcard runners/conformance.c runners/conformance/*.c)
@@ -64,7 +65,7 @@ endef
 define flavour
 $(1)_RUNNER_OBJ  := $$(RUNNER_SRC:%.c=$$($(1)_DIR)/obj/%.o)
 $(1)_HARNESS_OBJ := $$(patsubst %.c,$$($(1)_DIR)/obj/%.o,$$(RACE_SRC) $$(RUNTIME_SRC) $$(CASE_SRC))
-$(1)_BINS := $$(CASES:%=$$($(1)_DIR)/bin/%) $$($(1)_DIR)/tools/conformance $$($(1)_DIR)/tools/selftest
+$(1)_BINS := $$(CASES:%=$$($(1)_DIR)/bin/%) $$($(1)_DIR)/tools/conformance $$($(1)_DIR)/tools/selftest $$($(1)_DIR)/tools/simtest
 
 $(call compile,$(1),runners,runners)
 $(foreach b,$(BACKENDS),$(if $(wildcard runners/$(b)),$(call compile,$(1),runners,runners/$(b))))
@@ -79,6 +80,10 @@ $$($(1)_DIR)/bin/%: $$($(1)_DIR)/obj/cases/%.o $$($(1)_HARNESS_OBJ) $$($(1)_RUNN
 	$$(CC) $$(CFLAGS) $$($(1)_FLAGS) $$^ -o $$@ $$(LDLIBS)
 
 $$($(1)_DIR)/tools/conformance: $$(CONFORMANCE_SRC:%.c=$$($(1)_DIR)/obj/%.o) $$($(1)_RUNNER_OBJ)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) $$($(1)_FLAGS) $$^ -o $$@ $$(LDLIBS)
+
+$$($(1)_DIR)/tools/simtest: $$($(1)_DIR)/obj/runners/sim/selftest.o $$($(1)_RUNNER_OBJ)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS) $$($(1)_FLAGS) $$^ -o $$@ $$(LDLIBS)
 

@@ -928,7 +928,8 @@ static const ar_variant variants[] = {
       .design = &(const struct design){ READY_AFTER_SINK, DROP },
       .expect = { [AR_NATURAL] = AR_FAILS_SOMETIMES(AR_LOST),
                   [AR_CHAOS] = AR_FAILS_SOMETIMES(AR_LOST),
-                  [AR_FORCED] = AR_FAILS_SOMETIMES(AR_LOST) } },
+                  [AR_FORCED] = AR_FAILS_SOMETIMES(AR_LOST),
+                  [AR_EXHAUSTIVE] = AR_FAILS_SOMETIMES(AR_LOST) } },
     { .name = "fixed",
       .what = "the seed's close(): drop the sender and join the task, which drains every "
               "queued byte; no abort",

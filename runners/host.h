@@ -38,6 +38,7 @@ void ar_host_close_fd(const char *who, int fd);
     .thread_locals = ar_host_thread_locals, \
     .resources = ar_host_resources, \
     .race_point = NULL, \
-    .run = ar_host_run
+    .run = ar_host_run, \
+    .scheduler = NULL
 
 #endif

@@ -47,6 +47,7 @@ typedef struct ar_tcp ar_tcp;
 typedef struct ar_thread ar_thread;
 typedef struct ar_mutex ar_mutex;
 typedef struct ar_cond ar_cond;
+typedef struct ar_scheduler ar_scheduler;   /* scheduler.h */
 
 /* What a process holds open, for the leak check: each count goes up when the
  * runner makes one and down when it is freed; descriptors is -1 where the
@@ -151,6 +152,9 @@ typedef struct ar_runner {
      * scheduler, with every thread it starts, and returns when all have ended.
      * The harness runs each iteration (and conformance each test) through it. */
     void (*run)(void (*fn)(void *), void *arg);
+    /* NULL on a real loop. On sim: the strategy, seeds, results and schedule
+     * files the case plumbing drives each run with (scheduler.h). */
+    const ar_scheduler *scheduler;
 } ar_runner;
 
 /* Every built runner (runners/backends.list), NULL-terminated, in that order. */

@@ -1,6 +1,9 @@
 """The runner conformance program (runners/conformance.c), for every runner in
 every build flavour: release, ASan+UBSan and TSan.
 
+A flavour that is not built fails (make all sanitizers), unless --allow-missing-builds
+(or ASYNCRACE_ALLOW_MISSING_BUILDS=1) says to skip it.
+
 One test per (runner, flavour). A test fails with the program's FAIL lines, on
 any sanitizer report in its stderr, on a non-zero exit, or when it is still
 running after TIMEOUT_S (it is killed and the partial output is shown). The
@@ -43,7 +46,7 @@ def built_runner_names():
 
 def cases():
     runners = built_runner_names()
-    if not runners:  # nothing built yet: one placeholder per flavour, each skipped
+    if not runners:  # nothing built yet: one placeholder per flavour, each failing
         return [pytest.param(None, f, id=f"unbuilt-{f}") for f in FLAVOURS]
     return [pytest.param(r, f, id=f"{r}-{f}") for r in runners for f in FLAVOURS]
 
@@ -61,11 +64,14 @@ def sanitizer_env():
 
 
 @pytest.mark.parametrize("runner, flavour", cases())
-def test_conformance(runner, flavour):
+def test_conformance(runner, flavour, allow_missing_builds):
     relative = FLAVOURS[flavour]
     program = ROOT / relative
     if runner is None or not program.exists():
-        pytest.skip(f"{relative} is not built: run `make {relative}`")
+        message = f"{relative} is not built: run `make {relative}`"
+        if allow_missing_builds:
+            pytest.skip(message + " (skipped: --allow-missing-builds)")
+        pytest.fail(message + " (or pass --allow-missing-builds to skip)", pytrace=False)
     command = [str(program), "--runner", runner]
     shown = f"{relative} --runner {runner}"
 

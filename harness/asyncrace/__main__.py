@@ -1,77 +1,128 @@
-"""python -m asyncrace: run the matrix, list it, replay a capture, compare two runs.
+"""python -m asyncrace: run the matrix, list it, pin it, replay a capture, compare, merge,
+loop any command, build the external reproducers.
 
-    run [--case NAME] [--runner R ...] [--profile quick|nightly] [--iterations N]
+    run [--case NAME] [--runner R] [--shard K/N] [--profile quick|nightly] [--iterations N]
         [--seconds S] [--seed S] [--results-dir D] [--capture-failures] [--baseline F]
-        one progress line per cell, then matrix.md; exit 1 when a cell failed its
-        expectation or the baseline comparison found a regression, else 0
-    list [--case NAME] [--runner R]   the cells and what each must show
+        [--progress auto|live|lines|off]
+        one line per cell, then matrix.md; the last line is report.html's path; exit 1
+        when a cell failed its expectation or the baseline comparison found a regression
+    list [--case NAME] [--runner R] [--shard K/N]   the cells and what each must show
+    pin                               rewrite cases/cells.txt from the discovered cells and
+                                      print the difference
     replay DIR [--attempts N]         re-run a captured iteration; exit 0 if the same
                                       outcome came back
     compare NEW OLD                   summary.json files (or run folders); exit 1 on
                                       regression or rot
+    merge DIR... [--into DIR] [--baseline F]   fold shards and repeats into one run
+    loop [options] -- CMD ...         loop a command declared nowhere, with intervals and a
+                                      results folder
+    build                             run the build steps of cases/external.toml
 Bad input: one line on stderr, exit 2.
 """
 import argparse
+import re
 import signal
 import sys
 from pathlib import Path
 
+from . import external, pin
 from .baseline import DRIFT, compare, load_summary
-from .options import existing_summary, positive_float, positive_int, seed
-from .capture import probe_rr, replay
-from .matrix import NO_PROGRAMS, discover, select
-from .profiles import PROFILES
+from .capture import RrVerdict, probe_rr, replay
+from .external import DeclarationError, parse_reproducer
+from .matrix import NO_PROGRAMS, Catalog, discover, external_cells, select, twins_first
+from .merge import MergeError, default_into, merge
+from .options import (LIST, LOOP, RUN, OneLineParser, add_to_argparse, existing_summary,
+                      positive_float, positive_int)
+from .paths import PINNED, shown
 from .program import ProgramError
-from .session import (CAPTURE_ALL, CAPTURE_NONE, CAPTURE_REGRESSIONS, Settings, capture_text,
-                      finish_run, header_lines, is_failure, rate_line, run_cell)
+from .profiles import PROFILES
+from .progress import CellProgress, stdout_sink
+from .results import RunDir
+from .session import (FAILED, TOLERATED, Settings, capture_text, consequence, finish_run,
+                      header_lines, rate_line, run_cell, run_failed)
+from .shard import shard_cells
 
 
-def _cells(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list:
-    cells, errors = discover()
-    for e in errors:
+def _catalog(parser: argparse.ArgumentParser) -> Catalog:
+    catalog = discover()
+    if catalog.declaration_error:
+        parser.error(catalog.declaration_error)
+    for e in catalog.errors:
         print(f"asyncrace: {e.message}", file=sys.stderr)
-    if not cells and not errors:
+    return catalog
+
+
+def _cells(parser: argparse.ArgumentParser, args: argparse.Namespace, catalog: Catalog,
+           settings: Settings) -> list:
+    if not catalog.cells and not catalog.errors:
         parser.error(NO_PROGRAMS)
     try:
-        return select(cells, args.runner, args.case)
+        cells = select(catalog.cells, args.asyncrace_runner, args.asyncrace_case)
     except ValueError as e:
         parser.error(str(e))
+    return shard_cells(twins_first(cells), settings)
 
 
-def cmd_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    cells = _cells(parser, args)
-    settings = Settings(PROFILES[args.profile], probe_rr(), seed=args.seed,
-                        iterations=args.iterations, seconds=args.seconds,
-                        results_dir=Path(args.results_dir).resolve(), capture=args.capture)
-    print("\n".join(header_lines(settings, cells)), flush=True)
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_options(lambda name: getattr(args, name, None), probe_rr())
+
+
+def _run_cells(cells: list, settings: Settings, catalog: Catalog, baseline_given: bool) -> int:
+    print("\n".join(header_lines(settings, catalog, cells)), flush=True)
     failed = False
+    sink = stdout_sink(settings.progress)
     for cell in cells:
+        budget = settings.budget(cell)
+        progress = CellProgress(cell.id, budget, sink) if sink else None
         try:
-            record = run_cell(cell, settings)
+            record = run_cell(cell, settings, progress)
         except ProgramError as e:  # a harness error: said, never counted as a result
             print(f"{cell.id}: ERROR: {e}", flush=True)
             failed = True
             continue
         print(rate_line(record), flush=True)
-        if record["verdict"]["message"]:
-            print(f"  {record['verdict']['message']}")
+        outcome = consequence(record, settings.profile)
+        if record["verdict"]["message"] and outcome != "skipped":
+            tolerated = " (tolerated in this profile)" if outcome == TOLERATED else ""
+            print(f"  {record['verdict']['message']}{tolerated}")
         if record["capture"]:
             print("  " + capture_text(record).replace("\n", "\n  "))
-        failed |= is_failure(record, settings.profile)
-    summary, findings = finish_run(settings, args.baseline)
+        failed |= outcome == FAILED
+    summary, findings = finish_run(settings, catalog)
     if summary is not None:
         print()
         print((settings.run_dir.path / "matrix.md").read_text(), end="")
     for finding in findings:
         print(finding.text())
-    if args.baseline and not findings:
-        print(f"baseline {args.baseline}: no regression, rot or drift")
-    return 1 if failed or any(f.kind != DRIFT for f in findings) else 0
+    if baseline_given and not findings:
+        print(f"baseline {settings.baseline}: no regression, rot or drift")
+    if summary is not None:
+        print(f"report: {settings.run_dir.path / 'report.html'}")
+    return 1 if failed or run_failed(summary, findings, settings.profile) else 0
+
+
+def cmd_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    catalog = _catalog(parser)
+    settings = _settings(args)
+    cells = _cells(parser, args, catalog, settings)
+    return _run_cells(cells, settings, catalog, args.asyncrace_baseline is not None)
 
 
 def cmd_list(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    for cell in _cells(parser, args):
-        print(f"{cell.id}  {cell.expect.text()}")
+    settings = Settings(PROFILES["quick"], RrVerdict(False, "not probed"), shard=args.asyncrace_shard)
+    for cell in _cells(parser, args, _catalog(parser), settings):
+        print(f"{cell.id}  {cell.expect.text()}" + (f"  (twin {cell.twin})" if cell.twin else ""))
+    return 0
+
+
+def cmd_pin(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    catalog = _catalog(parser)
+    found = {c.id for c in catalog.cells}
+    missing, extra = pin.difference(found, set(pin.read(args.file)))
+    pin.write(found, args.file)
+    for line in pin.diff_lines(missing, extra):
+        print(line)
+    print(f"{shown(args.file)}: {len(found)} cells ({len(extra)} added, {len(missing)} removed)")
     return 0
 
 
@@ -92,30 +143,101 @@ def cmd_compare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> in
     return 1 if any(f.kind != DRIFT for f in findings) else 0
 
 
+def cmd_merge(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    into = RunDir(args.into.resolve().parent, args.into.resolve().name) if args.into \
+        else default_into(Path(args.results_dir).resolve())
+    baseline = load_summary(args.baseline) if args.baseline else None
+    try:
+        summary, findings = merge(args.runs, into, baseline, str(args.baseline) if args.baseline else None)
+    except MergeError as e:
+        parser.error(f"refused: {e}")
+    print((into.path / "matrix.md").read_text(), end="")
+    for finding in findings:
+        print(finding.text())
+    missing = []
+    if args.check_pinned:
+        missing, extra = pin.difference(set(summary["cells"]), set(pin.read()))
+        for line in pin.diff_lines(missing, extra):
+            print(f"pinned cells: {line}")
+    print(f"merged {len(args.runs)} runs into {into.path}")
+    print(f"report: {into.path / 'report.html'}")
+    profile = PROFILES.get(summary.get("profile"), PROFILES["quick"])
+    return 1 if run_failed(summary, findings, profile) or missing else 0
+
+
+RULE = re.compile(r"^([A-Za-z0-9_]+)=(.*)$", re.DOTALL)
+
+
+def cmd_loop(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    command = args.command
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        parser.error("loop: no command: python -m asyncrace loop [options] -- CMD ...")
+    catalog = discover()   # only for the contract's outcome names and status layout
+    vocabulary = next((c.outcomes for c in catalog.cells if c.program is not None), None)
+    layout = next((c.layout for c in catalog.cells if c.program is not None), None)
+    outcomes = {}
+    for on in ("stderr", "stdout", "exit", "signal"):
+        for text in getattr(args, f"rule_{on}") or ():
+            match = RULE.match(text)
+            if not match:
+                parser.error(f"--{on} {text!r}: expected OUTCOME=VALUE")
+            name, value = match.groups()
+            if on == "exit":
+                value = [int(v) for v in value.split(",") if v.strip().isdigit()] or value
+            elif on == "signal" and value != "any":
+                value = [int(v) if v.isdigit() else v for v in value.split(",")]
+            outcomes[name] = {on: value}
+    if args.rule_timeout:
+        outcomes[args.rule_timeout] = {"timeout": True}
+    kind, _, outcome = args.expect.partition(":")
+    expect = {"kind": kind} if kind == "never" else {"kind": kind, "outcome": outcome}
+    name = args.name or re.sub(r"[^A-Za-z0-9_]", "_", Path(command[0]).name) or "command"
+    declaration = {"name": name, "runner": args.runner_name, "mode": args.mode_name,
+                   "loop": args.loop, "timeout_s": args.timeout_s, "status": args.status,
+                   "outcomes": outcomes, "variants": {args.variant_name: {"command": command, "expect": expect}}}
+    try:
+        rep = parse_reproducer(declaration, "command line", 0, vocabulary)
+    except DeclarationError as e:
+        parser.error(str(e).replace("command line: reproducer ", "loop: "))
+    settings = _settings(args)
+    cells = external_cells(rep, vocabulary, layout)
+    loop_catalog = Catalog(cells=cells, runners=[rep.runner], modes=[rep.mode],
+                           versions={rep.runner: "from its report"})
+    return _run_cells(cells, settings, loop_catalog, args.asyncrace_baseline is not None)
+
+
+def cmd_build(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    catalog = _catalog(parser)
+    failed = False
+    for rep in catalog.reproducers:
+        unmet = rep.unmet()
+        if unmet:
+            print(f"{rep.name}: skipped: " + "; ".join(n.text() for n in unmet))
+            continue
+        ok, text = external.run_build(rep) if rep.build else (True, "no build step")
+        print(f"{rep.name}: {'ok' if ok else 'FAILED'}: {text}")
+        failed |= not ok
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m asyncrace", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="python -m asyncrace", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="subcommand", required=True)
 
     run = commands.add_parser("run", help="run the matrix (or part) and write results/")
-    run.add_argument("--case", action="append", help="only this case (repeatable)")
-    run.add_argument("--runner", action="append", help="only this runner (repeatable)")
-    run.add_argument("--profile", choices=sorted(PROFILES), default="quick")
-    run.add_argument("--iterations", type=positive_int, help="per cell, instead of the profile's")
-    run.add_argument("--seconds", type=positive_float, help="per cell, instead of the profile's")
-    run.add_argument("--seed", type=seed, default=1)
-    run.add_argument("--results-dir", default=str(Path(__file__).resolve().parents[2] / "results"))
-    run.add_argument("--capture-failures", dest="capture", action="store_const", const=CAPTURE_ALL,
-                     default=CAPTURE_REGRESSIONS, help="capture buggy cells' failures too")
-    run.add_argument("--no-capture-failures", dest="capture", action="store_const",
-                     const=CAPTURE_NONE, help="capture nothing, not even regressions")
-    run.add_argument("--baseline", type=existing_summary, help="an earlier summary.json")
+    add_to_argparse(run, RUN)
     run.set_defaults(func=cmd_run)
 
     listing = commands.add_parser("list", help="the cells and their expectations")
-    listing.add_argument("--case", action="append")
-    listing.add_argument("--runner", action="append")
+    add_to_argparse(listing, LIST)
     listing.set_defaults(func=cmd_list)
+
+    pinning = commands.add_parser("pin", help="rewrite cases/cells.txt, print the difference")
+    pinning.add_argument("--file", type=Path, default=PINNED, help=argparse.SUPPRESS)
+    pinning.set_defaults(func=cmd_pin)
 
     rep = commands.add_parser("replay", help="re-run a captured failure")
     rep.add_argument("dir", type=Path, help="results/<run>/captures/<cell>")
@@ -126,6 +248,44 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("new", type=existing_summary)
     cmp.add_argument("old", type=existing_summary)
     cmp.set_defaults(func=cmd_compare)
+
+    mrg = commands.add_parser("merge", help="fold shard runs and seed repeats into one run")
+    mrg.add_argument("runs", nargs="+", type=Path, metavar="DIR", help="run folders (or summary.json)")
+    mrg.add_argument("--into", type=Path, metavar="DIR", help="the merged run's folder "
+                                                              "(default results/<new id>-merged)")
+    mrg.add_argument("--baseline", type=existing_summary, metavar="FILE",
+                     help="an earlier summary.json to compare the merged run with")
+    mrg.add_argument("--check-pinned", action="store_true",
+                     help="exit 1 when a cell of cases/cells.txt is in none of the runs")
+    mrg.add_argument("--results-dir", default=str(Path(__file__).resolve().parents[2] / "results"),
+                     help=argparse.SUPPRESS)
+    mrg.set_defaults(func=cmd_merge)
+
+    loop = commands.add_parser("loop", help="loop a command declared nowhere",
+                               description="python -m asyncrace loop [options] -- CMD ...: one "
+                               "process per iteration (or --loop self), outcome rules from the "
+                               "options, first match wins; exit 0 and no match is ok.")
+    add_to_argparse(loop, LOOP)
+    loop.add_argument("--loop", choices=external.LOOPS, default="process")
+    loop.add_argument("--timeout-s", type=positive_float, default=10.0,
+                      help="per process (process) or per iteration (self)")
+    loop.add_argument("--status", action="store_true", help="(self) the program writes --status FILE")
+    loop.add_argument("--stderr", dest="rule_stderr", action="append", metavar="OUTCOME=REGEX")
+    loop.add_argument("--stdout", dest="rule_stdout", action="append", metavar="OUTCOME=REGEX")
+    loop.add_argument("--exit", dest="rule_exit", action="append", metavar="OUTCOME=CODE[,CODE]")
+    loop.add_argument("--signal", dest="rule_signal", action="append", metavar="OUTCOME=any|SIG")
+    loop.add_argument("--timeout-is", dest="rule_timeout", metavar="OUTCOME",
+                      help="the outcome of a timeout (default hang)")
+    loop.add_argument("--expect", default="never", metavar="never|sometimes:OUTCOME|always:OUTCOME")
+    loop.add_argument("--name", help="the cell's case name (default: the command's)")
+    loop.add_argument("--runner-name", default="command", help=argparse.SUPPRESS)
+    loop.add_argument("--mode-name", default="natural", help=argparse.SUPPRESS)
+    loop.add_argument("--variant-name", default="as_given", help=argparse.SUPPRESS)
+    loop.add_argument("command", nargs=argparse.REMAINDER)
+    loop.set_defaults(func=cmd_loop)
+
+    bld = commands.add_parser("build", help="run the build steps of cases/external.toml")
+    bld.set_defaults(func=cmd_build)
     return parser
 
 

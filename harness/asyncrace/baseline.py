@@ -2,7 +2,8 @@
 
     regression  a never cell failed
     rot         an always or sometimes cell that reproduced in the baseline no longer does
-    drift       a natural-mode rate outside the baseline's 95 % interval (a warning)
+    drift       a sometimes cell's rate outside the baseline's 95 % interval (a warning):
+                the rates that are measurements, whatever the mode is called
 """
 import json
 from dataclasses import dataclass
@@ -25,8 +26,9 @@ class Finding:
 
 
 def load_summary(path: Path) -> dict:
-    """A summary.json, or a run folder holding one."""
-    path = path / "summary.json" if path.is_dir() else path
+    """A summary.json, a run folder holding one, or a results folder (its latest run)."""
+    if path.is_dir():
+        path = path / "summary.json" if (path / "summary.json").exists() else path / "latest" / "summary.json"
     summary = json.loads(path.read_text())
     if "cells" not in summary:
         raise ValueError(f"{path} is not an asyncrace summary.json (no 'cells')")
@@ -43,6 +45,8 @@ def _reproduced(record: dict) -> bool:
 def compare(new: dict, old: dict) -> list[Finding]:
     findings = []
     for cell, r in new["cells"].items():
+        if not r["iterations"]:
+            continue   # skipped: nothing measured
         kind, now = r["expect"]["kind"], rate_text(r["failures"], r["iterations"])
         if kind == NEVER and r["failures"]:
             ff = r.get("first_failure") or {}
@@ -55,7 +59,7 @@ def compare(new: dict, old: dict) -> list[Finding]:
         if kind in (ALWAYS, SOMETIMES) and _reproduced(before) and not _reproduced(r):
             findings.append(Finding(ROT, cell, f"reproduced before ({was}), not now ({now}); "
                                                f"rerun: {r['command']}"))
-        elif r["mode"] == "natural" and r["iterations"] and before["iterations"]:
+        elif kind == SOMETIMES and r["iterations"] and before["iterations"]:
             low, high = before["ci"]
             if not low <= r["rate"] <= high:
                 findings.append(Finding(DRIFT, cell, f"rate {percent(r['rate'])}% is outside the "

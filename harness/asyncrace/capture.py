@@ -7,6 +7,10 @@ failure: the iteration runs under ``gdb -batch``, which prints every thread's ba
 and writes the core itself (so kernel.core_pattern does not matter), and the program's
 stderr is kept: with --trap it prints its log of the last race-point events there.
 
+An external reproducer's failure gets the same where it can be trapped (a declared
+``trap`` flag) or where it crashed and the program is an ELF executable; otherwise its
+failing iteration is re-run once, plainly, and its stdout and stderr kept.
+
 Always: command.txt and replay.sh re-run that iteration alone. Attempts and disk are
 bounded; capture.json says which bound was hit.
 """
@@ -21,7 +25,8 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .program import Invocation, core_limit, run_batch, stall_timeout
+from .paths import ROOT
+from .program import ContractInvocation, Invocation, core_limit, invocation_from_dict, stall_timeout
 from .results import atomic_write_json, atomic_write_text
 
 ATTEMPTS = 5
@@ -101,26 +106,69 @@ def capture(failure: Failure, dest: Path, rr: RrVerdict, *, disk_root: Path,
     dest.mkdir(parents=True, exist_ok=True)
     inv, i = failure.inv, failure.iteration
     command = inv.command(i, 1, trap=True)
+    env = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in inv.env_for(i).items())
     atomic_write_text(dest / "command.txt", command + "\n")
     atomic_write_text(dest / "replay.sh",
-                      f"#!/bin/sh\n# {failure.cell}: iteration {i} alone ({failure.outcome});"
-                      f" --trap aborts at the failure and prints the race-point log.\n"
-                      f"exec {command} \"$@\"\n")
+                      f"#!/bin/sh\n# {failure.cell}: iteration {i} alone ({failure.outcome})"
+                      f"{'; --trap aborts at the failure and prints the race-point log' if isinstance(inv, ContractInvocation) else ''}.\n"
+                      f"cd {shlex.quote(str(ROOT))}\n{env}"
+                      f"exec {shlex.join(inv.argv(i, 1, trap=True))} \"$@\"\n")
     os.chmod(dest / "replay.sh", 0o755)
     info: dict = {"cell": failure.cell, "iteration": i, "outcome": failure.outcome,
                   "invocation": inv.to_dict(), "command": command,
                   "replay_sh": str(dest / "replay.sh"), "rr": asdict(rr), "method": None,
                   "attempts": 0, "reproduced": False, "rr_replay": None, "bounds_hit": [],
                   "notes": []}
-    if rr.can_record:
-        _record_with_rr(failure, dest, info, attempts, disk_root, disk_budget)
+    if not _debuggable(failure):
+        _run_plainly(failure, dest, info)
     else:
-        info["notes"].append(rr.line())
-    if not info["reproduced"]:
-        _debug_with_gdb(failure, dest, info, attempts, disk_root, disk_budget)
+        if rr.can_record:
+            _record_with_rr(failure, dest, info, attempts, disk_root, disk_budget)
+        else:
+            info["notes"].append(rr.line())
+        if not info["reproduced"]:
+            _debug_with_gdb(failure, dest, info, attempts, disk_root, disk_budget)
     info["files"] = sorted(p.name for p in dest.iterdir() if not p.name.startswith("."))
     atomic_write_json(dest / "capture.json", info)
     return info
+
+
+def _is_elf(argv0: str) -> bool:
+    path = Path(argv0) if "/" in argv0 else Path(shutil.which(argv0) or "/nonexistent")
+    try:
+        with open(path if path.is_absolute() else ROOT / path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def _debuggable(failure: Failure) -> bool:
+    """A trap stops at the failure; a crash stops by itself; either needs an ELF for gdb."""
+    inv = failure.inv
+    if isinstance(inv, ContractInvocation):
+        return True
+    trap = bool(getattr(inv, "trap", ()))
+    return (trap or failure.outcome == "crash") and _is_elf(inv.argv(failure.iteration, 1)[0])
+
+
+def _env(failure: Failure) -> dict[str, str] | None:
+    """None for a case program (it runs in the capture folder); an external command runs
+    from the repository root with its iteration in the environment."""
+    if isinstance(failure.inv, ContractInvocation):
+        return None
+    return failure.inv.env_for(failure.iteration)
+
+
+def _run_plainly(failure: Failure, dest: Path, info: dict) -> None:
+    """Re-runs the iteration once as it ran; keeps what it printed."""
+    info["method"] = "run"
+    info["attempts"] = 1
+    batch = failure.inv.run_batch(failure.iteration, 1)
+    came = next((name for name, n in batch.counts.items() if n and name != "ok"), "ok")
+    info["reproduced"] = came == failure.outcome
+    info["notes"].append(f"re-run once without a debugger (no trap flag declared, or not an "
+                         f"ELF executable): {came}")
+    atomic_write_text(dest / "stderr.txt", batch.stderr)
 
 
 def _attempt_timeout() -> float:
@@ -129,13 +177,14 @@ def _attempt_timeout() -> float:
 
 
 def _run_bounded(argv: list[str], dest: Path, stdout: Path, stderr: Path,
-                 core_bytes: int) -> int | None:
+                 core_bytes: int, env: dict[str, str] | None = None) -> int | None:
     """Runs in its own process group; None when it had to be killed for taking too long.
     core_bytes bounds a core the kernel would write (gdb writes its own)."""
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
         with core_limit(core_bytes):
             proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                    cwd=dest, start_new_session=True)
+                                    cwd=dest if env is None else ROOT, start_new_session=True,
+                                    env={**os.environ, **(env or {})})
         try:
             return proc.wait(timeout=_attempt_timeout())
         except subprocess.TimeoutExpired:
@@ -171,7 +220,7 @@ def _record_with_rr(failure: Failure, dest: Path, info: dict, attempts: int,
         argv = ["rr", "record", *(["--chaos"] if failure.rare else []), "-o", str(trace),
                 *failure.inv.argv(failure.iteration, 1, trap=True)]
         code = _run_bounded(argv, dest, dest / "stdout.txt", dest / "race-log.txt",
-                            core_bytes=0)
+                            core_bytes=0, env=_env(failure))
         log = (dest / "race-log.txt").read_text("utf-8", "replace")
         if RR_FAILED.search(log):   # rr's own failure, not the program's: gdb takes over
             info["notes"].append(f"rr record failed: {rr_reason(log, code or 0)}")
@@ -203,6 +252,8 @@ def _debug_with_gdb(failure: Failure, dest: Path, info: dict, attempts: int,
     info["method"] = "gdb" if info["method"] is None else info["method"] + "+gdb"
     start = info["attempts"]
     program, *program_args = failure.inv.argv(failure.iteration, 1, trap=True)
+    environment = [a for k, v in failure.inv.env_for(failure.iteration).items()
+                   for a in ("-ex", f"set environment {k} {v}")]
     for attempt in range(start + 1, start + attempts + 1):
         info["attempts"] = attempt
         want_core = not _over_budget(disk_root, disk_budget, info, "core dump")
@@ -211,6 +262,7 @@ def _debug_with_gdb(failure: Failure, dest: Path, info: dict, attempts: int,
                 "-ex", "set pagination off",
                 # Signals a loop library may use in passing are not the failure.
                 "-ex", "handle SIGPIPE SIGALRM SIGUSR1 SIGUSR2 nostop noprint pass",
+                *environment,
                 # `run ARGS` replaces the arguments, and gdb starts the program through
                 # the shell: so the arguments and the redirections go on one line.
                 "-ex", f"run {shlex.join(program_args)} >{shlex.quote(str(dest / 'stdout.txt'))}"
@@ -219,7 +271,7 @@ def _debug_with_gdb(failure: Failure, dest: Path, info: dict, attempts: int,
                 *(["-ex", f"generate-core-file {dest / 'core'}"] if want_core else []),
                 program]
         code = _run_bounded(argv, dest, dest / "backtrace.txt", dest / "gdb-stderr.txt",
-                            core_bytes=left if want_core else 0)
+                            core_bytes=left if want_core else 0, env=_env(failure))
         if code is None:
             info["notes"].append(f"attempt {attempt}: gdb run killed after {_attempt_timeout():g}s")
         if FAILURE_STOP.search((dest / "backtrace.txt").read_text("utf-8", "replace")):
@@ -233,10 +285,10 @@ def replay(capture_dir: Path, attempts: int = 1) -> tuple[bool, str]:
     """Re-runs a captured iteration (without --trap, to read its outcome from the report).
     True when the same outcome came back."""
     info = json.loads((capture_dir / "capture.json").read_text())
-    inv, i, expected = Invocation.from_dict(info["invocation"]), info["iteration"], info["outcome"]
+    inv, i, expected = invocation_from_dict(info["invocation"]), info["iteration"], info["outcome"]
     came = "nothing"
     for attempt in range(1, attempts + 1):
-        batch = run_batch(inv, i, 1)
+        batch = inv.run_batch(i, 1)
         came = next((name for name, n in batch.counts.items() if n), "nothing")
         if came == expected:
             return True, (f"{info['cell']} iteration {i}: {came} again (same outcome, "

@@ -3,7 +3,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 NEVER, SOMETIMES, ALWAYS = "never", "sometimes", "always"
-PASS, FAIL, NOT_REPRODUCED = "pass", "fail", "not_reproduced"
+PASS, FAIL, NOT_REPRODUCED, SKIPPED = "pass", "fail", "not_reproduced", "skipped"
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class Expectation:
 
 @dataclass(frozen=True)
 class Verdict:
-    status: str    # pass | fail | not_reproduced
+    status: str    # pass | fail | not_reproduced | skipped (an external's needs not met)
     message: str   # empty on pass
 
 

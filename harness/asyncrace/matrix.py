@@ -1,22 +1,23 @@
-"""The cells, asked from the programs themselves (``build/bin/<case> --list``).
+"""The cells: asked from the programs themselves (``build/bin/<case> --list``) and read
+from cases/external.toml. Nothing here lists cases, variants, modes, runners or
+expectations a second time: each program enumerates its own cells.
 
 Every executable in build/bin/ is a case program; tools (conformance, selftest) live in
-build/tools/. Nothing here lists cases, variants or expectations a second time.
+build/tools/.
 """
 import json
 import os
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .judge import Expectation
-from .program import Invocation, ProgramError, run_batch
+from . import contract, external
+from .contract import ContractError, Description, StatusLayout
+from .external import DeclarationError, ExternalVariant, Reproducer
+from .judge import NEVER, Expectation
+from .paths import BIN, EXTERNAL, ROOT, shown
+from .program import ContractInvocation, Invocation, ProgramError
 
-ROOT = Path(__file__).resolve().parents[2]
-BUILD = ROOT / "build"
-BIN = BUILD / "bin"
-SELFTEST = BUILD / "tools" / "selftest"
-SANITIZER_BIN = {"asan": BUILD / "asan" / "bin", "tsan": BUILD / "tsan" / "bin"}
 LIST_TIMEOUT_S = 30
 
 
@@ -27,19 +28,41 @@ class Cell:
     variant: str
     mode: str
     expect: Expectation
-    program: Path
+    twin: str | None                 # the variant a never cell's variant fixes
+    order: tuple[int, int, int]      # variant, runner, mode positions in its declaration
     outcomes: tuple[str, ...]
-    order: tuple[int, int, int]   # variant, runner, mode positions in --list, for tables
+    program: Path | None = None      # a case program of build/bin
+    layout: StatusLayout | None = None
+    reproducer: Reproducer | None = None   # or an external reproducer's variant
+    ext_variant: ExternalVariant | None = None
 
     @property
     def id(self) -> str:
         """The one identity: pytest id, result file, capture folder."""
         return f"{self.case}.{self.runner}.{self.variant}.{self.mode}"
 
+    @property
+    def twin_id(self) -> str | None:
+        return None if self.twin is None else f"{self.case}.{self.runner}.{self.twin}.{self.mode}"
+
+    @property
+    def source(self) -> str:
+        return self.reproducer.source if self.reproducer else shown(self.program)
+
     def invocation(self, seed: int, program: Path | None = None) -> Invocation:
         """program: another build of the same case (build/asan/bin/<case>)."""
-        return Invocation(program or self.program, self.runner, self.variant, self.mode,
-                          seed, self.outcomes)
+        if self.reproducer is not None:
+            return external.invocation(self.reproducer, self.ext_variant, seed, self.outcomes,
+                                       self.layout)
+        return ContractInvocation(program or self.program, self.runner, self.variant, self.mode,
+                                  seed, self.outcomes, self.layout)
+
+    def skip_reason(self) -> str | None:
+        """An external reproducer whose needs are not met: the one sanctioned skip."""
+        if self.reproducer is None:
+            return None
+        unmet = self.reproducer.unmet()
+        return "; ".join(f"{self.reproducer.name}: {n.text()}" for n in unmet) or None
 
 
 @dataclass(frozen=True)
@@ -49,6 +72,22 @@ class DiscoveryError:
     message: str
 
 
+@dataclass
+class Catalog:
+    cells: list[Cell] = field(default_factory=list)
+    errors: list[DiscoveryError] = field(default_factory=list)
+    runners: list[str] = field(default_factory=list)       # in declaration order
+    modes: list[str] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+    programs: list[Path] = field(default_factory=list)
+    reproducers: list[Reproducer] = field(default_factory=list)
+    declaration_error: str | None = None                   # one line; then nothing runs
+
+    def add_order(self, runners, modes) -> None:
+        self.runners += [r for r in runners if r not in self.runners]
+        self.modes += [m for m in modes if m not in self.modes]
+
+
 def case_programs(bin_dir: Path = BIN) -> list[Path]:
     if not bin_dir.is_dir():
         return []
@@ -56,8 +95,8 @@ def case_programs(bin_dir: Path = BIN) -> list[Path]:
                   if p.is_file() and os.access(p, os.X_OK) and not p.name.startswith("."))
 
 
-def describe(program: Path) -> dict:
-    """The program's --list JSON."""
+def describe(program: Path) -> Description:
+    """The program's --list, checked against the contract."""
     try:
         done = subprocess.run([str(program), "--list"], capture_output=True, text=True,
                               timeout=LIST_TIMEOUT_S, stdin=subprocess.DEVNULL)
@@ -66,38 +105,69 @@ def describe(program: Path) -> dict:
     if done.returncode != 0:
         raise ProgramError(f"{program} --list exited {done.returncode}: {done.stderr.strip()[:300]}")
     try:
-        description = json.loads(done.stdout)
-        description["case"], description["variants"], description["cells"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise ProgramError(f"{program} --list printed no description ({e}): {done.stdout[:300]!r}") from e
-    return description
+        listed = json.loads(done.stdout)
+    except ValueError as e:
+        raise ProgramError(f"{program} --list printed no JSON ({e}): {done.stdout[:300]!r}") from e
+    try:
+        return contract.parse(listed)
+    except ContractError as e:
+        raise ProgramError(f"{program} --list: {e}") from e
 
 
-def cells_of(program: Path, description: dict) -> list[Cell]:
-    """The cells the program enumerates itself (--list, contract 2)."""
-    outcomes = tuple(description["outcomes"])
-    variants = [v["name"] for v in description["variants"]]
-    runners = [r["name"] for r in description["runners"]]
-    modes = [m["name"] for m in description["modes"]]
+def cells_of(program: Path, d: Description) -> list[Cell]:
+    variants = {v.name: (i, v) for i, v in enumerate(d.variants)}
+    runners = [r.name for r in d.runners]
     cells = []
-    for c in description["cells"]:
-        e = c["expect"]
-        cells.append(Cell(description["case"], c["runner"], c["variant"], c["mode"],
-                          Expectation(e["kind"], e.get("outcome", "ok")), program, outcomes,
-                          (variants.index(c["variant"]), runners.index(c["runner"]),
-                           modes.index(c["mode"]))))
+    for spec in d.cells:
+        v_pos, variant = variants[spec.variant]
+        cells.append(Cell(d.case, spec.runner, spec.variant, spec.mode,
+                          Expectation(spec.kind, spec.outcome), variant.twin,
+                          (v_pos, runners.index(spec.runner), d.modes.index(spec.mode)),
+                          d.outcomes, program=program, layout=d.status))
     return cells
 
 
-def discover(bin_dir: Path = BIN) -> tuple[list[Cell], list[DiscoveryError]]:
-    cells: list[Cell] = []
-    errors: list[DiscoveryError] = []
+def external_cells(rep: Reproducer, vocabulary: tuple[str, ...] | None,
+                   layout: StatusLayout | None) -> list[Cell]:
+    outcomes = rep.outcomes(vocabulary)
+    return [Cell(rep.name, rep.runner, v.name, rep.mode, Expectation(v.kind, v.outcome), v.twin,
+                 (i, 0, 0), outcomes, layout=layout, reproducer=rep, ext_variant=v)
+            for i, v in enumerate(rep.variants)]
+
+
+def discover(bin_dir: Path = BIN, declarations: Path | None = EXTERNAL) -> Catalog:
+    catalog = Catalog()
+    vocabulary, layout = None, None
     for program in case_programs(bin_dir):
+        catalog.programs.append(program)
         try:
-            cells += cells_of(program, describe(program))
-        except (ProgramError, KeyError, TypeError) as e:
-            errors.append(DiscoveryError(program, f"cannot read {program.name}'s cells: {e}"))
-    return cells, errors
+            d = describe(program)
+        except ProgramError as e:
+            catalog.errors.append(DiscoveryError(program, f"cannot read {program.name}'s cells: {e}"))
+            continue
+        if vocabulary is None:
+            vocabulary, layout = d.outcomes, d.status
+        catalog.cells += cells_of(program, d)
+        catalog.add_order([r.name for r in d.runners], d.modes)
+        catalog.versions.update({r.name: r.version for r in d.runners})
+        if not d.cells:
+            catalog.errors.append(DiscoveryError(program, f"{program.name} --list names no cells"))
+    if declarations is not None:
+        try:
+            catalog.reproducers = external.load(declarations, vocabulary)
+        except DeclarationError as e:
+            catalog.declaration_error = str(e)
+            return catalog
+        taken = {c.case for c in catalog.cells}
+        for rep in catalog.reproducers:
+            if rep.name in taken:
+                catalog.declaration_error = (f"{rep.source}: reproducer {rep.name}: name: a case "
+                                             f"program of {shown(bin_dir)} has that name")
+                return catalog
+            catalog.cells += external_cells(rep, vocabulary, layout)
+            catalog.add_order([rep.runner], [rep.mode])
+            catalog.versions.setdefault(rep.runner, "from its report")
+    return catalog
 
 
 def select(cells: list[Cell], runners: list[str] | None = None,
@@ -107,26 +177,16 @@ def select(cells: list[Cell], runners: list[str] | None = None,
                                (cases, {c.case for c in cells}, "case")):
         unknown = sorted(set(wanted or ()) - have)
         if unknown:
-            raise ValueError(f"unknown {what} {', '.join(unknown)}; built: "
+            raise ValueError(f"unknown {what} {', '.join(unknown)}; known: "
                              f"{', '.join(sorted(have)) or 'none (run make)'}")
     return [c for c in cells
             if (not runners or c.runner in runners) and (not cases or c.case in cases)]
 
 
-def runner_versions(cells: list[Cell], seed: int) -> dict[str, str]:
-    """Each runner's library version, from one iteration's report (--list has only names).
-    Prefers a never cell so the iteration is quick and quiet."""
-    versions: dict[str, str] = {}
-    for cell in sorted(cells, key=lambda c: c.expect.kind != "never"):
-        if cell.runner in versions:
-            continue
-        try:
-            batch = run_batch(cell.invocation(seed), 0, 1)
-        except ProgramError as e:
-            versions[cell.runner] = f"unknown ({e})".splitlines()[0]
-            continue
-        versions[cell.runner] = (batch.report or {}).get("runner_version", "unknown")
-    return versions
+def twins_first(cells: list[Cell]) -> list[Cell]:
+    """Never cells after the others, so a never cell sized from its twin's rate finds the
+    twin already measured in this run."""
+    return sorted(cells, key=lambda c: c.expect.kind == NEVER)
 
 
 NO_PROGRAMS = f"no case programs in {BIN.relative_to(ROOT)}/: run `make` first"

@@ -1,11 +1,15 @@
-"""Run one cell's program (docs/contract.md) in batches, resuming after a crash or hang.
+"""Run one cell's program in batches, resuming after a crash or a hang.
 
-A batch is one process running many iterations, so the driver's overhead is a process
-start per batch, not per iteration. The program keeps a status file (a fixed binary
-record, updated after every iteration): when it dies by a signal, or stops making
-progress and is killed, the status says which iteration was running and what the
-finished ones showed, so nothing already counted is lost and the loop resumes at the
-next iteration with --start.
+A batch is one process running many iterations (docs/contract.md), so the driver's
+overhead is a process start per batch, not per iteration. The program keeps a status
+file (its layout comes from its --list), updated after every iteration: when it dies by a
+signal, or stops making progress and is killed, the status says which iteration was
+running and what the finished ones showed, so nothing already counted is lost and the
+loop resumes at the next iteration with --start.
+
+Three kinds of invocation share the loop: ContractInvocation (a case program of
+build/bin), and from external.py a command that loops itself or a command run once per
+iteration. Each turns (start, iterations) into a Batch.
 """
 import json
 import math
@@ -13,53 +17,28 @@ import os
 import resource
 import shlex
 import signal
-import struct
 import subprocess
 import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping, Protocol
 
+from .contract import Status, StatusLayout
 from .profiles import Budget
 
-# magic, current, done, counts[9], first failure iteration, its outcome, its detail
-STATUS = struct.Struct("<8sQQ9QQQ256s")
-STATUS_MAGIC = b"ARSTAT1\0"
-NO_FAILURE = 2**64 - 1
 EXIT_BAD_INPUT, EXIT_HANG = 2, 3
 DEFAULT_DEADLINE_MS = 2000
 STDERR_KEEP = 64 * 1024  # the tail of a program's stderr kept per batch
 
+# Called while a batch runs, whenever its status moves: (iterations done in this batch,
+# failures among them).
+Watch = Callable[[int, int], None]
+
 
 class ProgramError(Exception):
     """The program could not be run as the contract says: a harness error, never a result."""
-
-
-@dataclass(frozen=True)
-class Status:
-    current: int
-    done: int
-    counts: tuple[int, ...]
-    first_failure_iteration: int | None
-    first_failure_outcome: int
-    first_failure_detail: str
-
-    @classmethod
-    def read(cls, path: Path) -> "Status | None":
-        """None when the program never got as far as writing it."""
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        if len(data) < STATUS.size or not data.startswith(STATUS_MAGIC):
-            return None
-        _, current, done, *rest = STATUS.unpack_from(data)
-        counts, (ff_iteration, ff_outcome, detail) = tuple(rest[:9]), rest[9:]
-        return cls(current, done, counts,
-                   None if ff_iteration == NO_FAILURE else ff_iteration, ff_outcome,
-                   detail.split(b"\0", 1)[0].decode("utf-8", "replace"))
 
 
 def timeout_multiplier(env: Mapping[str, str] | None = None) -> float:
@@ -79,44 +58,11 @@ def stall_timeout(env: Mapping[str, str] | None = None,
 
 
 @dataclass(frozen=True)
-class Invocation:
-    """How to run one cell's program; iterations and where to start come per batch."""
-    program: Path
-    runner: str
-    variant: str
-    mode: str
-    seed: int
-    outcomes: tuple[str, ...]       # the program's outcome names, in enum order
-    extra: tuple[str, ...] = ()     # e.g. ("--deadline-ms", "100")
-
-    def argv(self, start: int, iterations: int, *, trap: bool = False,
-             status: Path | None = None) -> list[str]:
-        argv = [str(self.program), "--runner", self.runner, "--variant", self.variant,
-                "--mode", self.mode, "--seed", str(self.seed), "--start", str(start),
-                "--iterations", str(iterations), *self.extra]
-        if status is not None:
-            argv += ["--status", str(status)]
-        return argv + ["--trap"] if trap else argv
-
-    def command(self, start: int, iterations: int, *, trap: bool = False) -> str:
-        return shlex.join(self.argv(start, iterations, trap=trap))
-
-    def to_dict(self) -> dict:
-        return {"program": str(self.program), "runner": self.runner, "variant": self.variant,
-                "mode": self.mode, "seed": self.seed, "outcomes": list(self.outcomes),
-                "extra": list(self.extra)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Invocation":
-        return cls(Path(d["program"]), d["runner"], d["variant"], d["mode"], int(d["seed"]),
-                   tuple(d["outcomes"]), tuple(d.get("extra", ())))
-
-
-@dataclass(frozen=True)
 class Interruption:
-    """An iteration that ended its process: counted as crash or hang by the driver."""
+    """An iteration that ended its process: counted as crash or hang (or what an external
+    reproducer's rules say) by the driver."""
     iteration: int
-    outcome: str    # crash | hang
+    outcome: str
     reason: str
 
 
@@ -132,10 +78,25 @@ class Batch:
     interruption: Interruption | None = None
     stderr: str = ""
     pgid: int = 0
+    hang_s: float = 0.0                 # of wall_s, the time hung iterations took
+    uncounted: int = 0                  # iterations that ran but could not be counted
 
     @property
     def counted(self) -> int:
         return sum(self.counts.values())
+
+
+class Invocation(Protocol):
+    """How to run one cell with one seed; iterations and where to start come per batch."""
+    seed: int
+    outcomes: tuple[str, ...]
+
+    def run_batch(self, start: int, iterations: int, *, stall_s: float | None = None,
+                  env: dict[str, str] | None = None, watch: Watch | None = None) -> Batch: ...
+    def argv(self, start: int, iterations: int, *, trap: bool = False) -> list[str]: ...
+    def command(self, start: int, iterations: int, *, trap: bool = False) -> str: ...
+    def env_for(self, start: int) -> dict[str, str]: ...
+    def to_dict(self) -> dict: ...
 
 
 @contextmanager
@@ -151,103 +112,137 @@ def core_limit(limit: int) -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_CORE, (soft, hard))
 
 
-def _signal_name(number: int) -> str:
+def signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
 
 
-def run_batch(inv: Invocation, start: int, iterations: int, *, stall_s: float | None = None,
-              env: dict[str, str] | None = None) -> Batch:
-    """Runs iterations [start, start+iterations) in one process and counts them."""
-    stall_s = stall_timeout(env) if stall_s is None else stall_s
-    with tempfile.TemporaryDirectory(prefix="asyncrace-") as tmp:
-        status_path, out_path, err_path = (Path(tmp) / n for n in ("status", "stdout", "stderr"))
-        argv = inv.argv(start, iterations, status=status_path)
-        began = time.monotonic()
-        with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            try:
-                with core_limit(0):  # a batch's crash is counted, not dumped: cores are for captures
-                    proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                            start_new_session=True, env=env)
-            except OSError as e:
-                raise ProgramError(f"cannot run {argv[0]}: {e}") from e
-            killed = _wait_with_progress(proc, status_path, stall_s)
-        wall = time.monotonic() - began
-        stdout = out_path.read_text("utf-8", "replace")
-        stderr = err_path.read_bytes()[-STDERR_KEEP:].decode("utf-8", "replace")
-        status = Status.read(status_path)
-    batch = _interpret(inv, start, iterations, proc.returncode, killed, stall_s,
-                       stdout, stderr, status, shlex.join(argv))
-    batch.wall_s, batch.stderr, batch.pgid = wall, stderr, proc.pid
-    return batch
+def exit_text(returncode: int) -> str:
+    return f"killed by {signal_name(-returncode)}" if returncode < 0 else f"exit {returncode}"
 
 
-def _wait_with_progress(proc: subprocess.Popen, status_path: Path, stall_s: float) -> bool:
-    """Waits for the process; kills its whole group when the status stops moving.
-    True when it was killed for that."""
-    last, last_change, poll = None, time.monotonic(), 0.005
-    killed = False
-    while True:
-        try:
-            proc.wait(timeout=poll)
-            break
-        except subprocess.TimeoutExpired:
-            pass
-        status = Status.read(status_path)
-        progress = (status.current, status.done) if status else None
-        now = time.monotonic()
-        if progress != last:
-            last, last_change = progress, now
-        elif now - last_change > stall_s:
-            _kill_group(proc.pid)
-            proc.wait()
-            killed = True
-            break
-        poll = min(poll * 2, 0.1)
-    _kill_group(proc.pid)  # whatever the program left behind in its group goes too
-    return killed
-
-
-def _kill_group(pgid: int) -> None:
+def kill_group(pgid: int) -> None:
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
 
 
-def _interpret(inv: Invocation, start: int, iterations: int, returncode: int, killed: bool,
-               stall_s: float, stdout: str, stderr: str, status: Status | None,
-               command: str) -> Batch:
-    first_line = stderr.strip().splitlines()[0] if stderr.strip() else "(nothing on stderr)"
-    if returncode == EXIT_BAD_INPUT and not killed:
-        raise ProgramError(f"{inv.program.name} refused its arguments: {first_line}\n  {command}")
-    if not killed and returncode in (0, EXIT_HANG):
-        report = _parse_report(stdout, command)
-        counts = {name: int(report["outcomes"].get(name, 0)) for name in inv.outcomes}
-        ff = report.get("first_failure")
-        batch = Batch(start, iterations, counts, int(report["next_iteration"]),
-                      report=report, first_failure=ff)
-        if returncode == EXIT_HANG or not report.get("complete", True):
-            batch.interruption = Interruption(batch.next_start - 1, "hang",
-                                              "the program's watchdog: past --deadline-ms (exit 3)")
-        elif batch.counted != iterations:
-            raise ProgramError(f"asked for {iterations} iterations, the report counts "
-                               f"{batch.counted}\n  {command}")
-        return batch
-    # Killed by us, by a signal, or an unexpected exit (e.g. a sanitizer's): the status
-    # file says which iteration was running.
-    if status is None:
-        if not killed:
-            raise ProgramError(f"{inv.program.name} died ({_exit_text(returncode)}) before "
-                               f"writing its status file: {first_line}\n  {command}")
-        status = Status(start, 0, (0,) * len(inv.outcomes), None, 0, "")
+@dataclass
+class Finished:
+    """One process, run to its end (or killed)."""
+    returncode: int
+    killed: bool        # by the driver: no progress (or past its time limit)
+    stdout: str
+    stderr: str
+    status: Status | None
+    wall_s: float
+    pgid: int
+    hang_s: float = 0.0   # time the status showed hung iterations taking (measured)
+
+
+def run_process(argv: list[str], *, env: dict[str, str] | None, layout: StatusLayout | None,
+                status_path: Path | None, stall_s: float, watch: Watch | None = None,
+                outcomes: tuple[str, ...] = (), limit_s: float | None = None,
+                cwd: Path | None = None) -> Finished:
+    """Runs argv in its own process group with stdout/stderr in files. With a status
+    layout, the process is killed when its status stops moving for stall_s; without one,
+    when it runs past limit_s (or stall_s)."""
+    with tempfile.TemporaryDirectory(prefix="asyncrace-") as tmp:
+        out_path, err_path = Path(tmp) / "stdout", Path(tmp) / "stderr"
+        began = time.monotonic()
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            try:
+                with core_limit(0):  # a batch's crash is counted, not dumped: cores are for captures
+                    proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                            start_new_session=True, env=env, cwd=cwd)
+            except OSError as e:
+                raise ProgramError(f"cannot run {argv[0]}: {e}") from e
+            killed, hang_s = _wait(proc, layout, status_path, stall_s, limit_s, watch, outcomes)
+        wall = time.monotonic() - began
+        stdout = out_path.read_text("utf-8", "replace")
+        stderr = err_path.read_bytes()[-STDERR_KEEP:].decode("utf-8", "replace")
+    status = layout.read(status_path) if layout and status_path else None
+    return Finished(proc.returncode, killed, stdout, stderr, status, wall, proc.pid, hang_s)
+
+
+def _wait(proc: subprocess.Popen, layout: StatusLayout | None, status_path: Path | None,
+          stall_s: float, limit_s: float | None, watch: Watch | None,
+          outcomes: tuple[str, ...]) -> tuple[bool, float]:
+    """Waits for the process; kills its whole group when the status stops moving (or the
+    time limit passes). (killed for that, seconds the hung iterations took): an iteration
+    that finished as a hang took the time since the status last moved, and so did the one
+    running when the process ended by its watchdog (exit 3) or was killed."""
+    began = last_change = time.monotonic()
+    last, poll, killed, hang_s, hangs = None, 0.005, False, 0.0, 0
+    ok = outcomes.index("ok") if "ok" in outcomes else 0
+    hang = outcomes.index("hang") if "hang" in outcomes else None
+    while True:
+        try:
+            proc.wait(timeout=poll)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        now = time.monotonic()
+        status = layout.read(status_path) if layout and status_path else None
+        progress = (status.current, status.done) if status else None
+        if progress != last:
+            if status and hang is not None and status.counts[hang] > hangs:
+                hang_s += now - last_change
+                hangs = status.counts[hang]
+            last, last_change = progress, now
+            if watch and status:
+                watch(status.done, status.done - status.counts[ok])
+        stalled = layout is not None and now - last_change > stall_s
+        if stalled or (limit_s is not None and now - began > limit_s):
+            kill_group(proc.pid)
+            proc.wait()
+            killed = True
+            break
+        poll = min(poll * 2, 0.1)
+    kill_group(proc.pid)  # whatever the program left behind in its group goes too
+    if layout is not None and (killed or proc.returncode == EXIT_HANG):
+        hang_s += time.monotonic() - last_change
+    return killed, hang_s
+
+
+def parse_report(stdout: str, command: str) -> dict:
+    """The contract's JSON report: the last non-empty line of stdout."""
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    try:
+        report = json.loads(lines[-1])
+        report["outcomes"], report["next_iteration"]
+    except (IndexError, ValueError, KeyError, TypeError) as e:
+        raise ProgramError(f"no JSON report on stdout ({e}): {stdout[-300:]!r}\n  {command}") from e
+    return report
+
+
+def first_line(stderr: str) -> str:
+    return stderr.strip().splitlines()[0] if stderr.strip() else "(nothing on stderr)"
+
+
+def from_report(inv: Invocation, start: int, iterations: int, returncode: int, report: dict,
+                command: str) -> Batch:
+    """A batch that ended with the contract's report (exit 0, or 3 after a hang)."""
+    counts = {name: int(report["outcomes"].get(name, 0)) for name in inv.outcomes}
+    batch = Batch(start, iterations, counts, int(report["next_iteration"]),
+                  report=report, first_failure=report.get("first_failure"))
+    if returncode == EXIT_HANG or not report.get("complete", True):
+        batch.interruption = Interruption(batch.next_start - 1, "hang",
+                                          "the program's watchdog: past its deadline (exit 3)")
+    elif batch.counted != iterations:
+        raise ProgramError(f"asked for {iterations} iterations, the report counts "
+                           f"{batch.counted}\n  {command}")
+    return batch
+
+
+def from_status(inv: Invocation, start: int, iterations: int, status: Status, outcome: str,
+                reason: str) -> Batch:
+    """A batch whose process ended without a report: its status file says how far it got;
+    the iteration that was running is counted as `outcome`."""
     counts = dict(zip(inv.outcomes, status.counts))
-    if killed:
-        outcome, reason = "hang", f"no progress for {stall_s:g}s: process group killed"
-    else:
-        outcome, reason = "crash", _exit_text(returncode)
     if status.done >= iterations:
         # Past the last iteration (a leak check at exit, a stuck join): still counted,
         # as one more iteration, so it cannot pass unseen.
@@ -263,18 +258,92 @@ def _interpret(inv: Invocation, start: int, iterations: int, returncode: int, ki
                  interruption=Interruption(status.current, outcome, reason))
 
 
-def _exit_text(returncode: int) -> str:
-    return f"killed by {_signal_name(-returncode)}" if returncode < 0 else f"exit {returncode}"
+@dataclass(frozen=True)
+class ContractInvocation:
+    """A case program of build/bin (or a sanitizer build of it)."""
+    program: Path
+    runner: str
+    variant: str
+    mode: str
+    seed: int
+    outcomes: tuple[str, ...]       # the program's outcome names, in enum order
+    layout: StatusLayout
+    extra: tuple[str, ...] = ()     # e.g. ("--deadline-ms", "100")
+
+    def argv(self, start: int, iterations: int, *, trap: bool = False,
+             status: Path | None = None) -> list[str]:
+        argv = [str(self.program), "--runner", self.runner, "--variant", self.variant,
+                "--mode", self.mode, "--seed", str(self.seed), "--start", str(start),
+                "--iterations", str(iterations), *self.extra]
+        if status is not None:
+            argv += ["--status", str(status)]
+        return argv + ["--trap"] if trap else argv
+
+    def command(self, start: int, iterations: int, *, trap: bool = False) -> str:
+        return shlex.join(self.argv(start, iterations, trap=trap))
+
+    def env_for(self, start: int) -> dict[str, str]:
+        return {}
+
+    def run_batch(self, start: int, iterations: int, *, stall_s: float | None = None,
+                  env: dict[str, str] | None = None, watch: Watch | None = None) -> Batch:
+        """Runs iterations [start, start+iterations) in one process and counts them."""
+        stall_s = stall_timeout(env) if stall_s is None else stall_s
+        with tempfile.TemporaryDirectory(prefix="asyncrace-status-") as tmp:
+            status_path = Path(tmp) / "status"
+            argv = self.argv(start, iterations, status=status_path)
+            done = run_process(argv, env=env, layout=self.layout, status_path=status_path,
+                               stall_s=stall_s, watch=watch, outcomes=self.outcomes)
+        command = shlex.join(argv)
+        if done.returncode == EXIT_BAD_INPUT and not done.killed:
+            raise ProgramError(f"{self.program.name} refused its arguments: "
+                               f"{first_line(done.stderr)}\n  {command}")
+        if not done.killed and done.returncode in (0, EXIT_HANG):
+            batch = from_report(self, start, iterations, done.returncode,
+                                parse_report(done.stdout, command), command)
+        else:
+            # Killed by us, by a signal, or an unexpected exit (e.g. a sanitizer's): the
+            # status file says which iteration was running.
+            status = done.status
+            if status is None:
+                if not done.killed:
+                    raise ProgramError(f"{self.program.name} died ({exit_text(done.returncode)})"
+                                       f" before writing its status file: "
+                                       f"{first_line(done.stderr)}\n  {command}")
+                status = Status(start, 0, (0,) * len(self.outcomes), None, 0, "")
+            if done.killed:
+                outcome, reason = "hang", f"no progress for {stall_s:g}s: process group killed"
+            else:
+                outcome, reason = "crash", exit_text(done.returncode)
+            batch = from_status(self, start, iterations, status, outcome, reason)
+        batch.wall_s, batch.stderr, batch.pgid = done.wall_s, done.stderr, done.pgid
+        batch.hang_s = done.hang_s
+        return batch
+
+    def to_dict(self) -> dict:
+        return {"kind": "contract", "program": str(self.program), "runner": self.runner,
+                "variant": self.variant, "mode": self.mode, "seed": self.seed,
+                "outcomes": list(self.outcomes), "layout": self.layout.to_dict(),
+                "extra": list(self.extra)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ContractInvocation":
+        outcomes = tuple(d["outcomes"])
+        return cls(Path(d["program"]), d["runner"], d["variant"], d["mode"], int(d["seed"]),
+                   outcomes, StatusLayout.from_dict(d["layout"], len(outcomes)),
+                   tuple(d.get("extra", ())))
 
 
-def _parse_report(stdout: str, command: str) -> dict:
-    lines = [line for line in stdout.splitlines() if line.strip()]
-    try:
-        report = json.loads(lines[-1])
-        report["outcomes"], report["next_iteration"]
-    except (IndexError, ValueError, KeyError, TypeError) as e:
-        raise ProgramError(f"no JSON report on stdout ({e}): {stdout[-300:]!r}\n  {command}") from e
-    return report
+def invocation_from_dict(d: dict) -> Invocation:
+    """What capture.json keeps, back into an invocation (for replay)."""
+    if d.get("kind") == "contract":
+        return ContractInvocation.from_dict(d)
+    from .commands import invocation_from_dict as external
+    return external(d)
+
+
+def run_batch(inv: Invocation, start: int, iterations: int, **kwargs) -> Batch:
+    return inv.run_batch(start, iterations, **kwargs)
 
 
 @dataclass
@@ -283,6 +352,7 @@ class Loop:
     outcomes: dict[str, int]
     iterations: int = 0
     wall_s: float = 0.0
+    charged_s: float = 0.0        # the wall time charged to the time budget (hangs excluded)
     program_s: float = 0.0        # time inside the programs, from their reports
     batches: list[tuple[int, int]] = field(default_factory=list)   # (start, requested)
     # The first failure of each outcome, in the order they came (so the first is the
@@ -291,6 +361,7 @@ class Loop:
     interruptions: list[Interruption] = field(default_factory=list)
     runner_version: str | None = None
     stderr: str = ""              # the programs' stderr (its tail), for sanitizer reports
+    uncounted: int = 0            # ran, but lost with a process that kept no status
 
     @property
     def failures(self) -> int:
@@ -305,22 +376,43 @@ class Loop:
         return {outcome: ff["replay"] for outcome, ff in self.first_by_outcome.items()}
 
 
+class Progress(Protocol):
+    def update(self, iterations: int, failures: int, charged_s: float) -> None: ...
+
+
 def run_loop(inv: Invocation, budget: Budget, *, start: int = 0, first_batch: int = 10,
-             stall_s: float | None = None, env: dict[str, str] | None = None) -> Loop:
-    """Runs batches until the budget is reached, resuming past every interruption."""
+             stall_s: float | None = None, env: dict[str, str] | None = None,
+             progress: Progress | None = None) -> Loop:
+    """Runs batches until the budget is reached, resuming past every interruption.
+
+    A hang costs one iteration, not the cell: the time hung iterations took (batch.hang_s)
+    is not charged to the time budget, up to budget.hang_allowance_s per cell (past that it
+    counts like any other time)."""
     loop = Loop({name: 0 for name in inv.outcomes})
-    began, next_start = time.monotonic(), start
-    while not budget.reached(loop.iterations, time.monotonic() - began):
-        elapsed = time.monotonic() - began
-        size = _batch_size(budget, loop.iterations, elapsed,
-                           loop.wall_s / loop.iterations if loop.iterations else None, first_batch)
-        batch = run_batch(inv, next_start, size, stall_s=stall_s, env=env)
-        _add(loop, batch, offset_s=elapsed, inv=inv)
+    next_start, allowance = start, budget.hang_allowance_s
+    while not budget.reached(loop.iterations, loop.charged_s):
+        size = _batch_size(budget, loop.iterations, loop.charged_s,
+                           loop.charged_s / loop.iterations if loop.iterations else None,
+                           first_batch)
+        batch_began = time.monotonic()
+        watch = None
+        if progress is not None:
+            def watch(done: int, failures: int) -> None:
+                progress.update(loop.iterations + done, loop.failures + failures,
+                                loop.charged_s + time.monotonic() - batch_began)
+        batch = inv.run_batch(next_start, size, stall_s=stall_s, env=env, watch=watch)
+        free = min(batch.hang_s, allowance, batch.wall_s)
+        allowance -= free
+        loop.charged_s += batch.wall_s - free
+        offset = loop.wall_s
+        _add(loop, batch, offset_s=offset, inv=inv)
         next_start = batch.next_start
+        if progress is not None:
+            progress.update(loop.iterations, loop.failures, loop.charged_s)
     return loop
 
 
-def _batch_size(budget: Budget, done: int, elapsed_s: float, per_iteration_s: float | None,
+def _batch_size(budget: Budget, done: int, charged_s: float, per_iteration_s: float | None,
                 first_batch: int) -> int:
     """The first batch is small, to measure speed; later ones fill the time left."""
     left = math.inf if budget.iterations is None else budget.iterations - done
@@ -329,9 +421,9 @@ def _batch_size(budget: Budget, done: int, elapsed_s: float, per_iteration_s: fl
     elif budget.seconds is None:
         size = left
     else:
-        size = math.ceil(max(0.0, budget.seconds - elapsed_s) / max(per_iteration_s, 1e-6))
+        size = math.ceil(max(0.0, budget.seconds - charged_s) / max(per_iteration_s, 1e-6))
         size = max(size, budget.min_iterations - done)
-    return int(max(1, min(size, left)))
+    return int(max(1, min(size, left, 10**9)))
 
 
 def _add(loop: Loop, batch: Batch, offset_s: float, inv: Invocation) -> None:
@@ -339,6 +431,7 @@ def _add(loop: Loop, batch: Batch, offset_s: float, inv: Invocation) -> None:
         loop.outcomes[name] = loop.outcomes.get(name, 0) + n
     loop.iterations += batch.counted
     loop.wall_s += batch.wall_s
+    loop.uncounted += batch.uncounted
     loop.batches.append((batch.start, batch.requested))
     if batch.report:
         loop.program_s += float(batch.report.get("elapsed_s", 0.0))
@@ -353,7 +446,7 @@ def _add(loop: Loop, batch: Batch, offset_s: float, inv: Invocation) -> None:
 
 def _failures(batch: Batch, offset_s: float, inv: Invocation) -> list[dict]:
     """The batch's first failure, then its interruption, with after_s measured from the
-    cell's start."""
+    cell's start and the run seed its replay needs."""
     found = []
     if batch.first_failure:
         ff = dict(batch.first_failure)
@@ -366,4 +459,6 @@ def _failures(batch: Batch, offset_s: float, inv: Invocation) -> list[dict]:
         found.append({"iteration": i.iteration, "outcome": i.outcome, "detail": i.reason,
                       "after_s": offset_s + batch.wall_s,
                       "replay": inv.command(i.iteration, 1, trap=True)})
+    for ff in found:
+        ff["run_seed"] = inv.seed
     return found

@@ -1,15 +1,18 @@
 """The run folder, results/<run-id>/, written so an interrupted run keeps every finished cell.
 
     cells/<cell>.json   one per cell, written by the process that ran it (an xdist worker)
-    summary.json        every cell, composed once at the end from cells/
+    summary.json        every cell, composed once at the end from cells/, with the power
+                        of never cells and the build id
     matrix.md           the rate table a person reads
     results.csv         one row per cell
+    report.html         one self-contained page: matrix, rate plot, power, baseline (report.py)
     captures/<cell>/    what a debugger needs for a failure (capture.py)
 
 Every file is written atomically (temp file in the same folder, fsync, rename), and
 results/latest is a symlink replaced atomically to point at the newest run.
 """
 import csv
+import hashlib
 import io
 import json
 import os
@@ -18,10 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .judge import FAIL, NOT_REPRODUCED, PASS
-from .stats import rate_text
-
-MODES = ("natural", "chaos", "forced")
+from .judge import FAIL, NEVER, NOT_REPRODUCED, PASS, SKIPPED
+from .stats import POWER_TARGET, percent, power, rate_text
 
 
 def new_run_id() -> str:
@@ -92,52 +93,139 @@ class RunDir:
         return [json.loads(p.read_text()) for p in sorted(self.cells.glob("*.json"))
                 if not p.name.startswith(".")]
 
-    def compose(self, records: list[dict], meta: dict, extra: dict | None = None) -> dict:
-        """summary.json, matrix.md and results.csv from the cells' records; then latest."""
+    def compose(self, records: list[dict], meta: dict, extra: dict | None = None,
+                baseline: dict | None = None) -> dict:
+        """summary.json, matrix.md, results.csv and report.html from the cells' records
+        (the power of never cells computed here, from this run's twins or the baseline's);
+        then latest."""
+        from .report import report_html
         records = sorted(records, key=lambda r: (r["case"], *r["order"]))
+        add_power(records, baseline)
         summary = {**meta, "run_id": self.path.name, "composed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                    "totals": totals(records), **(extra or {}),
                    "cells": {r["cell"]: r for r in records}}
         atomic_write_json(self.path / "summary.json", summary)
         atomic_write_text(self.path / "matrix.md", matrix_md(summary))
         atomic_write_text(self.path / "results.csv", results_csv(records))
+        atomic_write_text(self.path / "report.html", report_html(summary, self.path))
         point_latest(self.results_dir, self.path)
         return summary
+
+
+def build_id(catalog) -> str:
+    """sha256 over the programs the cells run (build/bin and the external reproducers'
+    executables that exist): runs of different builds are not merged."""
+    from .paths import ROOT
+    files = list(catalog.programs)
+    for rep in catalog.reproducers:
+        for v in rep.variants:
+            first = v.command[0]
+            path = ROOT / first if "/" in first else None
+            if path is not None and path.is_file():
+                files.append(path)
+    digest = hashlib.sha256()
+    for path in sorted(set(files)):
+        digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+def add_power(records: list[dict], baseline: dict | None) -> None:
+    """record["power"] for every never cell: the chance that its iterations would have seen
+    its twin's failure rate, 1-(1-p)^n; p from this run's twin, else the baseline's."""
+    by_id = {r["cell"]: r for r in records}
+    before = (baseline or {}).get("cells", {})
+    for r in records:
+        r["power"] = None
+        if r["expect"]["kind"] != NEVER or r["verdict"]["status"] == SKIPPED:
+            continue
+        twin = r.get("twin")
+        if not twin:
+            r["power"] = {"twin": None, "value": None, "note": "no twin declared"}
+            continue
+        source, t = "run", by_id.get(twin)
+        if not t or not t.get("iterations"):
+            source, t = "baseline", before.get(twin)
+        if not t or not t.get("iterations"):
+            r["power"] = {"twin": twin, "value": None, "note": "the twin's rate is unknown"}
+            continue
+        p = t["failures"] / t["iterations"]
+        value = power(p, r["iterations"])
+        r["power"] = {"twin": twin, "twin_rate": p, "twin_iterations": t["iterations"],
+                      "source": source, "value": value, "underpowered": value < POWER_TARGET}
+
+
+def power_text(p: dict | None) -> str:
+    if not p:
+        return ""
+    if p.get("value") is None:
+        return f"? ({p['note']})"
+    mark = " **underpowered**" if p["underpowered"] else ""
+    return f"{percent(p['value'])}%{mark}"
 
 
 def totals(records: list[dict]) -> dict:
     counts: dict[str, int] = {}
     for r in records:
         counts[r["verdict"]["status"]] = counts.get(r["verdict"]["status"], 0) + 1
-    return {"cells": len(records), **counts}
+    underpowered = sum(1 for r in records if (r.get("power") or {}).get("underpowered"))
+    return {"cells": len(records), **counts, "underpowered": underpowered}
 
 
 def _mark(record: dict) -> str:
     status = record["verdict"]["status"]
-    return {FAIL: " **FAIL**", NOT_REPRODUCED: " *not reproduced*"}.get(status, "")
+    return {FAIL: " **FAIL**", NOT_REPRODUCED: " *not reproduced*", SKIPPED: " *skipped*"}.get(status, "")
+
+
+def ordered(names: list[str], seen: list[str]) -> list[str]:
+    """The run's order (from the programs' --list), then anything else the records hold:
+    nothing that ran can vanish from a table."""
+    return [n for n in names if n in seen] + [n for n in dict.fromkeys(seen) if n not in names]
+
+
+def columns(summary: dict) -> list[tuple[str, str]]:
+    records = list(summary["cells"].values())
+    runners = ordered(summary.get("runners", []), [r["runner"] for r in records])
+    modes = ordered(summary.get("modes", []), [r["mode"] for r in records])
+    have = {(r["runner"], r["mode"]) for r in records}
+    return [(runner, mode) for runner in runners for mode in modes if (runner, mode) in have]
 
 
 def matrix_md(summary: dict) -> str:
-    """Rows case x variant, columns runner x mode; each cell 'rate [low, high] (failures/n)'."""
+    """Rows case x variant, columns runner x mode; each cell 'rate [low, high] (failures/n)';
+    the last column, for rows of never cells, their lowest power."""
     records = list(summary["cells"].values())
-    runners = list(dict.fromkeys(r["runner"] for r in sorted(records, key=lambda r: r["order"][1])))
-    modes = [m for m in MODES if any(r["mode"] == m for r in records)]
-    columns = [(runner, mode) for runner in runners for mode in modes]
+    cols = columns(summary)
     rows: dict[tuple[str, str], dict] = {}
     for r in records:
         rows.setdefault((r["case"], r["variant"]), {})[(r["runner"], r["mode"])] = r
     lines = [f"# asyncrace run {summary['run_id']}", "",
-             f"Profile {summary.get('profile', '?')}, seed {summary.get('seed', '?')}; "
-             f"rates in percent: failures / iterations with the 95 % Wilson interval "
-             f"(for 0 failures, read the upper bound).", "",
-             "| case | variant | " + " | ".join(f"{r} {m}" for r, m in columns) + " |",
-             "|---|---|" + "---|" * len(columns)]
+             f"Profile {summary.get('profile', '?')}, seed {summary.get('seed', '?')}"
+             f"{', shard ' + summary['shard'] if summary.get('shard') else ''}; rates in percent: "
+             f"failures / iterations with the 95 % Wilson interval (for 0 failures, read the "
+             f"upper bound). Power: for never cells, the chance their iterations would have "
+             f"seen the twin's rate (below {percent(POWER_TARGET)} %: underpowered).", "",
+             "| case | variant | " + " | ".join(f"{r} {m}" for r, m in cols) + " | power (lowest) |",
+             "|---|---|" + "---|" * (len(cols) + 1)]
     for (case, variant), by_column in rows.items():
         texts = []
-        for column in columns:
+        for column in cols:
             r = by_column.get(column)
             texts.append(rate_text(r["failures"], r["iterations"]) + _mark(r) if r else "-")
-        lines.append(f"| {case} | {variant} | " + " | ".join(texts) + " |")
+        powers = [r["power"] for r in by_column.values() if r.get("power")]
+        known = [p for p in powers if p.get("value") is not None]
+        lowest = power_text(min(known, key=lambda p: p["value"])) if known else (
+            power_text(powers[0]) if powers else "")
+        lines.append(f"| {case} | {variant} | " + " | ".join(texts) + f" | {lowest} |")
+    never = [r for r in records if r.get("power")]
+    if never:
+        lines += ["", "## Power of never cells", "",
+                  "| cell | twin | twin rate | iterations | power |", "|---|---|---|---|---|"]
+        for r in never:
+            p = r["power"]
+            twin_rate = (f"{percent(p['twin_rate'])}% ({p['source']}, {p['twin_iterations']} it)"
+                         if p.get("value") is not None else "-")
+            lines.append(f"| {r['cell']} | {p.get('twin') or '-'} | {twin_rate} | "
+                         f"{r['iterations']} | {power_text(p)} |")
     problems = [r for r in records if r["verdict"]["status"] != PASS]
     if problems:
         lines += ["", "## Not as expected", ""]
@@ -152,12 +240,17 @@ def results_csv(records: list[dict]) -> str:
     writer = csv.writer(out)
     writer.writerow(["cell", "case", "runner", "variant", "mode", "expect", "expect_outcome",
                      "verdict", "iterations", "failures", "rate", "ci_low", "ci_high",
-                     "iterations_per_s", "first_failure_s", "elapsed_s", *outcome_names])
+                     "iterations_per_s", "first_failure_s", "elapsed_s", "twin", "twin_rate",
+                     "power", "underpowered", *outcome_names])
     for r in records:
         ff = r.get("first_failure") or {}
+        p = r.get("power") or {}
         writer.writerow([r["cell"], r["case"], r["runner"], r["variant"], r["mode"],
                          r["expect"]["kind"], r["expect"]["outcome"], r["verdict"]["status"],
                          r["iterations"], r["failures"], r["rate"], r["ci"][0], r["ci"][1],
                          r["iterations_per_s"], ff.get("after_s", ""), r["elapsed_s"],
+                         p.get("twin") or "", p.get("twin_rate", ""),
+                         "" if p.get("value") is None else p["value"],
+                         "" if p.get("value") is None else int(p["underpowered"]),
                          *(r["outcomes"].get(n, 0) for n in outcome_names)])
     return out.getvalue()

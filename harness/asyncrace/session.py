@@ -1,20 +1,36 @@
 """One cell end to end, the same for pytest and the command line: loop it to its budget,
-judge it, capture its failure when asked, and write its JSON into the run folder."""
+judge it, capture its failure when asked, and write its JSON into the run folder; and
+what a verdict means for the run (the rot rule), in one place."""
+import json
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
+from . import external
 from .baseline import Finding, compare, load_summary
 from .capture import Failure, RrVerdict, capture
-from .judge import ALWAYS, FAIL, NEVER, NOT_REPRODUCED, Expectation, judge
-from .matrix import ROOT, Cell, runner_versions
+from .judge import ALWAYS, FAIL, NEVER, NOT_REPRODUCED, SKIPPED, Expectation, judge
+from .matrix import Catalog, Cell
+from .options import CAPTURE_ALL, CAPTURE_REGRESSIONS, Shard
+from .paths import RESULTS
 from .profiles import PROFILES, Budget, Profile, override
-from .program import run_loop
+from .program import ProgramError, run_loop
 from .results import RunDir, new_run_id
 from .stats import rate_text, wilson
 
-# Which failures get a capture: none, failing never cells (the default), or every
-# failing cell (--capture-failures, for buggy cells too).
-CAPTURE_NONE, CAPTURE_REGRESSIONS, CAPTURE_ALL = "none", "regressions", "all"
+# What a cell's verdict means for the run: counted as a failure, tolerated (a reproducer
+# that showed nothing where the profile allows it: pytest's xfail), skipped, or passed.
+FAILED, TOLERATED, SKIP, PASSED = "failed", "tolerated", "skipped", "passed"
+
+
+def consequence(record: dict, profile: Profile) -> str:
+    """The one rot rule: 'not reproduced' fails only where the profile says so (nightly)."""
+    status = record["verdict"]["status"]
+    if status == FAIL:
+        return FAILED
+    if status == NOT_REPRODUCED:
+        return FAILED if profile.rot_fails else TOLERATED
+    return SKIP if status == SKIPPED else PASSED
 
 
 @dataclass(frozen=True)
@@ -24,13 +40,50 @@ class Settings:
     seed: int = 1
     iterations: int | None = None
     seconds: float | None = None
-    results_dir: Path = ROOT / "results"
+    results_dir: Path = RESULTS
     run_id: str = field(default_factory=new_run_id)
     capture: str = CAPTURE_REGRESSIONS
+    baseline: str | None = None
+    shard: Shard | None = None
+    progress: str = "auto"
+
+    @classmethod
+    def from_options(cls, get, rr: RrVerdict) -> "Settings":
+        """get(name) -> the option's value, from argparse's namespace or pytest's config."""
+        baseline = get("asyncrace_baseline")
+        return cls(PROFILES[get("asyncrace_profile")], rr, seed=get("asyncrace_seed"),
+                   iterations=get("asyncrace_iterations"), seconds=get("asyncrace_seconds"),
+                   results_dir=Path(get("asyncrace_results_dir")).resolve(),
+                   capture=get("asyncrace_capture"),
+                   baseline=str(Path(baseline).resolve()) if baseline else None,
+                   shard=get("asyncrace_shard"), progress=get("asyncrace_progress"))
+
+    @cached_property
+    def baseline_summary(self) -> dict | None:
+        return load_summary(Path(self.baseline)) if self.baseline else None
+
+    def twin_rate_prior(self, cell: Cell, use_run: bool = True) -> float | None:
+        """The twin's rate before this cell runs: the baseline's, else this run's if the
+        twin already finished (use_run). None when neither is known."""
+        twin = cell.twin_id
+        if twin is None:
+            return None
+        before = (self.baseline_summary or {}).get("cells", {}).get(twin)
+        if before and before.get("iterations"):
+            return before["failures"] / before["iterations"]
+        path = self.run_dir.cells / f"{twin}.json"
+        if use_run and path.is_file():
+            record = json.loads(path.read_text())
+            if record.get("iterations"):
+                return record["failures"] / record["iterations"]
+        return None
 
     def budget(self, cell: Cell) -> Budget:
-        return override(self.profile.budget(cell.mode, cell.expect.kind),
+        return override(self.profile.budget(cell.expect.kind, self.twin_rate_prior(cell)),
                         self.iterations, self.seconds)
+
+    def sanitizer_budget(self) -> Budget:
+        return override(self.profile.sanitizer, self.iterations, self.seconds)
 
     @property
     def run_dir(self) -> RunDir:
@@ -38,19 +91,25 @@ class Settings:
 
     def to_dict(self) -> dict:
         """JSON-able, to hand the controller's choices to xdist workers."""
-        return {**asdict(self), "profile": self.profile.name, "results_dir": str(self.results_dir)}
+        return {"profile": self.profile.name, "rr": asdict(self.rr), "seed": self.seed,
+                "iterations": self.iterations, "seconds": self.seconds,
+                "results_dir": str(self.results_dir), "run_id": self.run_id,
+                "capture": self.capture, "baseline": self.baseline,
+                "shard": list(self.shard) if self.shard else None, "progress": self.progress}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Settings":
         return replace(cls(PROFILES[d["profile"]], RrVerdict.from_dict(d["rr"])),
                        seed=d["seed"], iterations=d["iterations"], seconds=d["seconds"],
                        results_dir=Path(d["results_dir"]), run_id=d["run_id"],
-                       capture=d["capture"])
+                       capture=d["capture"], baseline=d["baseline"],
+                       shard=Shard(*d["shard"]) if d["shard"] else None, progress=d["progress"])
 
     def meta(self) -> dict:
         """What summary.json says about the run as a whole."""
         return {"profile": self.profile.name, "budgets": self.profile.text(), "seed": self.seed,
-                "iterations": self.iterations, "seconds": self.seconds, "rr": asdict(self.rr)}
+                "iterations": self.iterations, "seconds": self.seconds, "rr": asdict(self.rr),
+                "shard": self.shard.text() if self.shard else None}
 
 
 def _wants_capture(settings: Settings, cell: Cell, status: str) -> bool:
@@ -59,26 +118,53 @@ def _wants_capture(settings: Settings, cell: Cell, status: str) -> bool:
     return settings.capture == CAPTURE_REGRESSIONS and cell.expect.kind == NEVER and status == FAIL
 
 
-def run_cell(cell: Cell, settings: Settings) -> dict:
-    """Runs the cell and returns its record (also written to cells/<cell>.json)."""
+def _base_record(cell: Cell, settings: Settings, budget: Budget) -> dict:
+    return {"cell": cell.id, "case": cell.case, "runner": cell.runner, "variant": cell.variant,
+            "mode": cell.mode, "order": list(cell.order), "source": cell.source,
+            "external": cell.reproducer is not None, "twin": cell.twin_id,
+            "seed": settings.seed, "expect": asdict(cell.expect), "budget": asdict(budget)}
+
+
+def skipped_record(cell: Cell, settings: Settings, reason: str) -> dict:
+    record = {**_base_record(cell, settings, settings.budget(cell)), "runner_version": None,
+              "iterations": 0, "outcomes": {o: 0 for o in cell.outcomes}, "failures": 0,
+              "rate": 0.0, "ci": [0.0, 1.0], "elapsed_s": 0.0, "charged_s": 0.0,
+              "program_s": 0.0, "iterations_per_s": 0.0, "batches": 0, "uncounted": 0,
+              "first_failure": None, "first_by_outcome": {}, "interruptions": [],
+              "verdict": {"status": SKIPPED, "message": reason}, "command": "", "capture": None}
+    settings.run_dir.write_cell(record)
+    return record
+
+
+def run_cell(cell: Cell, settings: Settings, progress=None) -> dict:
+    """Runs the cell and returns its record (also written to cells/<cell>.json).
+    ProgramError: the program (or its build step) could not be run as declared."""
+    reason = cell.skip_reason()
+    if reason:
+        return skipped_record(cell, settings, reason)
+    if cell.reproducer is not None:
+        ok, text = external.build_once(cell.reproducer, settings.run_dir.path / ".builds")
+        if not ok:
+            raise ProgramError(f"{cell.reproducer.name}: the build step failed: {text}")
     inv = cell.invocation(settings.seed)
     budget = settings.budget(cell)
-    loop = run_loop(inv, budget)
+    try:
+        loop = run_loop(inv, budget, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
     ff = loop.first_failure
     rerun = inv.command(0, max(loop.iterations, 1))
     verdict = judge(cell.expect, loop.outcomes, loop.iterations, loop.wall_s, loop.replays, rerun)
     low, high = wilson(loop.failures, loop.iterations)
     record = {
-        "cell": cell.id, "case": cell.case, "runner": cell.runner, "variant": cell.variant,
-        "mode": cell.mode, "order": list(cell.order), "runner_version": loop.runner_version,
-        "seed": settings.seed, "expect": asdict(cell.expect),
-        "budget": asdict(budget), "iterations": loop.iterations, "outcomes": loop.outcomes,
-        "failures": loop.failures,
+        **_base_record(cell, settings, budget), "runner_version": loop.runner_version,
+        "iterations": loop.iterations, "outcomes": loop.outcomes, "failures": loop.failures,
         "rate": loop.failures / loop.iterations if loop.iterations else 0.0,
         "ci": [low, high], "elapsed_s": round(loop.wall_s, 4),
-        "program_s": round(loop.program_s, 4),
-        "iterations_per_s": round(loop.iterations / loop.wall_s, 1) if loop.wall_s else 0.0,
-        "batches": len(loop.batches), "first_failure": ff,
+        "charged_s": round(loop.charged_s, 4), "program_s": round(loop.program_s, 4),
+        "iterations_per_s": round(loop.iterations / loop.charged_s, 1) if loop.charged_s else 0.0,
+        "batches": len(loop.batches), "uncounted": loop.uncounted, "first_failure": ff,
         "first_by_outcome": loop.first_by_outcome,
         "interruptions": [asdict(i) for i in loop.interruptions],
         "verdict": asdict(verdict), "command": rerun, "capture": None,
@@ -96,12 +182,16 @@ def run_cell(cell: Cell, settings: Settings) -> dict:
 
 def rate_line(record: dict) -> str:
     """One line per cell: what a runtime author scans for."""
+    if record["verdict"]["status"] == SKIPPED:
+        return f"{record['cell']}: SKIPPED; {record['verdict']['message']}"
     ff = record.get("first_failure")
     first = f"first failure after {ff['after_s']:.3g}s" if ff else "no failure"
     expect = Expectation(**record["expect"]).text()
+    power = record.get("power")
+    power_text = f"; power {power['value'] * 100:.0f}%" if power and power.get("value") is not None else ""
     return (f"{record['cell']}: {record['verdict']['status'].upper()}; expect {expect}; "
             f"{rate_text(record['failures'], record['iterations'])}; "
-            f"{record['iterations_per_s']:.0f} it/s; {first}")
+            f"{record['iterations_per_s']:.0f} it/s; {first}{power_text}")
 
 
 def capture_text(record: dict) -> str:
@@ -118,35 +208,56 @@ def capture_text(record: dict) -> str:
     return "\n".join(lines)
 
 
-def is_failure(record: dict, profile: Profile) -> bool:
-    """Failed its expectation; a reproducer that showed nothing fails only where the
-    profile says rot is a failure (nightly)."""
-    status = record["verdict"]["status"]
-    return status == FAIL or (status == NOT_REPRODUCED and profile.rot_fails)
-
-
-def header_lines(settings: Settings, cells: list[Cell]) -> list[str]:
+def header_lines(settings: Settings, catalog: Catalog, cells: list[Cell]) -> list[str]:
     """Runners and their library versions, seed, profile, rr (one line), the run folder."""
-    versions = runner_versions(cells, settings.seed)
-    runners = ", ".join(f"{r} ({v})" for r, v in versions.items()) or "none built (run make)"
+    used = {c.runner for c in cells}
+    runners = ", ".join(f"{r} ({catalog.versions.get(r, 'unknown')})"
+                        for r in catalog.runners if r in used) or "none built (run make)"
     budget = settings.profile.text()
     if settings.iterations or settings.seconds:
-        every = override(settings.profile.natural, settings.iterations, settings.seconds)
+        every = override(settings.profile.sometimes, settings.iterations, settings.seconds)
         budget += f"; every cell {every.text()}"
-    return [f"asyncrace: runners {runners}; seed {settings.seed}; profile {budget}",
+    shard = f"; shard {settings.shard.text()} ({len(cells)} cells)" if settings.shard else ""
+    return [f"asyncrace: runners {runners}; seed {settings.seed}; profile {budget}{shard}",
             f"asyncrace: {settings.rr.line()}",
             f"asyncrace: cells write to {settings.run_dir.path}"]
 
 
-def finish_run(settings: Settings, baseline: Path | None) -> tuple[dict | None, list[Finding]]:
-    """Composes summary.json, matrix.md and results.csv from the cells that ran, compared
-    with the baseline's summary.json if given. (None, []) when no cell ran."""
+def finish_run(settings: Settings, catalog: Catalog) -> tuple[dict | None, list[Finding]]:
+    """Composes summary.json, matrix.md, results.csv and report.html from the cells that
+    ran, compared with the baseline if given. (None, []) when no cell ran."""
+    from .results import build_id
     records = settings.run_dir.read_cells()
     if not records:
         return None, []
+    versions = dict(catalog.versions)
+    for r in records:   # what a program's report said, where its --list did not
+        if r.get("runner_version") and versions.get(r["runner"], "unknown") in ("unknown", "from its report"):
+            versions[r["runner"]] = r["runner_version"]
+    meta = {**settings.meta(), "runners": catalog.runners, "modes": catalog.modes,
+            "runner_versions": versions, "build_id": build_id(catalog)}
+    return compose_with_baseline(settings.run_dir, records, meta, settings.baseline_summary,
+                                 settings.baseline)
+
+
+def compose_with_baseline(run_dir: RunDir, records: list[dict], meta: dict,
+                          baseline: dict | None, baseline_file: str | None
+                          ) -> tuple[dict, list[Finding]]:
     findings: list[Finding] = []
     extra = {}
     if baseline is not None:
-        findings = compare({"cells": {r["cell"]: r for r in records}}, load_summary(baseline))
-        extra = {"baseline": {"file": str(baseline), "findings": [asdict(f) for f in findings]}}
-    return settings.run_dir.compose(records, settings.meta(), extra), findings
+        findings = compare({"cells": {r["cell"]: r for r in records}}, baseline)
+        extra = {"baseline": {"file": baseline_file, "findings": [asdict(f) for f in findings],
+                              "cells": {c: {k: r[k] for k in ("failures", "iterations", "ci")}
+                                        for c, r in baseline["cells"].items()}}}
+    return run_dir.compose(records, meta, extra, baseline), findings
+
+
+def run_failed(summary: dict | None, findings: list[Finding], profile: Profile) -> bool:
+    """Exit status 1 for the run: a cell failed (the rot rule decides rot), or the baseline
+    found a regression or rot."""
+    from .baseline import DRIFT
+    cells = (summary or {}).get("cells", {}).values()
+    return (any(consequence(r, profile) == FAILED for r in cells)
+            or any(f.kind != DRIFT for f in findings))
+

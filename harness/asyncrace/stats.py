@@ -1,4 +1,5 @@
 """Failure rates with a Wilson score interval (95 %), and their one-line text."""
+import math
 from math import sqrt
 
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
@@ -32,3 +33,24 @@ def rate_text(failures: int, n: int) -> str:
     low, high = wilson(failures, n)
     rate = failures / n if n else 0.0
     return f"{percent(rate)}% [{percent(low)}, {percent(high)}] ({failures}/{n})"
+
+
+POWER_TARGET = 0.95
+
+
+def power(rate: float, n: int) -> float:
+    """The chance that n iterations show at least one failure at this rate: 1-(1-p)^n."""
+    if n <= 0 or rate <= 0:
+        return 0.0
+    if rate >= 1:
+        return 1.0
+    return -math.expm1(n * math.log1p(-rate))
+
+
+def iterations_for_power(rate: float, target: float = POWER_TARGET) -> float:
+    """The n with 1-(1-p)^n >= target: ceil(ln(1-target) / ln(1-p)); inf at rate 0."""
+    if rate <= 0:
+        return math.inf
+    if rate >= 1:
+        return 1
+    return math.ceil(math.log1p(-target) / math.log1p(-rate))

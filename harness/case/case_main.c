@@ -2,6 +2,7 @@
  * the command line, N seeded iterations in one process, the leak check around
  * each, the per-iteration deadline watchdog, the status file and the report.
  */
+#include "controlled.h"
 #include "iteration.h"
 #include "report.h"
 #include "status.h"
@@ -27,6 +28,7 @@ typedef struct {
     bool trap;
     const char *status_path;
     const char *argv0;
+    ar_controlled sim;            /* the flags for a runner that owns the schedule */
 } options;
 
 /* ---- bad input: one line, exit 2 ---- */
@@ -83,7 +85,9 @@ static const char *mode_names(void)
 #define MAX_RUN_US 60000000ull              /* a minute */
 
 enum flag_id { F_RUNNER, F_VARIANT, F_MODE, F_ITERATIONS, F_START, F_SEED, F_WORKERS,
-               F_DEADLINE, F_RUN_US, F_STATUS, F_TRAP, F_LIST, F_HELP };
+               F_DEADLINE, F_RUN_US, F_STATUS, F_TRAP, F_LIST, F_HELP,
+               F_STRATEGY, F_BOUND, F_PCT_DEPTH, F_STEP_BOUND, F_SCHEDULE, F_SCHEDULES,
+               F_RACE_LOG };
 static const struct { const char *name; enum flag_id id; bool value; } flags[] = {
     { "--runner", F_RUNNER, true }, { "--variant", F_VARIANT, true }, { "--mode", F_MODE, true },
     { "--iterations", F_ITERATIONS, true }, { "--start", F_START, true },
@@ -91,14 +95,23 @@ static const struct { const char *name; enum flag_id id; bool value; } flags[] =
     { "--deadline-ms", F_DEADLINE, true }, { "--run-us", F_RUN_US, true },
     { "--status", F_STATUS, true }, { "--trap", F_TRAP, false }, { "--list", F_LIST, false },
     { "--help", F_HELP, false }, { "-h", F_HELP, false },
+    { "--strategy", F_STRATEGY, true }, { "--bound", F_BOUND, true },
+    { "--pct-depth", F_PCT_DEPTH, true }, { "--step-bound", F_STEP_BOUND, true },
+    { "--schedule", F_SCHEDULE, true }, { "--schedules", F_SCHEDULES, true },
+    { "--race-log", F_RACE_LOG, true },
 };
+#define FLAG_NAMES "--runner --variant --mode --iterations --start --seed --workers " \
+    "--deadline-ms --run-us --status --trap --list --help --strategy --bound --pct-depth " \
+    "--step-bound --schedule --schedules --race-log"
 
 static void usage(const ar_case *c, const char *argv0)
 {
     printf("%s: %s\nupstream: %s\n\n"
            "usage: %s --runner NAME --variant NAME --mode NAME [--iterations N] [--start I]\n"
            "       [--seed S] [--workers W] [--deadline-ms T] [--run-us U] [--trap]\n"
-           "       [--status FILE] [--list]\n\n"
+           "       [--status FILE] [--race-log FILE] [--list]\n"
+           "  sim:  [--strategy random|pct|dfs|delay] [--bound P] [--pct-depth D]\n"
+           "        [--step-bound N] [--schedule FILE] [--schedules DIR]\n\n"
            "  runners:  %s\n  variants: %s\n  modes:    %s\n\n"
            "Prints one JSON report; see docs/contract.md.\n",
            c->name, c->summary, c->upstream, argv0, ar_runner_names(), variant_names(c),
@@ -139,22 +152,28 @@ static void apply(options *o, enum flag_id id, const char *flag, const char *v)
     case F_TRAP: o->trap = true; break;
     case F_LIST: ar_print_list(c); exit(0);
     case F_HELP: usage(c, o->argv0); exit(0);
+    case F_STRATEGY: o->sim.strategy = v; break;
+    case F_BOUND: o->sim.bound = (long)parse_number(flag, v, 0, 16); break;
+    case F_PCT_DEPTH: o->sim.pct_depth = (long)parse_number(flag, v, 1, 16); break;
+    case F_STEP_BOUND: o->sim.step_bound = (long)parse_number(flag, v, 1000, 1000000000); break;
+    case F_SCHEDULE: o->sim.schedule_path = v; break;
+    case F_SCHEDULES: o->sim.schedules_dir = v; break;
+    case F_RACE_LOG: o->sim.race_log_path = v; break;
     }
 }
 
 static options parse(const ar_case *c, int argc, char **argv)
 {
     options o = { .c = c, .iterations = 1000, .seed = 1, .deadline_ms = 2000,
-                  .run_us = c->default_run_us, .mode = AR_MODE_COUNT, .argv0 = argv[0] };
+                  .run_us = c->default_run_us, .mode = AR_MODE_COUNT, .argv0 = argv[0],
+                  .sim = { .bound = -1, .pct_depth = -1, .step_bound = -1 } };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         size_t k = 0, n = sizeof flags / sizeof flags[0];
         while (k < n && strcmp(flags[k].name, a) != 0)
             k++;
         if (k == n)
-            usage_error("unknown flag '%s'; accepted: --runner --variant --mode --iterations "
-                        "--start --seed --workers --deadline-ms --run-us --status --trap "
-                        "--list --help", a);
+            usage_error("unknown flag '%s'; accepted: " FLAG_NAMES, a);
         const char *v = NULL;
         if (flags[k].value) {
             if (i + 1 >= argc)
@@ -172,6 +191,9 @@ static options parse(const ar_case *c, int argc, char **argv)
     if (o.start > MAX_ITERATIONS - o.iterations)
         usage_error("--start plus --iterations must stay within %llu",
                     (unsigned long long)MAX_ITERATIONS);
+    if (!ar_cell_exists(o.runner, o.mode))
+        usage_error("mode %s needs a runner that owns the schedule (sim); %s does not",
+                    ar_modes[o.mode].name, o.runner->name);
     return o;
 }
 
@@ -253,6 +275,7 @@ static ar_status_record *status;
 static ar_report report;
 static _Atomic uint64_t watched_deadline_ns;   /* host clock; 0 between iterations */
 static _Atomic bool watchdog_stop;
+static pid_t driver_pid;          /* with --status: the driver that reads it */
 
 static uint64_t iteration_seed(uint64_t run_seed, uint64_t index)
 {
@@ -278,14 +301,14 @@ static void count_tag(const char *tag, ar_outcome o)
     report.tags[t].counts[o]++;
 }
 
-static void record(uint64_t index, ar_outcome o, const char *detail)
+static void record(uint64_t index, uint64_t seed, ar_outcome o, const char *detail)
 {
     report.counts[o]++;
     status->counts[o]++;
     if (o != AR_OK && !report.has_failure) {
         report.has_failure = true;
         report.failure_iteration = index;
-        report.failure_seed = iteration_seed(opt.seed, index);
+        report.failure_seed = seed;
         report.failure_outcome = o;
         report.failure_after_s = (double)(ar_host_now_ns() - report.started_ns) / 1e9;
         snprintf(report.failure_detail, sizeof report.failure_detail, "%s", detail);
@@ -304,6 +327,10 @@ static void *watchdog(void *arg)
     (void)arg;
     while (!atomic_load(&watchdog_stop)) {
         nanosleep(&(struct timespec){ 0, 20000000 }, NULL);
+        /* A driver that died leaves nobody to read the status or the report:
+         * don't go on running its batch (which may be long) as an orphan. */
+        if (driver_pid && getppid() != driver_pid)
+            _exit(1);
         uint64_t d = atomic_load(&watched_deadline_ns);
         if (!d || ar_host_now_ns() < d)
             continue;
@@ -314,7 +341,8 @@ static void *watchdog(void *arg)
             abort();
         }
         uint64_t index = status->current;
-        record(index, AR_HANG, "stuck past the deadline; the watchdog ended the run");
+        record(index, iteration_seed(opt.seed, index), AR_HANG,
+               "stuck past the deadline; the watchdog ended the run");
         report.done = status->done + 1;
         report.next_iteration = index + 1;
         report.complete = false;
@@ -387,13 +415,50 @@ static void run_iteration(void *arg)
     run->outcome = ar_iteration_end(run->detail, sizeof run->detail, run->tag);
 }
 
+/* One iteration, with its leak check: scenario, resources before, the run
+ * (under the scheduler on sim), resources after. */
+static iteration_run run_one(uint64_t index, uint64_t seed)
+{
+    const ar_case *c = opt.c;
+    void *scenario = calloc(1, c->scenario_size);
+    if (!scenario) {
+        fprintf(stderr, "asyncrace: out of memory\n");
+        abort();
+    }
+    uint64_t deadline_ns = (uint64_t)((double)opt.deadline_ms * 1e6 * deadline_multiplier());
+    iteration_run run = {
+        .it = { opt.runner, opt.variant, opt.mode, report.workers, index, seed, opt.run_us },
+        .setup = { opt.mode, opt.trap, seed, deadline_ns, c->forced, scenario },
+        /* What a run that never returns (sim ended it) is, unless sim says more. */
+        .outcome = AR_HANG,
+        .detail = "the iteration never returned",
+    };
+    ar_resources before, after;
+    opt.runner->resources(&before);
+    ar_controlled_before(&opt.sim, seed);
+    atomic_store(&watched_deadline_ns, ar_host_now_ns() + deadline_ns * 3 / 2 + 100000000);
+    opt.runner->run(run_iteration, &run);
+    atomic_store(&watched_deadline_ns, 0);
+    ar_controlled_after(&opt.sim, &run.outcome, run.detail, sizeof run.detail);
+    free(scenario);
+    opt.runner->resources(&after);
+
+    char what[160];
+    if (run.outcome == AR_OK && *leaked(&before, &after, what, sizeof what)) {
+        run.outcome = AR_LEAK;
+        snprintf(run.detail, sizeof run.detail, "still open after the iteration: %s", what);
+    }
+    return run;
+}
+
 int ar_case_main(const ar_case *c, int argc, char **argv)
 {
     check_table(c);
     opt = parse(c, argc, argv);
     status = status_open(opt.status_path);
+    if (opt.status_path)
+        driver_pid = getppid();
     ar_race_use_runner(opt.runner);
-    uint64_t deadline_ns = (uint64_t)((double)opt.deadline_ms * 1e6 * deadline_multiplier());
 
     report = (ar_report){ .c = c, .runner = opt.runner, .variant = opt.variant, .mode = opt.mode,
                           .seed = opt.seed, .start = opt.start,
@@ -405,42 +470,40 @@ int ar_case_main(const ar_case *c, int argc, char **argv)
     if (pthread_create(&wd, NULL, watchdog, NULL) != 0)
         usage_error("cannot start the watchdog thread");
     opt.runner->run(warm_up, (void *)opt.runner);
+    ar_controlled *sim = &opt.sim;      /* after the warm-up, which is no schedule */
+    ar_controlled_setup(sim, c, opt.runner, opt.variant, opt.mode, iteration_seed(opt.seed, 0));
+    report.sim = sim;
 
-    for (uint64_t i = opt.start; i < opt.start + opt.iterations; i++) {
+    uint64_t first = opt.start, count = opt.iterations, done = 0;
+    if (sim->replaying) {
+        first = ar_controlled_replay_iteration(sim);
+        count = 1;
+        report.start = first;
+    }
+    /* A search's iteration i is its i-th schedule: resuming one at --start
+     * makes the schedules before it again, uncounted. */
+    for (uint64_t i = 0; sim->searching && i < first; i++)
+        run_one(i, ar_controlled_seed(sim, i, iteration_seed));
+    for (uint64_t i = first; i < first + count; i++) {
         status->current = i;
-        void *scenario = calloc(1, c->scenario_size);
-        if (!scenario) {
-            fprintf(stderr, "asyncrace: out of memory\n");
-            abort();
-        }
-        iteration_run run = {
-            .it = { opt.runner, opt.variant, opt.mode, report.workers, i,
-                    iteration_seed(opt.seed, i), opt.run_us },
-            .setup = { opt.mode, opt.trap, iteration_seed(opt.seed, i), deadline_ns,
-                       c->forced, scenario },
-        };
-        ar_resources before, after;
-        opt.runner->resources(&before);
-        atomic_store(&watched_deadline_ns, ar_host_now_ns() + deadline_ns * 3 / 2 + 100000000);
-        opt.runner->run(run_iteration, &run);
-        atomic_store(&watched_deadline_ns, 0);
-        free(scenario);
-        opt.runner->resources(&after);
-
-        char what[160];
-        if (run.outcome == AR_OK && *leaked(&before, &after, what, sizeof what)) {
-            run.outcome = AR_LEAK;
-            snprintf(run.detail, sizeof run.detail, "still open after the iteration: %s", what);
-        }
-        record(i, run.outcome, run.detail);
+        uint64_t seed = sim->replaying ? ar_controlled_replay_seed(sim)
+                                       : ar_controlled_seed(sim, i, iteration_seed);
+        iteration_run run = run_one(i, seed);
+        bool first_failure = run.outcome != AR_OK && !report.has_failure;
+        record(i, seed, run.outcome, run.detail);
         count_tag(run.tag, run.outcome);
+        if (run.outcome != AR_OK)
+            ar_controlled_failed(sim, c, opt.variant, opt.mode, i, seed, run.outcome, run.detail);
+        if (first_failure || sim->replaying)
+            ar_controlled_write_race_log(sim);
+        done++;
         status->done++;
         __atomic_store_n(&status->current, i + 1, __ATOMIC_RELEASE);
     }
     atomic_store(&watchdog_stop, true);
     pthread_join(wd, NULL);
-    report.done = opt.iterations;
-    report.next_iteration = opt.start + opt.iterations;
+    report.done = done;
+    report.next_iteration = first + done;
     ar_print_report(&report);
     return 0;
 }

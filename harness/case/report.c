@@ -27,10 +27,20 @@ static void json_key_string(const char *key, const char *value, const char *sep)
     fputs(sep, stdout);
 }
 
-/* The one command that re-runs the failing iteration alone and traps. */
+/* The one command that re-runs the failing iteration alone and traps: on sim,
+ * its schedule exactly. */
 static void print_replay(const ar_report *r)
 {
     char cmd[1024];
+    const ar_controlled *sim = r->sim;
+    if (sim && sim->sched && sim->files[r->failure_outcome][0]) {
+        snprintf(cmd, sizeof cmd, "%s --runner %s --variant %s --mode %s --schedule %s --trap",
+                 r->argv0, r->runner->name, r->variant->name, ar_modes[r->mode].name,
+                 sim->files[r->failure_outcome]);
+        json_key_string("schedule", sim->files[r->failure_outcome], ", ");
+        json_key_string("replay", cmd, "");
+        return;
+    }
     snprintf(cmd, sizeof cmd,
                      "%s --runner %s --variant %s --mode %s --seed %llu --start %llu "
                      "--iterations 1 --workers %d --deadline-ms %llu --run-us %llu --trap",
@@ -39,6 +49,51 @@ static void print_replay(const ar_report *r)
                      r->workers, (unsigned long long)r->deadline_ms,
                      (unsigned long long)r->run_us);
     json_key_string("replay", cmd, "");
+}
+
+/* What sim adds: the strategy, the schedules, the hashes, the files. */
+static void print_sim(const ar_controlled *c)
+{
+    printf("\"sim\": {");
+    json_key_string("strategy", c->sched->describe(), ", ");
+    printf("\"schedules\": %llu, \"searching\": %s, \"exhausted\": %s, "
+           "\"run_hash\": \"%016llx\", \"failing\": [",
+           (unsigned long long)c->schedules, c->searching ? "true" : "false",
+           c->exhausted ? "true" : "false", (unsigned long long)c->run_hash);
+    for (size_t i = 0; i < c->n_failing; i++)
+        printf("%s{\"iteration\": %llu, \"outcome\": \"%s\", \"hash\": \"%016llx\"}",
+               i ? ", " : "", (unsigned long long)c->failing[i].iteration,
+               ar_outcome_names[c->failing[i].outcome], (unsigned long long)c->failing[i].hash);
+    printf("], \"programs\": [");
+    size_t n = c->n_programs < AR_PROGRAMS_KEPT ? c->n_programs : AR_PROGRAMS_KEPT;
+    for (size_t i = 0; i < n; i++) {
+        const ar_program_searched *p = &c->programs[(c->n_programs - n + i) % AR_PROGRAMS_KEPT];
+        printf("%s{\"seed\": %llu, \"first_iteration\": %llu, \"schedules\": %llu, "
+               "\"failures\": %llu, \"exhausted\": %s}", i ? ", " : "",
+               (unsigned long long)p->seed, (unsigned long long)p->first_iteration,
+               (unsigned long long)p->schedules, (unsigned long long)p->failures,
+               p->exhausted ? "true" : "false");
+    }
+    printf("], \"programs_searched\": %zu, \"schedule_files\": {", c->n_programs);
+    bool first = true;
+    for (int o = 0; o < AR_OUTCOME_COUNT; o++)
+        if (c->files[o][0]) {
+            printf("%s\"%s\": ", first ? "" : ", ", ar_outcome_names[o]);
+            json_string(c->files[o]);
+            first = false;
+        }
+    printf("}, \"replay\": ");
+    if (c->replayed) {
+        printf("{");
+        json_key_string("schedule", c->schedule_path, ", ");
+        json_key_string("recorded_outcome", c->recorded_outcome, ", ");
+        printf("\"diverged\": %s, ", c->diverged ? "true" : "false");
+        json_key_string("where", c->where, ", ");
+        printf("\"reproduced\": %s}", c->reproduced ? "true" : "false");
+    } else {
+        printf("null");
+    }
+    printf("}, ");
 }
 
 void ar_print_report(const ar_report *r)
@@ -61,6 +116,8 @@ void ar_print_report(const ar_report *r)
                (unsigned long long)r->counts[o]);
     printf("}, \"elapsed_s\": %.6f, \"iterations_per_s\": %.1f, ", elapsed,
            elapsed > 0 ? (double)r->done / elapsed : 0.0);
+    if (r->sim && r->sim->sched)
+        print_sim(r->sim);
     if (r->n_tags) {
         printf("\"by_tag\": {");
         for (size_t t = 0; t < r->n_tags; t++) {
@@ -113,9 +170,7 @@ static const char *wake_name(ar_wake_policy w)
 
 bool ar_cell_exists(const ar_runner *r, ar_mode m)
 {
-    (void)r;
-    (void)m;
-    return true;                  /* every mode is meaningful on every runner, so far */
+    return m != AR_EXHAUSTIVE || r->scheduler;  /* a search needs a runner that owns the schedule */
 }
 
 static void print_points(const ar_point *const *points, const char *owner, bool *first)

@@ -4,6 +4,7 @@
 #define ASYNCRACE_REPORT_H
 
 #include "case.h"
+#include "controlled.h"
 
 typedef struct {
     const ar_case *c;
@@ -24,6 +25,7 @@ typedef struct {
     /* Outcomes per iteration tag (ar_iteration_tag), in order of first use. */
     size_t n_tags;
     struct { char name[32]; uint64_t counts[AR_OUTCOME_COUNT]; } tags[16];
+    const ar_controlled *sim;     /* its scheduler is NULL on a real loop */
 } ar_report;
 
 void ar_print_report(const ar_report *r);

@@ -103,7 +103,7 @@ static void iteration(const ar_iter *it, void *scenario)
 #define SELFTEST_VARIANT(n, f, w, e, t) \
     { .name = n, .what = w, .workers = 1, .wake = AR_WAKE_DEFERRED, \
       .shutdown = AR_SHUTDOWN_STOP_THEN_DROP, .twin = t, \
-      .design = &(const struct design){ f }, .expect = { e, e, e } }
+      .design = &(const struct design){ f }, .expect = { e, e, e, e } }
 
 static const ar_variant variants[] = {
     SELFTEST_VARIANT("ok", OK, "never fails", AR_NEVER_FAILS, "flaky"),

@@ -21,6 +21,8 @@ const ar_mode_info ar_modes[AR_MODE_COUNT] = {
     [AR_NATURAL] = { "natural", "no interference: the rate a user would see (sim: random schedules)" },
     [AR_CHAOS] = { "chaos", "seeded yields and delays at the race points (sim: PCT schedules)" },
     [AR_FORCED] = { "forced", "the documented interleaving imposed with gates at the race points" },
+    [AR_EXHAUSTIVE] = { "exhaustive", "every schedule within a bound, one program seed (sim only: "
+                        "delay bounding, 2 delays)" },
 };
 
 /* The log keeps the last LOG_SIZE events; fields are atomics so a reader
@@ -105,6 +107,7 @@ void ar_iteration_begin(const ar_iteration_setup *s)
     detail[0] = '\0';
     tag[0] = '\0';
     atomic_store(&thread_ordinal, 0);
+    atomic_store(&race_log_next, 0);  /* the log is this iteration's alone */
     atomic_fetch_add(&epoch, 1);
     gate_lock = runner->mutex_new();
     gate_cond = runner->cond_new();

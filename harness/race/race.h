@@ -34,7 +34,9 @@ typedef enum {
 
 extern const char *const ar_outcome_names[AR_OUTCOME_COUNT];
 
-typedef enum { AR_NATURAL, AR_CHAOS, AR_FORCED, AR_MODE_COUNT } ar_mode;
+/* exhaustive runs every schedule within a bound, so it exists only on a
+ * runner that owns the schedule (sim). */
+typedef enum { AR_NATURAL, AR_CHAOS, AR_FORCED, AR_EXHAUSTIVE, AR_MODE_COUNT } ar_mode;
 
 typedef struct {
     const char *name;

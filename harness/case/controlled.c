@@ -1,0 +1,213 @@
+/* controlled.c: a runner that owns the schedule (sim), driven from the case
+ * plumbing (see controlled.h). */
+#include "controlled.h"
+#include "iteration.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void setup_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void setup_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "asyncrace: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(2);
+}
+
+/* What each mode means on a runner that owns the schedule. */
+static const char *strategy_of(ar_mode mode)
+{
+    switch (mode) {
+    case AR_CHAOS: return "pct";
+    case AR_EXHAUSTIVE: return "delay";
+    case AR_NATURAL:
+    case AR_FORCED:
+    case AR_MODE_COUNT: break;
+    }
+    return "random";
+}
+
+void ar_controlled_setup(ar_controlled *c, const ar_case *cs, const ar_runner *r,
+                         const ar_variant *v, ar_mode mode, uint64_t run_seed)
+{
+    c->sched = r->scheduler;
+    if (!c->sched) {
+        if (c->strategy || c->bound >= 0 || c->pct_depth >= 0 || c->step_bound >= 0 ||
+            c->schedule_path)
+            setup_error("--strategy, --bound, --pct-depth, --step-bound and --schedule need a "
+                        "runner that owns the schedule (sim); %s runs on real threads", r->name);
+        return;
+    }
+    sim_options o = SIM_OPTIONS_DEFAULT;
+    o.strategy = c->strategy ? c->strategy : strategy_of(mode);
+    if (c->bound >= 0)
+        o.dfs_bound = (int)c->bound;
+    if (c->pct_depth >= 0)
+        o.pct_depth = (int)c->pct_depth;
+    if (c->step_bound >= 0)
+        o.step_bound = (uint64_t)c->step_bound;
+    char err[256];
+    if (c->sched->configure(&o, err, sizeof err) != 0)
+        setup_error("%s", err);
+    c->options = o;
+    c->searching = !strcmp(o.strategy, "dfs") || !strcmp(o.strategy, "delay");
+    c->run_seed = run_seed;
+    if (!c->schedules_dir) {
+        const char *tmp = getenv("TMPDIR");
+        static char dir[512];
+        snprintf(dir, sizeof dir, "%s/asyncrace-schedules", tmp && *tmp ? tmp : "/tmp");
+        c->schedules_dir = dir;
+    }
+    if (c->schedule_path) {
+        sim_schedule_id expect = { cs->name, v->name, ar_modes[mode].name, NULL };
+        c->replaying = c->sched->schedule_load(c->schedule_path, &expect, err, sizeof err);
+        if (!c->replaying)
+            setup_error("%s", err);
+        snprintf(c->recorded_outcome, sizeof c->recorded_outcome, "%s",
+                 c->sched->schedule_outcome(c->replaying));
+        c->sched->replay(c->replaying);
+        c->searching = false;
+    }
+}
+
+uint64_t ar_controlled_replay_iteration(const ar_controlled *c)
+{
+    return c->sched->schedule_iteration(c->replaying);
+}
+
+uint64_t ar_controlled_replay_seed(const ar_controlled *c)
+{
+    return c->sched->schedule_seed(c->replaying);
+}
+
+static uint64_t mix(uint64_t h, uint64_t x)
+{
+    h ^= x + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    return h * 0xff51afd7ed558ccdull;
+}
+
+/* A search explores one program at a time: every schedule of it gets the
+ * same seed. Once the bound is exhausted, the next program (seed) begins. */
+uint64_t ar_controlled_seed(ar_controlled *c, uint64_t i, uint64_t (*seed_of)(uint64_t, uint64_t))
+{
+    if (!c->searching)
+        return seed_of(c->run_seed, i);
+    ar_program_searched *p = c->n_programs ? &c->programs[(c->n_programs - 1) % AR_PROGRAMS_KEPT] : NULL;
+    if (p && c->sched->exhausted()) {
+        p->exhausted = true;
+        char err[256];
+        if (c->sched->configure(&c->options, err, sizeof err) != 0)
+            setup_error("%s", err);
+        p = NULL;
+    }
+    if (!p) {
+        p = &c->programs[c->n_programs % AR_PROGRAMS_KEPT];
+        *p = (ar_program_searched){ .seed = seed_of(c->run_seed, c->n_programs),
+                                    .first_iteration = i };
+        c->n_programs++;
+        c->program_seed = p->seed;
+    }
+    return c->program_seed;
+}
+
+void ar_controlled_before(ar_controlled *c, uint64_t seed)
+{
+    if (c->sched)
+        c->sched->set_seed(seed);
+}
+
+void ar_controlled_after(ar_controlled *c, ar_outcome *outcome, char *detail, size_t n)
+{
+    if (!c->sched)
+        return;
+    const sim_result *r = c->sched->last_result();
+    c->schedules++;
+    c->run_hash = mix(c->run_hash, r->hash);
+    if (c->searching) {
+        ar_program_searched *p = &c->programs[(c->n_programs - 1) % AR_PROGRAMS_KEPT];
+        p->schedules++;
+        p->failures += *outcome != AR_OK || r->status != SIM_OK;
+        p->exhausted = c->sched->exhausted();
+        c->exhausted = p->exhausted;
+    }
+    if (r->status == SIM_DEADLOCK) {
+        *outcome = AR_DEADLOCK;
+        snprintf(detail, n, "%s", r->detail);
+    } else if (r->status == SIM_STEP_BOUND) {
+        *outcome = AR_HANG;
+        snprintf(detail, n, "%s", r->detail);
+    }
+    if (c->replaying) {
+        c->replayed = true;
+        c->diverged = r->diverged;
+        snprintf(c->where, sizeof c->where, "%s", r->diverged ? r->divergence : "");
+        c->reproduced = !r->diverged && !strcmp(ar_outcome_names[*outcome], c->recorded_outcome);
+    }
+    if (*outcome != AR_OK && c->n_failing < AR_FAILING_KEPT)
+        c->failing[c->n_failing++] = (ar_failing_schedule){ 0, r->hash, *outcome };
+}
+
+
+/* A file of text, whole or not at all: a temp file beside it, then rename. */
+static int write_atomically(const char *path, void (*fill)(FILE *))
+{
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    fill(f);
+    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok &= fclose(f) == 0;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+void ar_controlled_write_race_log(const ar_controlled *c)
+{
+    if (c->race_log_path && write_atomically(c->race_log_path, ar_race_log_dump) != 0)
+        fprintf(stderr, "asyncrace: cannot write the race log '%s': %s\n", c->race_log_path,
+                strerror(errno));
+}
+
+void ar_controlled_failed(ar_controlled *c, const ar_case *cs, const ar_variant *v,
+                          ar_mode mode, uint64_t iteration, uint64_t seed, ar_outcome o,
+                          const char *detail)
+{
+    if (!c->sched)
+        return;
+    if (c->n_failing)
+        c->failing[c->n_failing - 1].iteration = iteration;
+    if (c->files[o][0] || c->replaying)
+        return;                   /* the first schedule of each outcome is kept */
+    if (mkdir(c->schedules_dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "asyncrace: cannot make '%s': %s\n", c->schedules_dir, strerror(errno));
+        return;
+    }
+    char path[512], err[256];
+    snprintf(path, sizeof path, "%s/%s.sim.%s.%s.%llu.json", c->schedules_dir, cs->name,
+             v->name, ar_modes[mode].name, (unsigned long long)iteration);
+    sim_schedule_id id = { cs->name, v->name, ar_modes[mode].name, NULL };
+    if (c->sched->schedule_write(path, &id, iteration, seed, ar_outcome_names[o], detail,
+                                 err, sizeof err) != 0) {
+        fprintf(stderr, "asyncrace: %s\n", err);
+        return;
+    }
+    snprintf(c->files[o], sizeof c->files[o], "%s", path);
+    char log[560];
+    snprintf(log, sizeof log, "%.500s.race-log.txt", path);
+    if (write_atomically(log, ar_race_log_dump) != 0)
+        fprintf(stderr, "asyncrace: cannot write '%s': %s\n", log, strerror(errno));
+}

@@ -1,0 +1,71 @@
+/* controlled.h: the case plumbing's side of a runner that owns the schedule
+ * (sim): which strategy each mode runs, each schedule's seed, how a run that
+ * the scheduler ended (deadlock, step bound) is counted, the failing
+ * schedules written to files, and --schedule FILE replayed. Between
+ * case_main.c and report.c; not for cases. */
+#ifndef ASYNCRACE_CONTROLLED_H
+#define ASYNCRACE_CONTROLLED_H
+
+#include "case.h"
+#include "scheduler.h"
+
+#define AR_FAILING_KEPT 32
+
+typedef struct { uint64_t iteration, hash; ar_outcome outcome; } ar_failing_schedule;
+/* A search covers one program (one iteration seed) at a time; then the next. */
+typedef struct { uint64_t seed, first_iteration, schedules, failures; bool exhausted; } ar_program_searched;
+#define AR_PROGRAMS_KEPT 16
+
+typedef struct ar_controlled {
+    const ar_scheduler *sched;    /* NULL: a real loop, and none of this applies */
+    /* From the command line. */
+    const char *strategy;         /* NULL: the mode's (natural random, chaos pct, forced
+                                     random, exhaustive delay) */
+    long bound;                   /* dfs/delay; -1: 2 */
+    long pct_depth;               /* -1: 3 */
+    long step_bound;              /* -1: the scheduler's */
+    const char *schedule_path;    /* --schedule: replay this one */
+    const char *schedules_dir;    /* where failing schedules go */
+    const char *race_log_path;    /* --race-log: the first failing (or replayed) iteration's log */
+    /* The run. */
+    sim_options options;
+    sim_schedule *replaying;
+    bool searching;               /* dfs or delay: every schedule of a program in the bound */
+    uint64_t run_seed;
+    uint64_t program_seed;        /* searching: the seed every schedule of this program gets */
+    size_t n_programs;            /* programs searched or being searched */
+    ar_program_searched programs[AR_PROGRAMS_KEPT];
+    uint64_t schedules;
+    bool exhausted;               /* searching: every program begun was searched to its end */
+    uint64_t run_hash;            /* of every schedule's hash, in order */
+    size_t n_failing;
+    ar_failing_schedule failing[AR_FAILING_KEPT];
+    char files[AR_OUTCOME_COUNT][512];  /* the first failing schedule of each outcome */
+    bool replayed, diverged, reproduced;
+    char where[320];
+    char recorded_outcome[32];
+} ar_controlled;
+
+/* Bad input (a sim flag without sim, a bad strategy, a schedule file that
+ * does not load) prints one line and exits 2; nothing has run. */
+void ar_controlled_setup(ar_controlled *c, const ar_case *cs, const ar_runner *r,
+                         const ar_variant *v, ar_mode mode, uint64_t run_seed);
+/* The iteration and seed --schedule recorded. */
+uint64_t ar_controlled_replay_iteration(const ar_controlled *c);
+uint64_t ar_controlled_replay_seed(const ar_controlled *c);
+/* The seed of iteration i: the run's own, or a search's program's (a search
+ * that exhausted one program goes on with the next). */
+uint64_t ar_controlled_seed(ar_controlled *c, uint64_t i, uint64_t (*seed_of)(uint64_t, uint64_t));
+/* Before each run: the schedule's seed. */
+void ar_controlled_before(ar_controlled *c, uint64_t seed);
+/* After each run: a run the scheduler ended early becomes deadlock or hang
+ * (the iteration never returned to say otherwise). */
+void ar_controlled_after(ar_controlled *c, ar_outcome *outcome, char *detail, size_t n);
+/* A failing iteration's schedule and race log, written while they are the last. */
+void ar_controlled_failed(ar_controlled *c, const ar_case *cs, const ar_variant *v,
+                          ar_mode mode, uint64_t iteration, uint64_t seed, ar_outcome o,
+                          const char *detail);
+/* The race log of the last iteration into --race-log, atomically. */
+void ar_controlled_write_race_log(const ar_controlled *c);
+
+#endif

@@ -1,0 +1,290 @@
+"""External reproducers (cases/external.toml, docs/external.md), against real small
+programs: shell scripts and a C program that panic, crash, hang or loop themselves."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from asyncrace import external
+from asyncrace.capture import RrVerdict
+from asyncrace.external import DeclarationError, ProcessInvocation, SelfLoopInvocation
+from asyncrace.matrix import describe, discover
+from asyncrace.options import CAPTURE_ALL
+from asyncrace.paths import ROOT, SELFTEST
+from asyncrace.profiles import PROFILES, Budget
+from asyncrace.program import run_loop
+from asyncrace.session import Settings, run_cell
+
+HARNESS = ROOT / "harness"
+OUTCOMES = ("ok", "panic", "deadlock", "fatal", "lost", "wrong_thread", "leak", "crash", "hang")
+
+PANICS = """\
+#!/bin/sh
+# every 4th iteration panics the way Rust prints it
+if [ $(( ${ASYNCRACE_ITERATION:-0} % 4 )) = 1 ]; then
+    echo "thread 'main' panicked at src/main.rs:7:5: reply channel closed" >&2
+    exit 101
+fi
+exit 0
+"""
+HANGS = """\
+#!/bin/sh
+[ $(( ${ASYNCRACE_ITERATION:-0} % 10 )) = 2 ] && exec sleep 60
+exit 0
+"""
+EXITS = """\
+#!/bin/sh
+[ $(( ${ASYNCRACE_ITERATION:-0} % 3 )) = 0 ] && exit 7
+exit 0
+"""
+# Loops itself: --iterations N --start I --seed S; iteration i panics when i % 4 == 1 and,
+# with CRASH_AT, the process dies by SIGSEGV there (no status file: the batch is lost).
+SELF_LOOP = """\
+#!/bin/sh
+while [ $# -gt 0 ]; do
+    case $1 in --iterations) n=$2; shift;; --start) start=$2; shift;; --seed) shift;; esac
+    shift
+done
+i=$start; end=$((start + n)); ok=0; panic=0; first=""
+while [ $i -lt $end ]; do
+    [ -n "$CRASH_AT" ] && [ $i = "$CRASH_AT" ] && kill -SEGV $$
+    if [ $((i % 4)) = 1 ]; then panic=$((panic + 1)); [ -z "$first" ] && first=$i; else ok=$((ok + 1)); fi
+    i=$((i + 1))
+done
+echo "asyncrace-counts iterations=$n ok=$ok panic=$panic${first:+ first_failure=$first first_outcome=panic}"
+"""
+CRASHES_C = r"""
+#include <stdlib.h>
+int main(void) {
+    const char *i = getenv("ASYNCRACE_ITERATION");
+    if (i && atoi(i) % 5 == 3)
+        *(volatile int *)0 = 1;   /* the crash the capture must catch */
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def programs(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("programs")
+    made = {}
+    for name, text in (("panics.sh", PANICS), ("hangs.sh", HANGS), ("exits.sh", EXITS),
+                       ("self_loop.sh", SELF_LOOP)):
+        path = folder / name
+        path.write_text(text)
+        path.chmod(0o755)
+        made[name] = path
+    source = folder / "crashes.c"
+    source.write_text(CRASHES_C)
+    done = subprocess.run(["cc", "-g", "-O0", "-o", str(folder / "crashes"), str(source)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    made["crashes"] = folder / "crashes"
+    return made
+
+
+def declare(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "external.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def reproducers(tmp_path: Path, text: str) -> list:
+    return external.load(declare(tmp_path, text), OUTCOMES)
+
+
+GOOD = """\
+[[reproducer]]
+name = "panics"
+runner = "sh"
+loop = "process"
+timeout_s = 5
+[reproducer.outcomes]
+panic = {{ stderr = "panicked at" }}
+[reproducer.variants.buggy]
+command = ["{panics}"]
+expect = {{ kind = "sometimes", outcome = "panic" }}
+[reproducer.variants.fixed]
+command = ["true"]
+expect = {{ kind = "never" }}
+twin = "buggy"
+"""
+
+
+@pytest.mark.parametrize("change, words", [
+    (("runner = \"sh\"\n", ""), "reproducer panics: runner: missing"),
+    (("kind = \"sometimes\", outcome = \"panic\"", "kind = \"sometimes\", outcome = \"panik\""),
+     "variants.buggy.expect.outcome: unknown outcome 'panik'"),
+    (("stderr = \"panicked at\"", "stderr = \"panicked (at\""),
+     "outcomes.panic.stderr: regex 'panicked (at' does not compile"),
+    (("command = [\"true\"]", "command = [\"/nonexistent/fixed\"]"),
+     "variants.fixed.command: /nonexistent/fixed does not exist"),
+    (("timeout_s = 5", "timeout_s = 5\ncolour = \"red\""), "colour: unknown key"),
+    (("loop = \"process\"", "loop = \"forever\""), "loop: 'forever'"),
+    (("twin = \"buggy\"", "twin = \"nosuch\""), "variants.fixed.twin"),
+    (("panic = { stderr", "panik = { stderr"), "unknown outcome 'panik'"),
+    (("[reproducer.variants.fixed]", "[reproducer.variants.\"fixed.one\"]"), "letters, digits"),
+])
+def test_a_declaration_mistake_is_one_line_naming_file_entry_and_key(tmp_path, programs, change, words):
+    text = GOOD.format(**{"panics": programs["panics.sh"]}).replace(*change)
+    with pytest.raises(DeclarationError) as e:
+        reproducers(tmp_path, text)
+    message = str(e.value)
+    assert "\n" not in message and message.startswith(str(tmp_path / "external.toml"))
+    assert words in message, message
+
+
+def test_a_declaration_mistake_stops_the_cli_and_pytest_before_anything_runs(tmp_path, programs):
+    bad = declare(tmp_path, GOOD.format(panics=programs["panics.sh"]).replace("runner = \"sh\"\n", ""))
+    env = {**os.environ, "PYTHONPATH": str(HARNESS), "ASYNCRACE_EXTERNAL": str(bad)}
+    done = subprocess.run([sys.executable, "-m", "asyncrace", "run", "--results-dir", str(tmp_path / "r")],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "runner: missing" in done.stderr and not (tmp_path / "r").exists()
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           f"--results-dir={tmp_path / 'p'}", "cases/test_matrix.py"],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    assert done.returncode == 4 and "runner: missing" in done.stderr, done.stdout + done.stderr
+    assert not (tmp_path / "p").exists()
+
+
+def process(programs, name: str, rules: dict, timeout_s: float = 5.0) -> ProcessInvocation:
+    rep = external.parse_reproducer(
+        {"name": "t", "runner": "sh", "loop": "process", "timeout_s": timeout_s, "outcomes": rules,
+         "variants": {"v": {"command": [str(programs[name])], "expect": {"kind": "never"}}}},
+        "test", 0, OUTCOMES)
+    return external.invocation(rep, rep.variants[0], 1, OUTCOMES, None)
+
+
+def test_one_process_per_iteration_read_by_the_declared_rules(programs):
+    inv = process(programs, "panics.sh", {"panic": {"stderr": "panicked at"}})
+    loop = run_loop(inv, Budget(20, None))
+    assert (loop.iterations, loop.outcomes["panic"], loop.outcomes["ok"]) == (20, 5, 15)
+    ff = loop.first_failure
+    assert ff["iteration"] == 1 and "panicked at src/main.rs" in ff["detail"]
+    assert ff["replay"].startswith("ASYNCRACE_ITERATION=1 ASYNCRACE_SEED=1 ")
+
+
+def test_an_unmapped_exit_is_a_crash_and_a_mapped_one_its_outcome(programs):
+    plain = run_loop(process(programs, "exits.sh", {}), Budget(9, None))
+    assert (plain.outcomes["crash"], plain.outcomes["ok"]) == (3, 6)
+    assert "exit 7: no rule maps it" in plain.first_failure["detail"]
+    mapped = run_loop(process(programs, "exits.sh", {"lost": {"exit": 7}}), Budget(9, None))
+    assert (mapped.outcomes["lost"], mapped.outcomes["crash"]) == (3, 0)
+
+
+def test_a_process_past_its_timeout_is_a_hang_and_the_loop_goes_on(programs):
+    loop = run_loop(process(programs, "hangs.sh", {}, timeout_s=0.3), Budget(12, None))
+    assert (loop.iterations, loop.outcomes["hang"], loop.outcomes["ok"]) == (12, 1, 11)
+    assert [(i.iteration, i.outcome) for i in loop.interruptions] == [(2, "hang")]
+
+
+def test_a_signal_is_a_crash_unless_a_rule_names_it(programs):
+    loop = run_loop(process(programs, "crashes", {}), Budget(10, None))
+    assert (loop.outcomes["crash"], loop.outcomes["ok"]) == (2, 8)
+    assert all("SIGSEGV" in i.reason for i in loop.interruptions)
+    named = run_loop(process(programs, "crashes", {"fatal": {"signal": "SIGSEGV"}}), Budget(10, None))
+    assert named.outcomes["fatal"] == 2
+
+
+def self_loop(programs, **kwargs) -> SelfLoopInvocation:
+    return SelfLoopInvocation("t", (str(programs["self_loop.sh"]),), 1, OUTCOMES, 5.0, (), None)
+
+
+def test_a_program_that_loops_itself_is_read_from_its_counts_line(programs):
+    loop = run_loop(self_loop(programs), Budget(40, None), first_batch=7)
+    assert (loop.iterations, loop.outcomes["panic"], loop.uncounted) == (40, 10, 0)
+    assert len(loop.batches) >= 2 and loop.first_failure["iteration"] == 1
+    assert "--start 1 --seed 1" in loop.first_failure["replay"]
+
+
+def test_a_crash_without_a_status_file_costs_its_batch_and_says_so(programs):
+    inv = self_loop(programs)
+    loop = run_loop(inv, Budget(30, None), first_batch=10, env={**os.environ, "CRASH_AT": "15"})
+    # batch [10, 30) dies at 15: its crash counts, its other 19 iterations cannot; the
+    # budget (30 counted iterations) is still reached, with later iterations
+    assert (loop.outcomes["crash"], loop.uncounted, loop.iterations) == (1, 19, 30)
+    (interruption,) = loop.interruptions
+    assert "keeps no status file" in interruption.reason and f"other {loop.uncounted} iterations" in interruption.reason
+
+
+def test_a_self_looping_program_with_a_status_file_loses_nothing_to_a_crash():
+    """The selftest program, declared as an external: its status file says where it died."""
+    d = describe(SELFTEST)
+    inv = SelfLoopInvocation("selftest", (str(SELFTEST), "--runner", "epoll", "--variant", "segv",
+                                          "--mode", "natural"), 1, d.outcomes, 5.0, (), d.status)
+    loop = run_loop(inv, Budget(250, None))
+    assert (loop.iterations, loop.outcomes["crash"], loop.uncounted) == (250, 3, 0)
+    assert [i.iteration for i in loop.interruptions] == [7, 107, 207]
+
+
+def settings(tmp_path, **kwargs) -> Settings:
+    return Settings(PROFILES["quick"], RrVerdict(False, "not asked"), iterations=20,
+                    results_dir=tmp_path / "results", **kwargs)
+
+
+def test_cells_whose_needs_are_not_met_skip_naming_the_package(tmp_path, programs):
+    text = GOOD.format(panics=programs["panics.sh"]).replace(
+        "timeout_s = 5", "timeout_s = 5\nneeds = [{ command = \"no-such-tool-xyz\", package = \"xyz-tools\" }]")
+    catalog = discover(declarations=declare(tmp_path, text))
+    cell = next(c for c in catalog.cells if c.case == "panics")
+    record = run_cell(cell, settings(tmp_path))
+    assert record["verdict"]["status"] == "skipped" and record["iterations"] == 0
+    assert record["verdict"]["message"] == "panics: needs command no-such-tool-xyz: apt-get install xyz-tools"
+
+
+def test_a_crashing_external_gets_a_core_and_gdb_backtraces(tmp_path, programs):
+    assert shutil.which("gdb"), "gdb is not installed: run make deps"
+    text = f"""
+    [[reproducer]]
+    name = "crashes"
+    runner = "c"
+    [reproducer.variants.buggy]
+    command = ["{programs['crashes']}"]
+    expect = {{ kind = "sometimes", outcome = "crash" }}
+    """
+    catalog = discover(declarations=declare(tmp_path, text))
+    (cell,) = [c for c in catalog.cells if c.case == "crashes"]
+    record = run_cell(cell, settings(tmp_path, capture=CAPTURE_ALL))
+    assert record["verdict"]["status"] == "pass" and record["first_failure"]["iteration"] == 3
+    info = record["capture"]
+    assert info["method"] == "gdb" and info["reproduced"], info
+    folder = Path(info["replay_sh"]).parent
+    assert (folder / "core").stat().st_size > 0
+    assert "SIGSEGV" in (folder / "backtrace.txt").read_text()
+    assert "ASYNCRACE_ITERATION=3" in (folder / "replay.sh").read_text()
+
+
+def test_pytest_k_selects_external_cells_and_they_join_the_results(tmp_path, programs):
+    toml = declare(tmp_path, GOOD.format(panics=programs["panics.sh"]))
+    env = {**os.environ, "ASYNCRACE_EXTERNAL": str(toml)}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA",
+                           "cases/test_matrix.py", "-k", "panics", f"--results-dir={tmp_path / 'r'}",
+                           "--iterations", "40"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "2 passed" in done.stdout
+    summary = json.loads((tmp_path / "r" / "latest" / "summary.json").read_text())
+    assert sorted(summary["cells"]) == ["panics.sh.buggy.natural", "panics.sh.fixed.natural"]
+    buggy, fixed = summary["cells"]["panics.sh.buggy.natural"], summary["cells"]["panics.sh.fixed.natural"]
+    assert buggy["failures"] == 10 and buggy["ci"][0] > 0 and buggy["external"]
+    assert fixed["power"]["twin"] == "panics.sh.buggy.natural" and fixed["power"]["value"] > 0.99
+    assert "sh natural" in (tmp_path / "r" / "latest" / "matrix.md").read_text()
+
+
+def test_loop_runs_a_command_declared_nowhere(tmp_path, programs):
+    env = {**os.environ, "PYTHONPATH": str(HARNESS)}
+    done = subprocess.run([sys.executable, "-m", "asyncrace", "loop", "--stderr", "panic=panicked at",
+                           "--expect", "sometimes:panic", "--iterations", "40",
+                           "--results-dir", str(tmp_path), "--", str(programs["panics.sh"])],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "panics_sh.command.as_given.natural: PASS; expect sometimes panic; 25% [" in done.stdout
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("report: ") and Path(last[len("report: "):]).is_file()
+    summary = json.loads((tmp_path / "latest" / "summary.json").read_text())
+    assert summary["cells"]["panics_sh.command.as_given.natural"]["iterations"] == 40

@@ -1,0 +1,169 @@
+/* api.c: sim.h's strategy choice, schedules and results, on the core. */
+#include "sim.h"
+#include "sim_private.h"
+#include "log.h"
+#include "sched.h"
+#include "strategy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const sim_status_names[3] = { "ok", "deadlock", "step_bound" };
+
+static struct {
+    bool configured;
+    sim_options opt;
+    char strategy_name[16];
+    sim_strategy *strategy;
+    sim_strategy *replay;        /* set while replaying */
+    const sim_schedule *replaying;
+    uint64_t seed, index, run_hash;
+    bool have_result;
+    sim_run_result rr;
+    sim_result res;
+    char divergence[320];
+    char describe[256];
+} A;
+
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static void drop_replay(void)
+{
+    if (A.replay)
+        A.replay->destroy(A.replay);
+    A.replay = NULL;
+    A.replaying = NULL;
+}
+
+int sim_configure(const sim_options *o, char *err, size_t n)
+{
+    sim_strategy *s = NULL;
+    const char *name = o->strategy ? o->strategy : "random";
+    if (!strcmp(name, "random"))
+        s = sim_random_new();
+    else if (!strcmp(name, "pct")) {
+        if (o->pct_depth < 1 || o->pct_depth > 16) {
+            snprintf(err, n, "pct depth must be 1..16, got %d", o->pct_depth);
+            return -1;
+        }
+        s = sim_pct_new(o->pct_depth, o->pct_steps);
+    } else if (!strcmp(name, "dfs") || !strcmp(name, "delay")) {
+        if (o->dfs_bound < 0 || o->dfs_bound > 64) {
+            snprintf(err, n, "%s bound must be 0..64, got %d", name, o->dfs_bound);
+            return -1;
+        }
+        s = sim_dfs_new(o->dfs_bound, !strcmp(name, "delay"));
+    } else {
+        snprintf(err, n, "unknown sim strategy '%s' (accepted: random, pct, dfs, delay)", name);
+        return -1;
+    }
+    if (!s) {
+        snprintf(err, n, "out of memory");
+        return -1;
+    }
+    if (A.strategy)
+        A.strategy->destroy(A.strategy);
+    drop_replay();
+    A.strategy = s;
+    A.opt = *o;
+    snprintf(A.strategy_name, sizeof A.strategy_name, "%s", name);
+    A.opt.strategy = A.strategy_name;
+    A.index = 0;
+    A.run_hash = 0;
+    A.have_result = false;
+    A.configured = true;
+    sim_sched_configure(&(sim_sched_config){ A.strategy, o->step_bound, o->step_ns, true });
+    return 0;
+}
+
+void sim_api_ready(void)
+{
+    if (A.configured)
+        return;
+    sim_options d = SIM_OPTIONS_DEFAULT;
+    char err[128];
+    if (sim_configure(&d, err, sizeof err) != 0) {
+        fprintf(stderr, "sim: %s\n", err);
+        abort();
+    }
+}
+
+const sim_options *sim_api_options(void) { return &A.opt; }
+uint64_t sim_api_seed(void) { return A.seed; }
+
+void sim_set_seed(uint64_t seed) { A.seed = seed; }
+
+static bool is_search(const char *name) { return !strcmp(name, "dfs") || !strcmp(name, "delay"); }
+
+bool sim_exhausted(void)
+{
+    return A.strategy && !A.replaying && is_search(A.opt.strategy) && sim_dfs_exhausted(A.strategy);
+}
+
+const char *sim_describe(void)
+{
+    sim_api_ready();
+    const sim_options *o = &A.opt;
+    char params[128] = "";
+    if (A.replaying)
+        snprintf(params, sizeof params, "of a %s schedule, ", sim_schedule_strategy(A.replaying));
+    else if (!strcmp(o->strategy, "pct"))
+        snprintf(params, sizeof params, "depth=%d, steps=%llu%s, tasks=%d, ", o->pct_depth,
+                 (unsigned long long)sim_pct_steps(A.strategy), o->pct_steps ? "" : " (measured)",
+                 sim_pct_tasks(A.strategy));
+    else if (is_search(o->strategy))
+        snprintf(params, sizeof params, "bound=%d, schedules=%llu%s, ", o->dfs_bound,
+                 (unsigned long long)sim_dfs_schedules(A.strategy),
+                 sim_dfs_exhausted(A.strategy) ? ", exhausted" : "");
+    snprintf(A.describe, sizeof A.describe, "%s(%sstep_ns=%llu, step_bound=%llu)",
+             A.replaying ? "replay" : o->strategy, params,
+             (unsigned long long)(A.replaying ? sim_schedule_step_ns(A.replaying) : o->step_ns),
+             (unsigned long long)(A.replaying ? sim_schedule_step_bound(A.replaying) : o->step_bound));
+    return A.describe;
+}
+
+void sim_replay(const sim_schedule *s)
+{
+    sim_api_ready();
+    drop_replay();
+    if (s) {
+        A.replay = sim_replay_new(sim_schedule_log(s));
+        A.replaying = s;
+    }
+}
+
+void sim_run(void (*fn)(void *), void *arg)
+{
+    sim_api_ready();
+    sim_strategy *s = A.replaying ? A.replay : A.strategy;
+    uint64_t step_bound = A.replaying ? sim_schedule_step_bound(A.replaying) : A.opt.step_bound;
+    uint64_t step_ns = A.replaying ? sim_schedule_step_ns(A.replaying) : A.opt.step_ns;
+    uint64_t seed = A.replaying ? sim_schedule_seed(A.replaying) : A.seed;
+    sim_sched_configure(&(sim_sched_config){ s, step_bound, step_ns, true });
+    s->begin(s, mix64(seed ^ 0x51ed5c4edull));
+    sim_sched_run(fn, arg, &A.rr);
+    s->end(s, &A.rr);
+
+    const char *div = A.replaying ? sim_replay_divergence(s)
+                    : is_search(A.opt.strategy) ? sim_dfs_nondeterminism(s) : "";
+    snprintf(A.divergence, sizeof A.divergence, "%s", div);
+    uint64_t hash = sim_log_hash(sim_sched_log());
+    A.run_hash = mix64(A.run_hash ^ hash);
+    A.res = (sim_result){
+        .status = (sim_status)A.rr.status, .detail = A.rr.detail, .index = A.index++,
+        .steps = A.rr.steps, .decisions = A.rr.decisions, .tasks = A.rr.tasks,
+        .virtual_ns = A.rr.virtual_ns, .hash = hash, .run_hash = A.run_hash,
+        .diverged = A.divergence[0] != '\0', .divergence = A.divergence,
+    };
+    A.have_result = true;
+}
+
+const sim_result *sim_last_result(void) { return A.have_result ? &A.res : NULL; }
+char *sim_last_compact(void) { return sim_log_compact(sim_sched_log()); }

@@ -1,0 +1,702 @@
+/* sched.c: tasks, the runnable set, waits, the virtual clock, runs and their
+ * abandonment (see sched.h). Single OS thread: no locks anywhere. */
+#include "sched.h"
+#include "fiber.h"
+#include "log.h"
+#include "strategy.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const sim_run_status_names[SIM_RUN_STATUS_COUNT] = { "ok", "deadlock", "step_bound" };
+
+enum task_state { T_RUNNABLE, T_BLOCKED, T_DONE };
+enum session { NO_SESSION, IN_RUN, ADOPTED };
+
+struct sim_task {
+    int id;
+    enum task_state state;
+    bool timed_out;            /* the last wait ended by its deadline */
+    bool in_timed;
+    uint64_t run;              /* the run (or adopted session) it belongs to */
+    sim_fiber *fiber;          /* NULL once its function returned */
+    void (*fn)(void *);
+    void *arg;
+    sim_waitq *q;              /* the queue it is blocked on, or NULL */
+    sim_task *q_prev, *q_next;
+    uint64_t deadline;
+    sim_task *t_prev, *t_next; /* the timed list, by (deadline, id) */
+    sim_wait_info wait;
+    sim_waitq joiners;
+    sim_task *all_prev, *all_next; /* every task of the session, by id */
+    unsigned char *locals;
+    _Alignas(16) unsigned char own_locals[SIM_LOCALS_BYTES];
+};
+
+static _Alignas(16) unsigned char host_locals[SIM_LOCALS_BYTES];
+static sim_task host_holder = { .id = 0, .locals = host_locals }; /* "the host holds it" */
+
+static struct {
+    sim_sched_config cfg;
+    enum session session;
+    uint64_t run;              /* increments per run and adopted session */
+    sim_task *current;         /* the running task; NULL on the host outside tasks */
+    sim_fiber *running;        /* the fiber on the CPU */
+    sim_fiber *host;           /* the OS thread's own context */
+    sim_fiber *abandoned;      /* the fiber that ended a run early */
+    sim_task *host_task;       /* an adopted session's task 0 */
+    sim_task **runnable;       /* by id */
+    int *runnable_ids;
+    int n_runnable, cap_runnable;
+    int n_blocked;
+    sim_task *timed;
+    sim_task *all, *all_tail;
+    int next_id;
+    uint64_t now, steps, decisions, tasks;
+    sim_run_status status;
+    char detail[1024];
+    sim_log log;
+    long live;
+} S = { .now = SIM_EPOCH_NS, .cfg = { .step_ns = 1000 } };
+
+static _Thread_local bool on_sched_thread;
+
+static _Noreturn void fatal(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "sim: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    fflush(stderr);
+    abort();
+}
+
+static void check_thread(void)
+{
+    if (!on_sched_thread)
+        fatal("called from an OS thread the scheduler does not own (a raw pthread?)");
+}
+
+void sim_sched_configure(const sim_sched_config *c)
+{
+    if (S.session == IN_RUN)
+        fatal("sim_sched_configure inside a run");
+    S.cfg = *c;
+}
+
+const sim_log *sim_sched_log(void) { return &S.log; }
+bool sim_in_task(void) { return S.current != NULL; }
+uint64_t sim_run_serial(void) { return S.run; }
+sim_task *sim_self(void) { return S.current; }
+int sim_task_id(const sim_task *t) { return t ? t->id : -1; }
+void *sim_locals(void) { return S.current ? S.current->locals : host_locals; }
+long sim_live_tasks(void) { return S.live; }
+uint64_t sim_now(void) { return S.now; }
+
+/* ---- the runnable set (ascending ids) and the timed list ---- */
+
+static void runnable_insert(sim_task *t)
+{
+    if (S.n_runnable == S.cap_runnable) {
+        int cap = S.cap_runnable ? 2 * S.cap_runnable : 16;
+        S.runnable = realloc(S.runnable, (size_t)cap * sizeof *S.runnable);
+        S.runnable_ids = realloc(S.runnable_ids, (size_t)cap * sizeof *S.runnable_ids);
+        if (!S.runnable || !S.runnable_ids)
+            fatal("out of memory");
+        S.cap_runnable = cap;
+    }
+    int i = S.n_runnable;
+    while (i > 0 && S.runnable_ids[i - 1] > t->id) {
+        S.runnable[i] = S.runnable[i - 1];
+        S.runnable_ids[i] = S.runnable_ids[i - 1];
+        i--;
+    }
+    S.runnable[i] = t;
+    S.runnable_ids[i] = t->id;
+    S.n_runnable++;
+}
+
+static void runnable_remove(sim_task *t)
+{
+    int i = 0;
+    while (i < S.n_runnable && S.runnable[i] != t)
+        i++;
+    if (i == S.n_runnable)
+        return;
+    for (; i + 1 < S.n_runnable; i++) {
+        S.runnable[i] = S.runnable[i + 1];
+        S.runnable_ids[i] = S.runnable_ids[i + 1];
+    }
+    S.n_runnable--;
+}
+
+static void timed_insert(sim_task *t, uint64_t deadline)
+{
+    t->deadline = deadline;
+    sim_task *after = NULL;
+    for (sim_task *p = S.timed; p && (p->deadline < deadline || (p->deadline == deadline && p->id < t->id));
+         p = p->t_next)
+        after = p;
+    t->t_prev = after;
+    t->t_next = after ? after->t_next : S.timed;
+    if (t->t_next)
+        t->t_next->t_prev = t;
+    if (after)
+        after->t_next = t;
+    else
+        S.timed = t;
+    t->in_timed = true;
+}
+
+static void timed_remove(sim_task *t)
+{
+    if (t->t_prev)
+        t->t_prev->t_next = t->t_next;
+    else
+        S.timed = t->t_next;
+    if (t->t_next)
+        t->t_next->t_prev = t->t_prev;
+    t->t_prev = t->t_next = NULL;
+    t->in_timed = false;
+}
+
+/* ---- wait queues ---- */
+
+/* Tasks of an older run were dropped with it: their queue entries too. */
+static void waitq_sync(sim_waitq *q)
+{
+    if (q->run != S.run) {
+        q->head = q->tail = NULL;
+        q->run = S.run;
+    }
+}
+
+static void waitq_push(sim_waitq *q, sim_task *t)
+{
+    waitq_sync(q);
+    t->q = q;
+    t->q_next = NULL;
+    t->q_prev = q->tail;
+    if (q->tail)
+        q->tail->q_next = t;
+    else
+        q->head = t;
+    q->tail = t;
+}
+
+static void waitq_remove(sim_task *t)
+{
+    sim_waitq *q = t->q;
+    if (t->q_prev)
+        t->q_prev->q_next = t->q_next;
+    else
+        q->head = t->q_next;
+    if (t->q_next)
+        t->q_next->q_prev = t->q_prev;
+    else
+        q->tail = t->q_prev;
+    t->q = NULL;
+    t->q_prev = t->q_next = NULL;
+}
+
+bool sim_waitq_empty(sim_waitq *q)
+{
+    waitq_sync(q);
+    return q->head == NULL;
+}
+
+static void wake(sim_task *t, bool timed_out)
+{
+    if (t->state != T_BLOCKED)
+        return;
+    if (t->q)
+        waitq_remove(t);
+    if (t->in_timed)
+        timed_remove(t);
+    t->state = T_RUNNABLE;
+    t->timed_out = timed_out;
+    S.n_blocked--;
+    runnable_insert(t);
+}
+
+void sim_wake_task(sim_task *t) { wake(t, false); }
+
+void sim_wake_one(sim_waitq *q)
+{
+    waitq_sync(q);
+    if (q->head)
+        wake(q->head, false);
+}
+
+void sim_wake_all(sim_waitq *q)
+{
+    waitq_sync(q);
+    while (q->head)
+        wake(q->head, false);
+}
+
+static void fire_due(void)
+{
+    while (S.timed && S.timed->deadline <= S.now)
+        wake(S.timed, true);
+}
+
+/* ---- ending a run early ---- */
+
+static size_t describe_wait(char *buf, size_t n, const sim_task *t)
+{
+    const sim_wait_info *w = &t->wait;
+    int k;
+    if (w->object && w->owner >= 0)
+        k = snprintf(buf, n, "task %d: %s(%s %ld, held by task %d)", t->id, w->what, w->object,
+                     w->id, w->owner);
+    else if (w->object)
+        k = snprintf(buf, n, "task %d: %s(%s %ld)", t->id, w->what, w->object, w->id);
+    else
+        k = snprintf(buf, n, "task %d: %s", t->id, w->what);
+    return k < 0 ? 0 : (size_t)k < n ? (size_t)k : n - 1;
+}
+
+static void append(size_t *len, const char *fmt, ...)
+{
+    if (*len >= sizeof S.detail - 1)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(S.detail + *len, sizeof S.detail - *len, fmt, ap);
+    va_end(ap);
+    if (k > 0)
+        *len += (size_t)k < sizeof S.detail - *len ? (size_t)k : sizeof S.detail - 1 - *len;
+}
+
+static void append_blocked(size_t *len)
+{
+    const char *sep = "";
+    for (sim_task *t = S.all; t; t = t->all_next) {
+        if (t->state != T_BLOCKED)
+            continue;
+        append(len, "%s", sep);
+        if (*len < sizeof S.detail - 1)
+            *len += describe_wait(S.detail + *len, sizeof S.detail - *len, t);
+        sep = "; ";
+    }
+}
+
+static _Noreturn void abandon(sim_run_status status)
+{
+    S.status = status;
+    if (S.session == ADOPTED)
+        fatal("%s (outside a run: cannot abandon the host)", S.detail);
+    sim_fiber *f = S.running;
+    S.current = NULL;
+    S.running = S.host;
+    S.abandoned = f;
+    sim_fiber_switch(f, S.host);
+    fatal("an abandoned task was resumed");
+}
+
+static _Noreturn void deadlock(void)
+{
+    size_t len = 0;
+    append(&len, "deadlock: no task can run; ");
+    append_blocked(&len);
+    abandon(SIM_RUN_DEADLOCK);
+}
+
+static _Noreturn void step_bound_hit(const char *point)
+{
+    size_t len = 0;
+    append(&len, "step bound: %llu steps and the run has not ended; task %d at '%s'; runnable:",
+           (unsigned long long)S.cfg.step_bound, sim_task_id(S.current), point);
+    for (int i = 0; i < S.n_runnable; i++)
+        append(&len, " %d", S.runnable_ids[i]);
+    if (S.n_blocked) {
+        append(&len, "; waiting: ");
+        append_blocked(&len);
+    }
+    abandon(SIM_RUN_STEP_BOUND);
+}
+
+/* ---- steps and picks ---- */
+
+static void step(const char *point)
+{
+    S.steps++;
+    S.now += S.cfg.step_ns;
+    if (S.cfg.step_bound && S.steps > S.cfg.step_bound && S.session == IN_RUN)
+        step_bound_hit(point);
+    fire_due();
+}
+
+/* The next task to run; NULL when every task has ended. task is the one at
+ * the point (it is among the runnable ones unless kind is BLOCKED). */
+static sim_task *pick(const char *point, long arg, sim_point_kind kind, sim_task *task)
+{
+    while (S.n_runnable == 0) {
+        if (S.timed) {          /* nothing can run before the next deadline: jump there */
+            if (S.timed->deadline > S.now)
+                S.now = S.timed->deadline;
+            fire_due();
+        } else if (S.n_blocked) {
+            deadlock();
+        } else {
+            return NULL;
+        }
+    }
+    if (S.n_runnable == 1)
+        return S.runnable[0];
+    sim_decision_ctx d = {
+        .step = S.steps, .index = S.decisions, .point = point, .arg = arg, .kind = kind,
+        .task = task->id,
+        .current = kind != SIM_POINT_BLOCKED && task->state == T_RUNNABLE ? task->id : -1,
+        .enabled = S.runnable_ids, .n = S.n_runnable,
+    };
+    int i = S.cfg.strategy->pick(S.cfg.strategy, &d);
+    if (i < 0 || i >= S.n_runnable)
+        fatal("strategy %s picked %d of %d", S.cfg.strategy->name, i, S.n_runnable);
+    S.decisions++;
+    if (S.cfg.log && S.session == IN_RUN)   /* an adopted session never ends: no log */
+        sim_log_add_task(&S.log, S.steps, point, arg, task->id, kind, S.runnable_ids,
+                         S.n_runnable, S.runnable_ids[i]);
+    return S.runnable[i];
+}
+
+static void switch_to(sim_task *next)
+{
+    sim_fiber *from = S.running;
+    S.current = next;
+    S.running = next->fiber;
+    sim_fiber_switch(from, next->fiber);
+}
+
+void sim_point(const char *name, long arg, sim_point_kind kind)
+{
+    sim_task *cur = S.current;
+    if (!cur)
+        return;                 /* the host outside tasks: nothing to interleave with */
+    check_thread();
+    step(name);
+    if (S.n_runnable == 1)
+        return;
+    sim_task *next = pick(name, arg, kind, cur);
+    if (next != cur)
+        switch_to(next);
+}
+
+uint64_t sim_choose(const char *name, uint64_t n)
+{
+    if (n <= 1)
+        return 0;
+    if (!S.current)
+        return n - 1;
+    sim_decision_ctx d = { .step = S.steps, .index = S.decisions, .point = name,
+                           .task = S.current->id, .current = S.current->id };
+    uint64_t v = S.cfg.strategy->pick_value(S.cfg.strategy, &d, n);
+    if (v >= n)
+        fatal("strategy %s chose %llu of %llu for %s", S.cfg.strategy->name,
+              (unsigned long long)v, (unsigned long long)n, name);
+    S.decisions++;
+    if (S.cfg.log && S.session == IN_RUN)
+        sim_log_add_value(&S.log, S.steps, name, S.current->id, n, v);
+    return v;
+}
+
+/* The host alone (no session, or between runs): time only moves for it. */
+static bool host_wait(const sim_wait_info *why, uint64_t deadline_ns)
+{
+    if (!deadline_ns)
+        fatal("the host would wait forever in %s(%s %ld): nothing else can run",
+              why->what, why->object ? why->object : "-", why->id);
+    if (deadline_ns > S.now)
+        S.now = deadline_ns;
+    return false;
+}
+
+bool sim_wait(sim_waitq *q, const sim_wait_info *why, uint64_t deadline_ns)
+{
+    sim_task *cur = S.current;
+    if (!cur)
+        return host_wait(why, deadline_ns);
+    check_thread();
+    if (q)
+        waitq_push(q, cur);
+    cur->wait = *why;
+    cur->state = T_BLOCKED;
+    cur->timed_out = false;
+    S.n_blocked++;
+    runnable_remove(cur);
+    if (deadline_ns)
+        timed_insert(cur, deadline_ns);
+    step(why->what);
+    sim_task *next = pick(why->what, why->id, SIM_POINT_BLOCKED, cur);
+    if (next != cur)
+        switch_to(next);
+    return !cur->timed_out;
+}
+
+void sim_sleep(uint64_t ns)
+{
+    static const sim_wait_info why = { "sleep", NULL, 0, -1 };
+    sim_wait(NULL, &why, S.now + ns + (ns == 0));
+}
+
+/* ---- tasks ---- */
+
+static void all_link(sim_task *t)
+{
+    t->all_prev = S.all_tail;
+    t->all_next = NULL;
+    if (S.all_tail)
+        S.all_tail->all_next = t;
+    else
+        S.all = t;
+    S.all_tail = t;
+}
+
+static void all_unlink(sim_task *t)
+{
+    if (t->all_prev)
+        t->all_prev->all_next = t->all_next;
+    else if (S.all == t)
+        S.all = t->all_next;
+    if (t->all_next)
+        t->all_next->all_prev = t->all_prev;
+    else if (S.all_tail == t)
+        S.all_tail = t->all_prev;
+    t->all_prev = t->all_next = NULL;
+}
+
+/* The task's function returned: the next task's fiber (or the host's, when
+ * every task ended), where this fiber goes once it parked. */
+static sim_fiber *task_exit(sim_task *cur)
+{
+    cur->state = T_DONE;
+    cur->fiber = NULL;
+    runnable_remove(cur);
+    sim_wake_all(&cur->joiners);
+    step("exit");
+    sim_task *next = pick("exit", cur->id, SIM_POINT_BLOCKED, cur);
+    S.current = next;
+    S.running = next ? next->fiber : S.host;
+    return S.running;
+}
+
+static sim_fiber *task_main(void *p)
+{
+    sim_task *t = p;
+    t->fn(t->arg);
+    return task_exit(t);
+}
+
+static void begin_session(enum session s)
+{
+    if (!S.cfg.strategy)
+        fatal("a task started before a strategy was configured");
+    S.session = s;
+    S.run++;
+    S.next_id = s == ADOPTED ? 0 : 1;
+    S.now = SIM_EPOCH_NS;
+    S.steps = S.decisions = S.tasks = 0;
+    S.status = SIM_RUN_OK;
+    S.detail[0] = '\0';
+    sim_log_reset(&S.log);
+    on_sched_thread = true;
+}
+
+/* The calling OS thread becomes task 0, so threads can start outside run().
+ * It is host_holder itself: locks the host took before stay its own. */
+static void adopt(void)
+{
+    begin_session(ADOPTED);
+    sim_task *t = &host_holder;
+    t->fiber = S.host = sim_fiber_host();
+    S.running = S.host;
+    t->id = S.next_id++;
+    t->run = S.run;
+    t->state = T_RUNNABLE;
+    runnable_insert(t);
+    all_link(t);
+    S.host_task = t;
+    S.current = t;
+}
+
+sim_task *sim_spawn(void (*fn)(void *), void *arg)
+{
+    if (S.session == NO_SESSION)
+        adopt();
+    check_thread();
+    sim_task *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    if (!(t->fiber = sim_fiber_start(task_main, t))) {
+        free(t);
+        return NULL;
+    }
+    t->id = S.next_id++;
+    t->run = S.run;
+    t->fn = fn;
+    t->arg = arg;
+    t->locals = t->own_locals;
+    t->state = T_RUNNABLE;
+    runnable_insert(t);
+    all_link(t);
+    S.tasks++;
+    S.live++;
+    return t;
+}
+
+void sim_join(sim_task *t)
+{
+    sim_point("thread_join", t->id, SIM_POINT_PLAIN);
+    while (t->state != T_DONE) {
+        sim_wait_info why = { "thread_join", "task", t->id, -1 };
+        sim_wait(&t->joiners, &why, 0);
+    }
+    all_unlink(t);
+    S.live--;
+    free(t);
+}
+
+/* Drops every task of an abandoned run, mid-call: their stacks are reused. */
+static void drop_all(void)
+{
+    for (sim_task *t = S.all, *next; t; t = next) {
+        next = t->all_next;
+        if (t->fiber && t->fiber != S.abandoned)
+            sim_fiber_abandon(t->fiber);
+        S.live--;
+        free(t);
+    }
+    sim_fiber_abandon(S.abandoned);
+    S.abandoned = NULL;
+    S.all = S.all_tail = NULL;
+    S.n_runnable = 0;
+    S.n_blocked = 0;
+    S.timed = NULL;
+}
+
+void sim_sched_run(void (*fn)(void *), void *arg, sim_run_result *out)
+{
+    if (S.session == ADOPTED) {
+        for (sim_task *t = S.all; t; t = t->all_next)
+            if (t != S.host_task && t->state != T_DONE)
+                fatal("run() while threads started outside a run are still running");
+        runnable_remove(S.host_task);
+        all_unlink(S.host_task);
+        S.host_task = NULL;
+        S.current = NULL;
+        S.session = NO_SESSION;
+    }
+    if (S.session != NO_SESSION || S.current)
+        fatal("run() inside a run");
+    if (!S.cfg.strategy)
+        fatal("run() before a strategy was configured");
+    S.host = S.running = sim_fiber_host();
+    begin_session(IN_RUN);
+    sim_task *t = sim_spawn(fn, arg);
+    if (!t)
+        fatal("cannot map a stack for the first task");
+    S.current = t;              /* the first switch is no decision */
+    S.running = t->fiber;
+    sim_fiber_switch(S.host, t->fiber);
+    S.current = NULL;
+    S.running = S.host;
+    if (S.status != SIM_RUN_OK) {
+        drop_all();
+    } else {                    /* nobody joins the first task */
+        all_unlink(t);
+        S.live--;
+        free(t);
+    }
+    S.log.steps = S.steps;
+    S.log.status = (int)S.status;
+    out->status = S.status;
+    snprintf(out->detail, sizeof out->detail, "%s", S.detail);
+    out->steps = S.steps;
+    out->decisions = S.decisions;
+    out->tasks = S.tasks;
+    out->virtual_ns = S.now - SIM_EPOCH_NS;
+    S.session = NO_SESSION;
+    S.now = SIM_EPOCH_NS;
+}
+
+/* ---- mutexes and condition variables ---- */
+
+static sim_task *me(void) { return S.current ? S.current : &host_holder; }
+
+/* A holder from an older run was dropped with it. */
+static void mutex_sync(sim_mutex *m)
+{
+    if (m->holder && m->holder != &host_holder && m->run != S.run)
+        m->holder = NULL;
+}
+
+static void mutex_acquire(sim_mutex *m)
+{
+    mutex_sync(m);
+    while (m->holder) {
+        sim_wait_info why = { "mutex_lock", "mutex", m->id, m->holder->id };
+        sim_wait(&m->q, &why, 0);
+        mutex_sync(m);
+    }
+    m->holder = me();
+    m->run = S.run;
+}
+
+static void mutex_release(sim_mutex *m)
+{
+    m->holder = NULL;
+    sim_wake_all(&m->q);        /* they compete again: the strategy decides who wins */
+}
+
+void sim_mutex_lock(sim_mutex *m)
+{
+    sim_point("mutex_lock", m->id, SIM_POINT_PLAIN);
+    mutex_acquire(m);
+}
+
+bool sim_mutex_trylock(sim_mutex *m)
+{
+    sim_point("mutex_trylock", m->id, SIM_POINT_PLAIN);
+    mutex_sync(m);
+    if (m->holder)
+        return false;
+    m->holder = me();
+    m->run = S.run;
+    return true;
+}
+
+void sim_mutex_unlock(sim_mutex *m)
+{
+    mutex_sync(m);
+    if (m->holder != me())
+        fatal("mutex %ld unlocked by task %d, which does not hold it", m->id, me()->id);
+    mutex_release(m);
+    sim_point("mutex_unlock", m->id, SIM_POINT_PLAIN);
+}
+
+bool sim_cond_wait_until(sim_cond *c, sim_mutex *m, uint64_t deadline_ns)
+{
+    if (deadline_ns <= S.now) {
+        sim_point("cond_wait", c->id, SIM_POINT_PLAIN);
+        return false;
+    }
+    mutex_sync(m);
+    if (m->holder != me())
+        fatal("cond_wait on mutex %ld, which task %d does not hold", m->id, me()->id);
+    mutex_release(m);
+    sim_wait_info why = { "cond_wait", "cond", c->id, -1 };
+    bool woken = sim_wait(&c->q, &why, deadline_ns);
+    mutex_acquire(m);
+    return woken;
+}
+
+void sim_cond_broadcast(sim_cond *c)
+{
+    sim_point("cond_broadcast", c->id, SIM_POINT_PLAIN);
+    sim_wake_all(&c->q);
+}

@@ -1,0 +1,147 @@
+/* sched.h: the deterministic scheduler core: tasks on fibers of one OS
+ * thread, a virtual clock, wait queues, mutexes and condition variables, and
+ * one strategy that makes every choice.
+ *
+ * The core knows nothing of loops, TCP or runner.h: sim.c builds the runner
+ * table on it, and a pthread front end (LD_PRELOAD) could do the same.
+ *
+ * Exactly one task runs at a time. It runs until it reaches a scheduling
+ * point (sim_point), blocks (sim_wait), or ends; there the strategy picks the
+ * next task among the runnable ones, and every pick with more than one
+ * candidate is a decision in the log. Each step (point, block, end) costs
+ * step_ns of virtual time, so a task that never blocks still lets sleepers'
+ * deadlines come; when nothing is runnable the clock jumps to the earliest
+ * deadline; when nothing is runnable and nothing has a deadline but some task
+ * waits, the run is a deadlock. More than step_bound steps end it too.
+ * A run that ends that way is abandoned: its fibers are dropped mid-call.
+ *
+ * Two ways in: sim_sched_run() runs a function as the first task of a fresh
+ * run (virtual time restarts at SIM_EPOCH_NS, task ids at 1) and returns when
+ * every task ended or the run was abandoned. Outside a run, the first task
+ * started makes the calling OS thread task 0 of an open-ended "adopted"
+ * session (for programs that never call run); a deadlock there cannot be
+ * abandoned, so it prints every wait and aborts.
+ */
+#ifndef SIM_SCHED_H
+#define SIM_SCHED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SIM_EPOCH_NS 1000000000000ull  /* what the virtual clock reads when a run starts */
+#define SIM_LOCALS_BYTES 256           /* zeroed per-task bytes (the runner's thread_locals) */
+
+typedef struct sim_task sim_task;
+typedef struct sim_strategy sim_strategy;
+typedef struct sim_log sim_log;
+
+typedef enum {
+    SIM_POINT_PLAIN,    /* switching away from a runnable task here is a preemption */
+    SIM_POINT_YIELD,    /* the task offers to let others run: switching away is free */
+    SIM_POINT_BLOCKED,  /* the task cannot go on (blocked or ended): any pick is free */
+} sim_point_kind;
+
+typedef enum { SIM_RUN_OK, SIM_RUN_DEADLOCK, SIM_RUN_STEP_BOUND, SIM_RUN_STATUS_COUNT } sim_run_status;
+extern const char *const sim_run_status_names[SIM_RUN_STATUS_COUNT]; /* "ok", "deadlock", "step_bound" */
+
+/* What a blocked task waits for, for the deadlock detail:
+ * "<what>(<object> <id>[, held by task <owner>])". */
+typedef struct sim_wait_info {
+    const char *what;         /* "mutex_lock", "cond_wait", "loop_run", ... */
+    const char *object;       /* "mutex", "cond", "loop", "task"; may be NULL */
+    long id;
+    int owner;                /* the task holding it, or -1 */
+} sim_wait_info;
+
+/* A FIFO of blocked tasks; zero-initialised is empty. */
+typedef struct sim_waitq {
+    sim_task *head, *tail;
+    uint64_t run;             /* the run whose tasks are queued (older runs' are gone) */
+} sim_waitq;
+
+/* ---- configuration of the next runs ---- */
+
+typedef struct sim_sched_config {
+    sim_strategy *strategy;   /* makes every decision; must not be NULL */
+    uint64_t step_bound;      /* steps per run, 0 = unbounded */
+    uint64_t step_ns;         /* virtual time per step */
+    bool log;                 /* keep the decision log of each run */
+} sim_sched_config;
+
+void sim_sched_configure(const sim_sched_config *c);
+
+/* ---- runs ---- */
+
+typedef struct sim_run_result {
+    sim_run_status status;
+    char detail[1024];        /* deadlock: every task's wait; step bound: where */
+    uint64_t steps, decisions, tasks, virtual_ns;
+} sim_run_result;
+
+/* Runs fn(arg) as task 1 with every task it starts; returns when all ended or
+ * the run was abandoned. Must be called outside any task. */
+void sim_sched_run(void (*fn)(void *), void *arg, sim_run_result *out);
+/* The decision log of the last (or current) run. */
+const sim_log *sim_sched_log(void);
+/* Counts runs and adopted sessions: changes when a new one starts. */
+uint64_t sim_run_serial(void);
+/* True while a run or an adopted session is on and the caller is one of its tasks. */
+bool sim_in_task(void);
+
+/* ---- tasks ---- */
+
+/* Starts fn(arg) as a new runnable task (no switch). NULL when no stack. */
+sim_task *sim_spawn(void (*fn)(void *), void *arg);
+/* Waits for t to end (a scheduling point), then frees it. */
+void sim_join(sim_task *t);
+sim_task *sim_self(void);            /* NULL outside tasks */
+int sim_task_id(const sim_task *t);  /* 1, 2, ... per run; 0 is the adopted host */
+/* The calling task's SIM_LOCALS_BYTES bytes (outside tasks: the host's). */
+void *sim_locals(void);
+/* Tasks started and not yet joined (any run). */
+long sim_live_tasks(void);
+
+/* ---- scheduling ---- */
+
+/* A scheduling point: name (a string constant) is logged with arg. */
+void sim_point(const char *name, long arg, sim_point_kind kind);
+/* A choice of a value in [0, n) that the strategy makes (n >= 1), e.g. how
+ * many bytes one read returns; logged and replayed like task choices. */
+uint64_t sim_choose(const char *name, uint64_t n);
+
+/* Blocks the calling task on q (NULL: only a sim_wake_task or the deadline
+ * wakes it) until woken or until the virtual clock reaches deadline_ns (0:
+ * none). True when woken, false on timeout. */
+bool sim_wait(sim_waitq *q, const sim_wait_info *why, uint64_t deadline_ns);
+void sim_wake_one(sim_waitq *q);
+void sim_wake_all(sim_waitq *q);
+void sim_wake_task(sim_task *t);     /* no-op unless t is blocked */
+bool sim_waitq_empty(sim_waitq *q);
+
+uint64_t sim_now(void);
+void sim_sleep(uint64_t ns);
+
+/* ---- mutexes and condition variables (zero-initialised is ready) ---- */
+
+typedef struct sim_mutex {
+    sim_task *holder;
+    uint64_t run;             /* the run holder belongs to */
+    sim_waitq q;
+    long id;                  /* for waits and the log */
+} sim_mutex;
+
+typedef struct sim_cond {
+    sim_waitq q;
+    long id;
+} sim_cond;
+
+void sim_mutex_lock(sim_mutex *m);
+bool sim_mutex_trylock(sim_mutex *m);   /* false when held, also by the caller */
+void sim_mutex_unlock(sim_mutex *m);
+/* Unlocks m, waits for a broadcast or the deadline, locks m again. False on
+ * timeout (also at once when the deadline has passed). */
+bool sim_cond_wait_until(sim_cond *c, sim_mutex *m, uint64_t deadline_ns);
+void sim_cond_broadcast(sim_cond *c);
+
+#endif

@@ -1,0 +1,1103 @@
+/* selftest.c: build/tools/simtest, small multi-threaded programs driven
+ * through ar_runner_sim's table, and what sim must do with them.
+ *
+ *   simtest [--test NAME] [--list]     the checks: "ok NAME ..." or "FAIL NAME: ..."
+ *   simtest --bench                    switch cost and schedules per second
+ *   simtest --table [--seeds N]        schedules to first failure per strategy
+ *   simtest --replay FILE [--case C] [--write OUT]
+ *                                      check a schedule file (exit 2 and one line
+ *                                      on stderr when it is bad), replay it, and
+ *                                      write the replayed schedule to OUT
+ *
+ * Every check can fail: the races are real (two tasks, one counter), the
+ * deadlock is real (AB/BA), the spin never ends, the sleep is 10 s long.
+ */
+#include "runner.h"
+#include "sim.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "fiber.h"
+
+static const ar_runner *R;       /* ar_runner_find("sim") */
+static const char *self_path;
+
+/* ---- checks ---- */
+
+static const char *current;
+static bool test_failed;
+static char failure[1024];
+static int passed, failed;
+
+static bool check(bool ok, const char *file, int line, const char *fmt, ...)
+{
+    if (!ok && !test_failed) {
+        test_failed = true;
+        int n = snprintf(failure, sizeof failure, "%s:%d: ", file, line);
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(failure + n, sizeof failure - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return ok;
+}
+#define CHECK(c, ...) do { if (!check((c), __FILE__, __LINE__, __VA_ARGS__)) return; } while (0)
+
+static uint64_t wall_ns(void) { return ar_host_now_ns(); }
+
+/* sim runs on this one thread: its CPU time is sim's cost whatever the load. */
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void configure(const char *strategy, int depth, int bound, uint64_t step_bound)
+{
+    sim_options o = SIM_OPTIONS_DEFAULT;
+    o.strategy = strategy;
+    o.pct_depth = depth;
+    o.dfs_bound = bound;
+    if (step_bound)
+        o.step_bound = step_bound;
+    char err[256];
+    if (sim_configure(&o, err, sizeof err) != 0) {
+        fprintf(stderr, "simtest: %s\n", err);
+        exit(2);
+    }
+}
+
+static void expect_no_leaks(const char *file, int line)
+{
+    ar_resources r;
+    R->resources(&r);
+    check(r.loops == 0 && r.tcp == 0 && r.timers == 0 && r.threads == 0 && r.descriptors == -1,
+          file, line, "open after the run: loops %ld tcp %ld timers %ld threads %ld "
+          "(descriptors %ld)", r.loops, r.tcp, r.timers, r.threads, r.descriptors);
+}
+#define EXPECT_NO_LEAKS() expect_no_leaks(__FILE__, __LINE__)
+
+/* ---- program 1: two threads increment one counter ---- */
+
+static struct {
+    bool locked;
+    ar_mutex *m;
+    ar_mutex *stats;            /* made in each run: its id is in the log */
+    int counter, started;
+    bool lost;
+} lu;
+
+static void lu_worker(void *arg)
+{
+    R->mutex_lock(lu.stats);
+    lu.started++;
+    R->mutex_unlock(lu.stats);
+    if (lu.locked)
+        R->mutex_lock(lu.m);
+    int x = lu.counter;
+    R->race_point("lu.read", x);
+    lu.counter = x + 1;
+    if (lu.locked)
+        R->mutex_unlock(lu.m);
+}
+
+static void lu_main(void *arg)
+{
+    lu.stats = R->mutex_new();
+    ar_thread *a = R->thread_start(lu_worker, NULL);
+    ar_thread *b = R->thread_start(lu_worker, NULL);
+    R->thread_join(a);
+    R->thread_join(b);
+    R->mutex_free(lu.stats);
+    lu.lost = lu.counter != 2;
+}
+
+/* One schedule of the counter program; true when an update was lost. */
+static bool run_lu(bool locked, uint64_t seed)
+{
+    lu.locked = locked;
+    lu.counter = 0;
+    lu.lost = false;
+    if (!lu.m)
+        lu.m = R->mutex_new();
+    sim_set_seed(seed);
+    R->run(lu_main, NULL);
+    return lu.lost;
+}
+
+/* ---- program 2: AB/BA ---- */
+
+static struct {
+    ar_mutex *a, *b;
+    bool finished;
+} ab;
+
+static void ab_first(void *arg)
+{
+    R->mutex_lock(ab.a);
+    R->race_point("ab.holding_a", 0);
+    R->mutex_lock(ab.b);
+    R->mutex_unlock(ab.b);
+    R->mutex_unlock(ab.a);
+}
+
+static void ab_second(void *arg)
+{
+    R->mutex_lock(ab.b);
+    R->race_point("ab.holding_b", 0);
+    R->mutex_lock(ab.a);
+    R->mutex_unlock(ab.a);
+    R->mutex_unlock(ab.b);
+}
+
+static void ab_main(void *arg)
+{
+    ar_thread *x = R->thread_start(ab_first, NULL);
+    ar_thread *y = R->thread_start(ab_second, NULL);
+    R->thread_join(x);
+    R->thread_join(y);
+    ab.finished = true;
+}
+
+static const sim_result *run_ab(uint64_t seed)
+{
+    if (!ab.a) {
+        ab.a = R->mutex_new();
+        ab.b = R->mutex_new();
+    }
+    ab.finished = false;
+    sim_set_seed(seed);
+    R->run(ab_main, NULL);
+    return sim_last_result();
+}
+
+/* ---- program 3: a spin that never ends ---- */
+
+static bool spin_flag;              /* nobody ever sets it */
+
+static void spin_worker(void *arg)
+{
+    while (!spin_flag)
+        R->yield();
+}
+
+static void spin_main(void *arg)
+{
+    ar_thread *t = R->thread_start(spin_worker, NULL);
+    R->thread_join(t);
+}
+
+/* ---- program 4: virtual time ---- */
+
+static struct {
+    uint64_t slept_ns;
+    uint64_t fired_at[3];
+    int order[3], n_fired;
+    uint64_t started_ns, wait_returned_ns, wait_deadline_ns;
+    bool wait_result;
+    ar_loop *loop;
+} vt;
+
+static const uint64_t vt_ms[3] = { 5000, 1000, 3000 };
+
+static void vt_timer(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    vt.fired_at[i] = R->now_ns();
+    vt.order[vt.n_fired++] = i;
+    if (vt.n_fired == 3)
+        R->loop_stop(vt.loop);
+}
+
+static void vt_loop_thread(void *arg) { R->loop_run(vt.loop); }
+
+static void vt_main(void *arg)
+{
+    uint64_t t0 = R->now_ns();
+    R->sleep_ns(10ull * 1000000000u);
+    vt.slept_ns = R->now_ns() - t0;
+
+    vt.loop = R->loop_new();
+    vt.started_ns = R->now_ns();
+    for (int i = 0; i < 3; i++)
+        R->timer_start(vt.loop, vt_ms[i], vt_timer, (void *)(intptr_t)i);
+    ar_thread *t = R->thread_start(vt_loop_thread, NULL);
+
+    ar_mutex *m = R->mutex_new();
+    ar_cond *c = R->cond_new();
+    R->mutex_lock(m);
+    vt.wait_deadline_ns = R->now_ns() + 2000000000u;
+    vt.wait_result = R->cond_wait_until(c, m, vt.wait_deadline_ns);
+    vt.wait_returned_ns = R->now_ns();
+    R->mutex_unlock(m);
+    R->thread_join(t);
+    R->loop_free(vt.loop);
+    R->cond_free(c);
+    R->mutex_free(m);
+}
+
+/* ---- program 5: TCP echo over the in-memory loopback ---- */
+
+enum { ECHO_BYTES = 256 << 10 };
+static const size_t echo_chunks[] = { 1, 7, 1000, 4096, 65549, 3, 333, 16384, 100000 };
+static struct {
+    ar_loop *server_loop, *client_loop;
+    ar_tcp *listener, *server, *client;
+    unsigned char *source;
+    size_t received, echoed;
+    long writes, written, server_reads, client_reads, closes;
+    bool bad_byte, write_failed;
+} echo;
+
+static unsigned char pattern(size_t i) { return (unsigned char)((i * 2654435761u) >> 11 ^ i); }
+
+static void echo_closed(void *arg)
+{
+    if (++echo.closes == 3) {
+        R->loop_stop(echo.server_loop);
+        R->loop_stop(echo.client_loop);
+    }
+}
+
+static void echo_wrote(void *arg, int status)
+{
+    if (status != 0)
+        echo.write_failed = true;
+    else if (arg)
+        echo.written++;
+}
+
+static void echo_server_read(void *arg, const void *data, ssize_t n)
+{
+    if (n > 0) {
+        echo.server_reads++;
+        echo.echoed += (size_t)n;
+        if (R->tcp_write(echo.server, data, (size_t)n, echo_wrote, NULL) != 0)
+            echo.write_failed = true;
+        return;
+    }
+    R->tcp_close(echo.server, echo_closed, NULL);
+}
+
+static void echo_accepted(void *arg, ar_tcp *conn, int err)
+{
+    if (err || !conn)
+        return;
+    echo.server = conn;
+    R->tcp_read_start(conn, echo_server_read, NULL);
+    R->tcp_close(echo.listener, echo_closed, NULL);
+}
+
+static void echo_client_read(void *arg, const void *data, ssize_t n)
+{
+    if (n <= 0) {
+        R->tcp_close(echo.client, echo_closed, NULL);
+        return;
+    }
+    echo.client_reads++;
+    const unsigned char *b = data;
+    for (ssize_t i = 0; i < n; i++)
+        if (b[i] != pattern(echo.received + (size_t)i))
+            echo.bad_byte = true;
+    echo.received += (size_t)n;
+    if (echo.received == ECHO_BYTES)
+        R->tcp_close(echo.client, echo_closed, NULL);
+}
+
+static void echo_connected(void *arg, ar_tcp *conn, int err)
+{
+    if (err || !conn)
+        return;
+    echo.client = conn;
+    R->tcp_read_start(conn, echo_client_read, NULL);
+    for (size_t off = 0, i = 0; off < ECHO_BYTES; i++) {
+        size_t len = echo_chunks[i % (sizeof echo_chunks / sizeof *echo_chunks)];
+        len = len < ECHO_BYTES - off ? len : ECHO_BYTES - off;
+        if (R->tcp_write(conn, echo.source + off, len, echo_wrote, (void *)1) != 0)
+            echo.write_failed = true;
+        echo.writes++;
+        off += len;
+    }
+}
+
+static void echo_loop_thread(void *arg) { R->loop_run(arg); }
+
+static void echo_main(void *arg)
+{
+    echo.server_loop = R->loop_new();
+    echo.client_loop = R->loop_new();
+    uint16_t port = 0;
+    echo.listener = R->tcp_listen(echo.server_loop, 4, echo_accepted, NULL, &port);
+    if (!echo.listener)
+        return;
+    R->tcp_connect(echo.client_loop, port, echo_connected, NULL);
+    ar_thread *s = R->thread_start(echo_loop_thread, echo.server_loop);
+    ar_thread *c = R->thread_start(echo_loop_thread, echo.client_loop);
+    R->thread_join(s);
+    R->thread_join(c);
+    R->loop_free(echo.server_loop);
+    R->loop_free(echo.client_loop);
+}
+
+static void run_echo(uint64_t seed)
+{
+    unsigned char *source = echo.source;
+    memset(&echo, 0, sizeof echo);
+    echo.source = source;
+    if (!echo.source) {
+        echo.source = malloc(ECHO_BYTES);
+        for (size_t i = 0; i < ECHO_BYTES; i++)
+            echo.source[i] = pattern(i);
+    }
+    sim_set_seed(seed);
+    R->run(echo_main, NULL);
+}
+
+/* ---- the checks ---- */
+
+static uint64_t first_failure(bool locked, uint64_t seed, uint64_t limit)
+{
+    for (uint64_t i = 0; i < limit; i++)
+        if (run_lu(locked, seed * 1000003u + i))
+            return i + 1;
+    return 0;
+}
+
+static void test_lost_update_random(void)
+{
+    configure("random", 3, 2, 0);
+    uint64_t n = first_failure(false, 1, 1000);
+    CHECK(n > 0, "random: no lost update in 1000 schedules");
+    printf("  random: first lost update at schedule %llu\n", (unsigned long long)n);
+    configure("random", 3, 2, 0);
+    CHECK(first_failure(true, 1, 2000) == 0, "random: a lost update with the lock held");
+}
+
+static void test_lost_update_pct(void)
+{
+    configure("pct", 2, 2, 0);
+    uint64_t n = first_failure(false, 1, 1000);
+    CHECK(n > 0, "pct: no lost update in 1000 schedules");
+    printf("  pct(d=2): first lost update at schedule %llu\n", (unsigned long long)n);
+    configure("pct", 2, 2, 0);
+    CHECK(first_failure(true, 1, 2000) == 0, "pct: a lost update with the lock held");
+}
+
+/* Runs dfs to exhaustion (or limit): schedules, failures, the first failing one. */
+static void dfs_explore(const char *strategy, bool locked, int bound, uint64_t limit,
+                        uint64_t *schedules, uint64_t *failures, uint64_t *first)
+{
+    configure(strategy, 3, bound, 0);
+    *schedules = *failures = *first = 0;
+    while (!sim_exhausted() && *schedules < limit) {
+        bool lost = run_lu(locked, 7);
+        ++*schedules;
+        if (lost && !(*failures)++)
+            *first = *schedules;
+    }
+}
+
+static void lost_update_search(const char *strategy)
+{
+    uint64_t n, fails, first;
+    dfs_explore(strategy, false, 0, 100000, &n, &fails, &first);
+    CHECK(sim_exhausted() && fails == 0, "%s bound 0: %llu failures in %llu schedules "
+          "(exhausted: %d); a lost update needs one preemption", strategy,
+          (unsigned long long)fails, (unsigned long long)n, sim_exhausted());
+    printf("  %s bound 0: exhausted after %llu schedules, 0 failures\n", strategy,
+           (unsigned long long)n);
+    dfs_explore(strategy, false, 1, 100000, &n, &fails, &first);
+    CHECK(sim_exhausted() && fails > 0, "%s bound 1: %llu failures in %llu schedules", strategy,
+          (unsigned long long)fails, (unsigned long long)n);
+    printf("  %s bound 1: exhausted after %llu schedules, %llu failures, first at schedule %llu\n",
+           strategy, (unsigned long long)n, (unsigned long long)fails, (unsigned long long)first);
+    dfs_explore(strategy, true, 2, 1000000, &n, &fails, &first);
+    CHECK(sim_exhausted(), "%s bound 2 with the lock: not exhausted after %llu schedules",
+          strategy, (unsigned long long)n);
+    CHECK(fails == 0, "%s bound 2 with the lock: %llu lost updates", strategy,
+          (unsigned long long)fails);
+    const sim_result *r = sim_last_result();
+    CHECK(!r->diverged, "%s: %s", strategy, r->divergence);
+    printf("  %s bound 2, locked: exhausted after %llu schedules, 0 failures (%s)\n", strategy,
+           (unsigned long long)n, sim_describe());
+    EXPECT_NO_LEAKS();
+}
+
+static void test_lost_update_dfs(void) { lost_update_search("dfs"); }
+static void test_lost_update_delay(void) { lost_update_search("delay"); }
+
+static void test_deadlock_abba(void)
+{
+    const char *strategies[] = { "random", "pct", "dfs", "delay" };
+    for (int s = 0; s < 4; s++) {
+        configure(strategies[s], 2, 1, 0);
+        const sim_result *r = NULL;
+        uint64_t i = 0;
+        for (; i < 1000 && !sim_exhausted(); i++)
+            if ((r = run_ab(i + 1))->status == SIM_DEADLOCK)
+                break;
+        CHECK(r && r->status == SIM_DEADLOCK, "%s: no deadlock in %llu schedules", strategies[s],
+              (unsigned long long)i);
+        CHECK(!ab.finished, "%s: main finished in a deadlocked schedule", strategies[s]);
+        CHECK(strstr(r->detail, "task 1: thread_join(task 2)") &&
+              strstr(r->detail, "task 2: mutex_lock(mutex") &&
+              strstr(r->detail, "held by task 3") &&
+              strstr(r->detail, "task 3: mutex_lock(mutex") &&
+              strstr(r->detail, "held by task 2"),
+              "%s: detail does not name every wait: %s", strategies[s], r->detail);
+        if (s == 0)
+            printf("  %s\n", r->detail);
+        printf("  %s: deadlock at schedule %llu\n", strategies[s], (unsigned long long)i + 1);
+    }
+    /* After abandoned runs the mutexes work again and nothing is left over. */
+    configure("dfs", 2, 0, 0);
+    const sim_result *r = run_ab(1);
+    CHECK(r->status == SIM_OK && ab.finished, "no-preemption schedule after deadlocks: %s",
+          sim_status_names[r->status]);
+    EXPECT_NO_LEAKS();
+}
+
+static void test_spin_step_bound(void)
+{
+    configure("random", 3, 2, 5000);
+    spin_flag = false;
+    uint64_t t0 = wall_ns();
+    R->run(spin_main, NULL);
+    uint64_t wall = wall_ns() - t0;
+    const sim_result *r = sim_last_result();
+    CHECK(r->status == SIM_STEP_BOUND, "status %s, expected step_bound", sim_status_names[r->status]);
+    CHECK(strstr(r->detail, "step bound: 5000 steps") != NULL, "detail: %s", r->detail);
+    printf("  %s (%.2f ms wall)\n", r->detail, wall / 1e6);
+    EXPECT_NO_LEAKS();
+}
+
+static void test_virtual_time(void)
+{
+    configure("random", 3, 2, 0);
+    memset(&vt, 0, sizeof vt);
+    uint64_t t0 = wall_ns();
+    sim_set_seed(3);
+    R->run(vt_main, NULL);
+    uint64_t wall = wall_ns() - t0;
+    const sim_result *r = sim_last_result();
+    CHECK(r->status == SIM_OK, "status %s: %s", sim_status_names[r->status], r->detail);
+    CHECK(vt.slept_ns >= 10000000000ull && vt.slept_ns < 10000000000ull + 1000000,
+          "sleep_ns(10 s) took %llu virtual ns", (unsigned long long)vt.slept_ns);
+    CHECK(wall < 1000000000ull, "a 10 s virtual sleep took %.3f s of wall time", wall / 1e9);
+    CHECK(vt.n_fired == 3 && vt.order[0] == 1 && vt.order[1] == 2 && vt.order[2] == 0,
+          "timers fired %d, order %d %d %d", vt.n_fired, vt.order[0], vt.order[1], vt.order[2]);
+    for (int i = 0; i < 3; i++) {
+        uint64_t due = vt.started_ns + vt_ms[i] * 1000000u;
+        CHECK(vt.fired_at[i] >= due && vt.fired_at[i] < due + 1000000,
+              "timer %d (%llu ms) fired %lld ns after its deadline", i,
+              (unsigned long long)vt_ms[i], (long long)(vt.fired_at[i] - due));
+    }
+    CHECK(!vt.wait_result, "cond_wait_until without a broadcast returned true");
+    CHECK(vt.wait_returned_ns >= vt.wait_deadline_ns &&
+          vt.wait_returned_ns < vt.wait_deadline_ns + 1000000,
+          "cond_wait_until returned %lld ns after its deadline",
+          (long long)(vt.wait_returned_ns - vt.wait_deadline_ns));
+    printf("  10 s sleep + 5 s of timers + a 2 s timed wait: %.2f s virtual in %.3f ms wall, %llu steps\n",
+           r->virtual_ns / 1e9, wall / 1e6, (unsigned long long)r->steps);
+    EXPECT_NO_LEAKS();
+}
+
+static void test_tcp_echo(void)
+{
+    configure("random", 3, 2, 0);
+    uint64_t hashes[8];
+    long min_reads = -1, max_reads = 0;
+    for (uint64_t seed = 0; seed < 8; seed++) {
+        run_echo(seed + 11);
+        const sim_result *r = sim_last_result();
+        CHECK(r->status == SIM_OK, "seed %llu: %s: %s", (unsigned long long)seed,
+              sim_status_names[r->status], r->detail);
+        CHECK(echo.received == ECHO_BYTES && echo.echoed == ECHO_BYTES && !echo.bad_byte,
+              "seed %llu: received %zu echoed %zu of %d (bad byte: %d)", (unsigned long long)seed,
+              echo.received, echo.echoed, ECHO_BYTES, echo.bad_byte);
+        CHECK(echo.written == echo.writes && !echo.write_failed && echo.closes == 3,
+              "seed %llu: %ld of %ld writes done, failed %d, closes %ld",
+              (unsigned long long)seed, echo.written, echo.writes, echo.write_failed, echo.closes);
+        EXPECT_NO_LEAKS();
+        hashes[seed] = r->hash;
+        long reads = echo.client_reads + echo.server_reads;
+        if (getenv("SIMTEST_VERBOSE"))
+            printf("  seed %llu: %ld writes, server reads %ld, client reads %ld, %llu steps\n",
+                   (unsigned long long)seed, echo.writes, echo.server_reads, echo.client_reads,
+                   (unsigned long long)r->steps);
+        if (min_reads < 0 || reads < min_reads)
+            min_reads = reads;
+        if (reads > max_reads)
+            max_reads = reads;
+    }
+    int distinct = 0;
+    for (int i = 0; i < 8; i++) {
+        bool seen = false;
+        for (int k = 0; k < i; k++)
+            seen |= hashes[k] == hashes[i];
+        distinct += !seen;
+    }
+    CHECK(distinct == 8, "8 seeds gave %d distinct schedules", distinct);
+    CHECK(min_reads != max_reads, "every seed split the stream into %ld reads", min_reads);
+    printf("  256 KiB each way in %ld writes; reads per schedule %ld..%ld over 8 seeds\n",
+           echo.writes, min_reads, max_reads);
+}
+
+static const char *schedule_path(const char *name)
+{
+    static char path[2][256];
+    static int k;
+    k ^= 1;
+    snprintf(path[k], sizeof path[k], "%s/simtest-%ld-%s.json",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (long)getpid(), name);
+    return path[k];
+}
+
+static const sim_schedule_id lu_id = { "lost_update", "unlocked", "natural", NULL };
+
+/* Finds a lost update with random and writes its schedule; its hash and compact string. */
+static bool record_lost_update(const char *path, uint64_t *hash, char **compact, uint64_t *seed)
+{
+    configure("random", 3, 2, 0);
+    for (uint64_t i = 0; i < 1000; i++)
+        if (run_lu(false, i)) {
+            *hash = sim_last_result()->hash;
+            *compact = sim_last_compact();
+            *seed = i;
+            char err[256];
+            if (sim_schedule_write(path, &lu_id, i, i, "lost", "counter != 2", err, sizeof err)) {
+                fprintf(stderr, "simtest: %s\n", err);
+                return false;
+            }
+            return true;
+        }
+    return false;
+}
+
+static void test_replay(void)
+{
+    const char *path = schedule_path("replay");
+    uint64_t hash, seed;
+    char *compact = NULL;
+    CHECK(record_lost_update(path, &hash, &compact, &seed), "no lost update to record");
+    char err[256];
+    sim_schedule *s = sim_schedule_load(path, &lu_id, err, sizeof err);
+    CHECK(s, "%s", err);
+    CHECK(sim_schedule_hash(s) == hash, "the file's hash differs from the run's");
+    configure("pct", 3, 2, 0);       /* replay does not depend on the strategy in use */
+    sim_replay(s);
+    int same = 0;
+    for (int i = 0; i < 10; i++) {
+        bool lost = run_lu(false, 12345 + (uint64_t)i);
+        const sim_result *r = sim_last_result();
+        char *c = sim_last_compact();
+        same += lost && r->hash == hash && !strcmp(c, compact) && !r->diverged;
+        free(c);
+    }
+    sim_replay(NULL);
+    printf("  recorded: seed %llu, hash %016llx, decisions %s\n", (unsigned long long)seed,
+           (unsigned long long)hash, compact);
+    printf("  replayed 10 times: %d identical (hash, decisions, lost update, no divergence)\n", same);
+    CHECK(same == 10, "only %d of 10 replays were identical", same);
+
+    /* The same schedule on another program (the locked one) leaves it, and says where. */
+    sim_replay(s);
+    bool lost = run_lu(true, 1);
+    const sim_result *r = sim_last_result();
+    sim_replay(NULL);
+    CHECK(r->diverged && strstr(r->divergence, "left its schedule at decision"),
+          "a replay on another program did not diverge: %s", r->divergence);
+    CHECK(!lost, "the locked program lost an update");
+    printf("  on the locked program: %s\n", r->divergence);
+    sim_schedule_free(s);
+    free(compact);
+    unlink(path);
+}
+
+static void test_determinism(void)
+{
+    const char *strategies[] = { "random", "pct", "dfs", "delay" };
+    for (int s = 0; s < 4; s++) {
+        uint64_t h[2];
+        for (int round = 0; round < 2; round++) {
+            configure(strategies[s], 3, 2, 0);
+            for (uint64_t i = 0; i < 200 && !sim_exhausted(); i++) {
+                run_lu(false, i);
+                run_ab(i);
+                if (i % 10 == 0)
+                    run_echo(i);
+            }
+            h[round] = sim_last_result()->run_hash;
+        }
+        CHECK(h[0] == h[1], "%s: run hash %016llx then %016llx", strategies[s],
+              (unsigned long long)h[0], (unsigned long long)h[1]);
+        printf("  %s: run hash %016llx twice\n", strategies[s], (unsigned long long)h[0]);
+    }
+}
+
+/* Runs "simtest --replay path" and returns its exit status; its stderr in err. */
+static int run_checker(const char *path, const char *case_name, const char *write_to, char *err,
+                       size_t n, size_t *out_len)
+{
+    int errpipe[2], outpipe[2];
+    if (pipe(errpipe) || pipe(outpipe))
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(errpipe[1], 2);
+        dup2(outpipe[1], 1);
+        close(errpipe[0]);
+        close(outpipe[0]);
+        if (write_to)
+            execl(self_path, self_path, "--replay", path, "--case", case_name, "--write", write_to,
+                  (char *)NULL);
+        else
+            execl(self_path, self_path, "--replay", path, "--case", case_name, (char *)NULL);
+        _exit(127);
+    }
+    close(errpipe[1]);
+    close(outpipe[1]);
+    size_t len = 0;
+    for (ssize_t k; len + 1 < n && (k = read(errpipe[0], err + len, n - 1 - len)) > 0;)
+        len += (size_t)k;
+    err[len] = '\0';
+    char junk[256];
+    *out_len = 0;
+    for (ssize_t k; (k = read(outpipe[0], junk, sizeof junk)) > 0;)
+        *out_len += (size_t)k;
+    close(errpipe[0]);
+    close(outpipe[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static bool write_text(const char *path, const char *text, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    bool ok = f && fwrite(text, 1, len, f) == len;
+    return f && fclose(f) == 0 && ok;
+}
+
+static char *read_text(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *t = malloc(1 << 20);
+    *len = fread(t, 1, (1 << 20) - 1, f);
+    t[*len] = '\0';
+    fclose(f);
+    return t;
+}
+
+static void test_schedule_rejected(void)
+{
+    const char *good = schedule_path("good"), *bad = schedule_path("bad");
+    uint64_t hash, seed;
+    char *compact = NULL;
+    CHECK(record_lost_update(good, &hash, &compact, &seed), "no lost update to record");
+    free(compact);
+    size_t len = 0;
+    char *text = read_text(good, &len);
+    CHECK(text, "cannot read back %s", good);
+    char err[2048];
+    size_t out;
+
+    int rc = run_checker(good, "lost_update", NULL, err, sizeof err, &out);
+    CHECK(rc == 0, "the good schedule was rejected (%d): %s", rc, err);
+
+    struct { const char *what, *expect_word; } cases[] = {
+        { "missing", "missing" }, { "truncated", "truncated" }, { "corrupt JSON", "corrupt" },
+        { "an edited decision", "corrupt" }, { "another case", "wrong program: recorded for case" },
+        { "another build", "wrong program: recorded for build" }, { "empty", "truncated" },
+        { "edited candidates", "corrupt: the decisions hash" },
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        const char *path = bad, *case_name = "lost_update";
+        unlink(bad);
+        char *copy = malloc(len + 64);
+        memcpy(copy, text, len + 1);
+        size_t clen = len;
+        char *at = NULL;
+        switch (k) {
+        case 0:
+            path = "/nonexistent/simtest-schedule.json";
+            break;
+        case 1:
+            clen = len / 2;
+            break;
+        case 2:                 /* not JSON any more */
+            if ((at = strstr(copy, "\"decisions\"")))
+                *at = '#';
+            break;
+        case 3:                 /* a choice 1 <-> 2: neither hash nor compact string match */
+            if ((at = strstr(copy, "\"chose\": ")))
+                at[9] = at[9] == '1' ? '2' : '1';
+            break;
+        case 4:
+            case_name = "some_other_case";
+            break;
+        case 5:
+            if ((at = strstr(copy, "\"build\": \"")))
+                at[10] = at[10] == '0' ? '1' : '0';
+            break;
+        case 6:
+            clen = 0;
+            break;
+        case 7:                 /* a candidate: only the hash covers it */
+            if ((at = strstr(copy, "\"enabled\": [1, ")))
+                at[12] = '9';
+            break;
+        }
+        if (k != 0)
+            write_text(bad, copy, clen);
+        free(copy);
+        rc = run_checker(path, case_name, NULL, err, sizeof err, &out);
+        size_t lines = 0;
+        for (const char *p = err; *p; p++)
+            lines += *p == '\n';
+        CHECK(rc == 2 && lines == 1 && strstr(err, cases[k].expect_word) && out == 0,
+              "%s: exit %d, %zu stderr lines, %zu stdout bytes: %s", cases[k].what, rc, lines, out, err);
+        printf("  %-18s exit 2: %s", cases[k].what, err);
+    }
+    free(text);
+    unlink(good);
+    unlink(bad);
+}
+
+/* The log from "decisions" on, and the hash line: what a replay must repeat. */
+static bool same_log(const char *a, const char *b)
+{
+    const char *da = strstr(a, "\"decisions\""), *db = strstr(b, "\"decisions\"");
+    const char *ha = strstr(a, "\"hash\""), *hb = strstr(b, "\"hash\"");
+    return da && db && ha && hb && !strcmp(da, db) && !strncmp(ha, hb, 28);
+}
+
+static void test_replay_processes(void)
+{
+    const char *path = schedule_path("recorded"), *again = schedule_path("replayed");
+    uint64_t hash, seed;
+    char *compact = NULL;
+    CHECK(record_lost_update(path, &hash, &compact, &seed), "no lost update to record");
+    free(compact);
+    size_t len;
+    char *recorded = read_text(path, &len);
+    CHECK(recorded, "cannot read %s", path);
+    int same = 0;
+    char err[1024];
+    for (int i = 0; i < 10; i++) {
+        unlink(again);
+        size_t out;
+        int rc = run_checker(path, "lost_update", again, err, sizeof err, &out);
+        char *replayed = read_text(again, &len);
+        same += rc == 0 && replayed && same_log(recorded, replayed);
+        free(replayed);
+    }
+    printf("  10 processes replayed %s: %d wrote the recorded decision log and hash\n", path, same);
+    free(recorded);
+    unlink(path);
+    unlink(again);
+    CHECK(same == 10, "only %d of 10 replays in fresh processes repeated the log", same);
+}
+
+/* ---- the table: schedules to first failure ---- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void table(int seeds)
+{
+    printf("schedules to first failure, %d seeds (median / max; 0 = not found in 10000)\n", seeds);
+    const char *programs[] = { "lost_update", "abba_deadlock" };
+    struct { const char *name; int depth; } strategies[] = { { "random", 0 }, { "pct", 2 }, { "pct", 3 } };
+    for (int p = 0; p < 2; p++)
+        for (int s = 0; s < 3; s++) {
+            uint64_t v[256];
+            for (int seed = 0; seed < seeds && seed < 256; seed++) {
+                configure(strategies[s].name, strategies[s].depth ? strategies[s].depth : 3, 2, 0);
+                v[seed] = 0;
+                for (uint64_t i = 0; i < 10000 && !v[seed]; i++) {
+                    uint64_t sd = (uint64_t)seed * 1000003u + i;
+                    bool fail = p == 0 ? run_lu(false, sd) : run_ab(sd)->status == SIM_DEADLOCK;
+                    if (fail)
+                        v[seed] = i + 1;
+                }
+            }
+            qsort(v, (size_t)seeds, sizeof *v, cmp_u64);
+            char label[32];
+            snprintf(label, sizeof label, "%s%s", strategies[s].name,
+                     strategies[s].depth ? (strategies[s].depth == 2 ? "(d=2)" : "(d=3)") : "");
+            printf("  %-14s %-9s median %4llu  max %4llu\n", programs[p], label,
+                   (unsigned long long)v[seeds / 2], (unsigned long long)v[seeds - 1]);
+        }
+    for (int p = 0; p < 2; p++)
+        for (int k = 0; k < 6; k++) {
+            const char *strategy = k < 3 ? "dfs" : "delay";
+            int bound = k % 3;
+            configure(strategy, 3, bound, 0);
+            uint64_t n = 0, first = 0;
+            while (!sim_exhausted() && n < 100000) {
+                bool fail = p == 0 ? run_lu(false, 7) : run_ab(7)->status == SIM_DEADLOCK;
+                n++;
+                if (fail && !first)
+                    first = n;
+            }
+            char found[48] = "no failure";
+            if (first)
+                snprintf(found, sizeof found, "first failure at schedule %llu", (unsigned long long)first);
+            printf("  %-14s %s(P=%d)%s %s; %s after %llu schedules\n", programs[p], strategy, bound,
+                   k < 3 ? "  " : "", found, sim_exhausted() ? "exhausted" : "stopped",
+                   (unsigned long long)n);
+        }
+}
+
+/* ---- bench ---- */
+
+static sim_fiber *bench_host, *bench_fiber;
+static long bench_rounds;
+
+static sim_fiber *bench_entry(void *arg)
+{
+    for (;;)
+        sim_fiber_switch(bench_fiber, bench_host);
+    return NULL;
+}
+
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+static ucontext_t uc_host, uc_fiber;
+static void uc_entry(void)
+{
+    for (;;)
+        swapcontext(&uc_fiber, &uc_host);
+}
+#endif
+
+static void yield_worker(void *arg)
+{
+    for (long i = 0; i < bench_rounds; i++)
+        R->yield();
+}
+
+static void yield_main(void *arg)
+{
+    ar_thread *a = R->thread_start(yield_worker, NULL), *b = R->thread_start(yield_worker, NULL);
+    R->thread_join(a);
+    R->thread_join(b);
+}
+
+typedef void (*program_fn)(uint64_t seed);
+static void prog_lu(uint64_t s) { run_lu(false, s); }
+static void prog_lu_locked(uint64_t s) { run_lu(true, s); }
+static void prog_ab(uint64_t s) { run_ab(s); }
+static void prog_echo(uint64_t s) { run_echo(s); }
+static void prog_vt(uint64_t s) { memset(&vt, 0, sizeof vt); sim_set_seed(s); R->run(vt_main, NULL); }
+
+static void bench(void)
+{
+    enum { ROUNDS = 2000000 };
+    printf("(cpu: this thread's CPU time; wall: elapsed, which a loaded machine stretches)\n");
+    bench_host = sim_fiber_host();
+    bench_fiber = sim_fiber_start(bench_entry, NULL);
+    uint64_t t0 = wall_ns(), c0 = cpu_ns();
+    for (long i = 0; i < ROUNDS; i++)
+        sim_fiber_switch(bench_host, bench_fiber);
+    printf("fiber switch (%s): %.1f ns cpu, %.1f ns wall per round trip\n", sim_fiber_kind(),
+           (double)(cpu_ns() - c0) / ROUNDS, (double)(wall_ns() - t0) / ROUNDS);
+
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) /* they cannot follow it */
+    static char uc_stack[1 << 16];
+    getcontext(&uc_fiber);
+    uc_fiber.uc_stack.ss_sp = uc_stack;
+    uc_fiber.uc_stack.ss_size = sizeof uc_stack;
+    makecontext(&uc_fiber, uc_entry, 0);
+    t0 = wall_ns();
+    c0 = cpu_ns();
+    for (long i = 0; i < ROUNDS / 4; i++)
+        swapcontext(&uc_host, &uc_fiber);
+    printf("glibc swapcontext, for comparison: %.1f ns cpu, %.1f ns wall per round trip\n",
+           (double)(cpu_ns() - c0) / (ROUNDS / 4), (double)(wall_ns() - t0) / (ROUNDS / 4));
+#endif
+
+    configure("random", 3, 2, 0);
+    bench_rounds = 500000;
+    t0 = wall_ns();
+    c0 = cpu_ns();
+    R->run(yield_main, NULL);
+    const sim_result *r = sim_last_result();
+    printf("two threads yielding through the table (random): %.1f ns cpu, %.1f ns wall per "
+           "scheduling point (%llu points, %llu decisions, log kept)\n",
+           (double)(cpu_ns() - c0) / (double)r->steps, (double)(wall_ns() - t0) / (double)r->steps,
+           (unsigned long long)r->steps, (unsigned long long)r->decisions);
+
+    struct { const char *name; program_fn fn; long n; } progs[] = {
+        { "lost_update", prog_lu, 200000 }, { "lost_update_locked", prog_lu_locked, 200000 },
+        { "abba_deadlock", prog_ab, 100000 }, { "virtual_time", prog_vt, 20000 },
+        { "tcp_echo_256k", prog_echo, 200 },
+    };
+    const char *strategies[] = { "random", "pct", "dfs", "delay" };
+    printf("%-20s %-7s %12s %12s\n", "program", "", "cpu sched/s", "wall sched/s");
+    for (size_t p = 0; p < sizeof progs / sizeof *progs; p++)
+        for (int s = 0; s < 4; s++) {
+            configure(strategies[s], 3, 2, 0);
+            uint64_t steps = 0;
+            long n = 0;
+            t0 = wall_ns();
+            c0 = cpu_ns();
+            for (; n < progs[p].n && !sim_exhausted(); n++) {
+                progs[p].fn((uint64_t)n);
+                steps += sim_last_result()->steps;
+            }
+            double cpu = (double)(cpu_ns() - c0) / 1e9, wall = (double)(wall_ns() - t0) / 1e9;
+            printf("%-20s %-7s %12.0f %12.0f  (%ld schedules, %.0f steps each%s)\n",
+                   progs[p].name, strategies[s], (double)n / cpu, (double)n / wall, n,
+                   (double)steps / (double)n, sim_exhausted() ? ", exhausted" : "");
+        }
+}
+
+/* ---- --replay FILE: check, then replay (the shape case_main will have) ---- */
+
+static int replay_file(const char *path, const char *case_name, const char *write_to)
+{
+    sim_schedule_id id = lu_id;
+    id.case_name = case_name;
+    char err[512];
+    sim_schedule *s = sim_schedule_load(path, &id, err, sizeof err);
+    if (!s) {
+        fprintf(stderr, "simtest: %s\n", err);
+        return 2;
+    }
+    configure("random", 3, 2, 0);
+    sim_replay(s);
+    bool lost = run_lu(false, sim_schedule_seed(s));
+    const sim_result *r = sim_last_result();
+    printf("replayed %s: %s, hash %016llx (recorded %016llx)%s%s\n", path,
+           lost ? "lost update" : "no lost update", (unsigned long long)r->hash,
+           (unsigned long long)sim_schedule_hash(s), r->diverged ? "; " : "", r->divergence);
+    if (write_to && sim_schedule_write(write_to, &id, sim_schedule_iteration(s),
+                                       sim_schedule_seed(s), "lost", "counter != 2", err, sizeof err)) {
+        fprintf(stderr, "simtest: %s\n", err);
+        sim_schedule_free(s);
+        return 1;
+    }
+    sim_schedule_free(s);
+    return lost && !r->diverged ? 0 : 1;
+}
+
+/* ---- driver ---- */
+
+static const struct { const char *name; void (*fn)(void); } tests[] = {
+    { "lost_update_random", test_lost_update_random },
+    { "lost_update_pct", test_lost_update_pct },
+    { "lost_update_dfs", test_lost_update_dfs },
+    { "lost_update_delay", test_lost_update_delay },
+    { "deadlock_abba", test_deadlock_abba },
+    { "spin_step_bound", test_spin_step_bound },
+    { "virtual_time", test_virtual_time },
+    { "tcp_echo", test_tcp_echo },
+    { "replay", test_replay },
+    { "replay_processes", test_replay_processes },
+    { "schedule_rejected", test_schedule_rejected },
+    { "determinism", test_determinism },
+};
+enum { N_TESTS = sizeof tests / sizeof *tests };
+
+static _Noreturn void usage(const char *what)
+{
+    fprintf(stderr, "simtest: %s (accepted: --test NAME, --list, --bench, --table [--seeds N], "
+            "--replay FILE [--case NAME] [--write OUT])\n", what);
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    if (!(R = ar_runner_find("sim"))) {
+        fprintf(stderr, "simtest: this build has no sim runner (runners/backends.list)\n");
+        return 2;
+    }
+    self_path = "/proc/self/exe";
+    static char exe[4096];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k > 0) {
+        exe[k] = '\0';
+        self_path = exe;
+    }
+    const char *only = NULL, *replay = NULL, *case_name = "lost_update", *write_to = NULL;
+    bool do_bench = false, do_table = false;
+    int seeds = 20;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--list")) {
+            for (int t = 0; t < N_TESTS; t++)
+                printf("%s\n", tests[t].name);
+            return 0;
+        } else if (!strcmp(a, "--bench")) {
+            do_bench = true;
+        } else if (!strcmp(a, "--table")) {
+            do_table = true;
+        } else if (!strcmp(a, "--test") || !strcmp(a, "--replay") || !strcmp(a, "--case") ||
+                   !strcmp(a, "--seeds") || !strcmp(a, "--write")) {
+            if (!v)
+                usage("an option needs a value");
+            if (!strcmp(a, "--test"))
+                only = v;
+            else if (!strcmp(a, "--replay"))
+                replay = v;
+            else if (!strcmp(a, "--case"))
+                case_name = v;
+            else if (!strcmp(a, "--write"))
+                write_to = v;
+            else if ((seeds = atoi(v)) < 1 || seeds > 256)
+                usage("--seeds must be 1..256");
+            i++;
+        } else {
+            usage("unknown option");
+        }
+    }
+    if (replay)
+        return replay_file(replay, case_name, write_to);
+    if (do_bench) {
+        bench();
+        return 0;
+    }
+    if (do_table) {
+        table(seeds);
+        return 0;
+    }
+    bool found = false;
+    for (int t = 0; t < N_TESTS; t++) {
+        if (only && strcmp(only, tests[t].name))
+            continue;
+        found = true;
+        current = tests[t].name;
+        test_failed = false;
+        uint64_t t0 = wall_ns();
+        printf("%s\n", tests[t].name);
+        fflush(stdout);
+        tests[t].fn();
+        if (test_failed) {
+            failed++;
+            printf("FAIL %s: %s\n", tests[t].name, failure);
+        } else {
+            passed++;
+            printf("ok %s %.0fms\n", tests[t].name, (double)(wall_ns() - t0) / 1e6);
+        }
+        fflush(stdout);
+    }
+    if (!found)
+        usage("unknown test");
+    printf("simtest (%s): %d passed, %d failed\n", R->version(), passed, failed);
+    return failed ? 1 : 0;
+}

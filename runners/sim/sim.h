@@ -1,0 +1,112 @@
+/* sim.h: what the harness calls around iterations on the sim runner.
+ *
+ * Each call of the runner table's run() (ar_runner_sim.run) is one schedule:
+ * the function runs as task 1 of a fresh run of the scheduler with every
+ * thread it starts, on a virtual clock that starts at the same value each
+ * time. Before it: choose a strategy (sim_configure, once) and the schedule's
+ * seed (sim_set_seed, per iteration), or a schedule to replay (sim_replay).
+ * After it: sim_last_result() says how the schedule ended, with its hashes,
+ * and sim_schedule_write() saves it when the iteration failed.
+ *
+ *   random  seeded uniform choice at each decision
+ *   pct     PCT depth d; k measured by the first (profile) run unless given
+ *   dfs     every schedule with at most P preemptions (CHESS); iteration i
+ *           runs the i-th schedule; stop when sim_exhausted(). The program
+ *           must be the same each time (same seed for the case), else the
+ *           result says so. Switches at blocking points are free, so on event
+ *           loops (a choice at every loop wait) the count is exponential.
+ *   delay   the same search over every schedule with at most P delays: each
+ *           step away from a round-robin default costs, blocking points too;
+ *           polynomial in the schedule's length.
+ *
+ * Nothing here includes runner.h: the same calls serve a pthread front end.
+ */
+#ifndef SIM_H
+#define SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sim_options {
+    const char *strategy;     /* "random", "pct", "dfs" or "delay" */
+    int pct_depth;            /* d, 1..16 */
+    uint64_t pct_steps;       /* k, decisions per schedule; 0: measured */
+    int dfs_bound;            /* P: preemptions (dfs) or delays (delay) per schedule */
+    uint64_t step_bound;      /* scheduling points per schedule; 0: none */
+    uint64_t step_ns;         /* virtual time per scheduling point */
+} sim_options;
+
+#define SIM_OPTIONS_DEFAULT { "random", 3, 0, 2, 1000000, 1000 }
+
+/* Sets the strategy of the next schedules and starts counting them (and the
+ * run hash) afresh. 0, or -1 with one line in err naming the bad value. */
+int sim_configure(const sim_options *o, char *err, size_t n);
+/* The seed of the next schedule (random and pct choose from it; dfs does not). */
+void sim_set_seed(uint64_t seed);
+/* dfs, delay: every schedule within the bound has run. Always false otherwise. */
+bool sim_exhausted(void);
+/* "pct(depth=3, steps=412, tasks=3, step_ns=1000, step_bound=1000000)". */
+const char *sim_describe(void);
+
+/* Runs fn(arg) as one schedule (what ar_runner_sim.run does). */
+void sim_run(void (*fn)(void *), void *arg);
+
+typedef enum { SIM_OK, SIM_DEADLOCK, SIM_STEP_BOUND } sim_status;
+extern const char *const sim_status_names[3];   /* "ok", "deadlock", "step_bound" */
+
+typedef struct sim_result {
+    sim_status status;
+    const char *detail;       /* deadlock: each task's wait; step bound: where; else "" */
+    uint64_t index;           /* 0-based, since sim_configure (dfs: the schedule's number) */
+    uint64_t steps;           /* scheduling points */
+    uint64_t decisions;       /* of them, real choices (the log's length) */
+    uint64_t tasks;           /* threads, the first included */
+    uint64_t virtual_ns;      /* virtual time the schedule took */
+    uint64_t hash;            /* of this schedule's decision log */
+    uint64_t run_hash;        /* of every schedule since sim_configure, in order */
+    bool diverged;            /* replay: it left its schedule; dfs: the program is not deterministic */
+    const char *divergence;   /* where; "" when not diverged */
+} sim_result;
+
+/* The last schedule's result; NULL before the first. */
+const sim_result *sim_last_result(void);
+/* The last schedule's decisions as one line ("1*3.2.=17.1"); malloc'd. */
+char *sim_last_compact(void);
+
+/* ---- schedule files ----
+ * JSON: a header (format, case, variant, mode, build, strategy and its
+ * parameters, iteration, seed, outcome), the run (status, steps, hash, the
+ * compact string) and the decisions, one per line. */
+
+typedef struct sim_schedule sim_schedule;
+
+/* Who a schedule belongs to; build NULL means sim_build_id(). */
+typedef struct sim_schedule_id {
+    const char *case_name, *variant, *mode, *build;
+} sim_schedule_id;
+
+/* Writes the last schedule (atomically: a temporary file, then rename).
+ * outcome and detail are the harness's verdict on it. 0, or -1 with err. */
+int sim_schedule_write(const char *path, const sim_schedule_id *id, uint64_t iteration,
+                       uint64_t seed, const char *outcome, const char *detail,
+                       char *err, size_t n);
+/* Reads and checks a schedule file. NULL with one line in err when it is
+ * missing, truncated, corrupt (bad JSON, a field missing, hash or compact
+ * string not matching the decisions) or recorded for another case, variant,
+ * mode or build than expect names (a NULL field in expect is not checked). */
+sim_schedule *sim_schedule_load(const char *path, const sim_schedule_id *expect,
+                                char *err, size_t n);
+void sim_schedule_free(sim_schedule *s);
+uint64_t sim_schedule_hash(const sim_schedule *s);
+uint64_t sim_schedule_iteration(const sim_schedule *s);
+uint64_t sim_schedule_seed(const sim_schedule *s);
+const char *sim_schedule_outcome(const sim_schedule *s);
+/* The next schedules replay s (with its step_ns and step bound) until
+ * sim_replay(NULL) or sim_configure; s must stay alive until then. */
+void sim_replay(const sim_schedule *s);
+
+/* The GNU build-id of the executable, in hex (or a hash of it). */
+const char *sim_build_id(void);
+
+#endif

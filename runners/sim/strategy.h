@@ -1,0 +1,76 @@
+/* strategy.h: how the scheduler core makes its choices. Each strategy is one
+ * implementation of four calls; the core asks only when there is a choice
+ * (two or more runnable tasks, or a value range of two or more).
+ *
+ *   random  a seeded uniform choice at every decision
+ *   pct     Burckhardt et al., ASPLOS 2010: random task priorities, d-1
+ *           priority-change points over k decisions; always the highest
+ *           runnable priority
+ *   dfs     every schedule with at most P preemptions (CHESS): one schedule
+ *           per run, depth first; knows when the bound is exhausted
+ *   delay   the same search, bounding delays (Emmi et al., POPL 2011): any
+ *           step away from a round-robin default costs, also at blocking
+ *           points, which CHESS leaves free
+ *   replay  the decisions of a recorded log; says where a run leaves it
+ */
+#ifndef SIM_STRATEGY_H
+#define SIM_STRATEGY_H
+
+#include "sched.h"
+
+typedef struct sim_decision_ctx {
+    uint64_t step;            /* steps of this run so far */
+    uint64_t index;           /* decisions of this run before this one */
+    const char *point;        /* the scheduling point, or the value's name */
+    long arg;
+    sim_point_kind kind;
+    int task;                 /* the task that reached the point */
+    int current;              /* task, when it may go on (among enabled); else -1 */
+    const int *enabled;       /* runnable task ids, ascending (task decisions) */
+    int n;                    /* how many: >= 2 */
+} sim_decision_ctx;
+
+struct sim_strategy {
+    const char *name;
+    void (*begin)(sim_strategy *s, uint64_t seed);                  /* a run starts */
+    int (*pick)(sim_strategy *s, const sim_decision_ctx *d);        /* index into d->enabled */
+    uint64_t (*pick_value)(sim_strategy *s, const sim_decision_ctx *d, uint64_t n); /* [0, n) */
+    void (*end)(sim_strategy *s, const sim_run_result *r);          /* the run ended */
+    void (*destroy)(sim_strategy *s);
+};
+
+sim_strategy *sim_random_new(void);
+/* depth d >= 1; steps k = 0: measured, the running maximum of decisions per run. */
+sim_strategy *sim_pct_new(int depth, uint64_t steps);
+uint64_t sim_pct_steps(const sim_strategy *s);   /* k in use (0 before the profile run) */
+int sim_pct_tasks(const sim_strategy *s);        /* n: most tasks seen in one run */
+
+/* delays: bound the delays (strategy "delay"), else the preemptions ("dfs"). */
+sim_strategy *sim_dfs_new(int bound, bool delays);
+bool sim_dfs_exhausted(const sim_strategy *s);
+uint64_t sim_dfs_schedules(const sim_strategy *s);  /* runs ended so far */
+/* Empty, or where the last run stopped matching the prefix it was to replay
+ * (the program is not deterministic under its schedule). */
+const char *sim_dfs_nondeterminism(const sim_strategy *s);
+
+/* Follows log (which must outlive the strategy). */
+sim_strategy *sim_replay_new(const sim_log *log);
+/* Empty, or where the last run left the recorded schedule. */
+const char *sim_replay_divergence(const sim_strategy *s);
+
+/* A fast seeded generator, shared by the strategies. */
+typedef struct { uint64_t s; } sim_rng;
+static inline uint64_t sim_rng_next(sim_rng *r)
+{
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+/* Uniform in [0, n), n >= 1. */
+static inline uint64_t sim_rng_below(sim_rng *r, uint64_t n)
+{
+    return (uint64_t)(((unsigned __int128)sim_rng_next(r) * n) >> 64);
+}
+
+#endif
