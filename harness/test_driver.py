@@ -193,7 +193,7 @@ def test_resumes_after_each_crash_and_loses_nothing(selftest_outcomes):
 
 
 def test_resumes_after_the_programs_own_watchdog_counts_a_hang(selftest_outcomes):
-    loop = run_loop(selftest(selftest_outcomes, "hang", "--deadline-ms", "100"), Budget(300, None))
+    loop = run_loop(selftest(selftest_outcomes, "hang", "--deadline-ms", "500"), Budget(300, None))
     assert (loop.outcomes["hang"], loop.outcomes["ok"], loop.iterations) == (3, 297, 300)
     assert [i.iteration for i in loop.interruptions] == [7, 107, 207]
     assert all("exit 3" in i.reason for i in loop.interruptions)
