@@ -33,8 +33,7 @@ typedef struct {
 
 /* ---- bad input: one line, exit 2 ---- */
 
-static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void usage_error(const char *fmt, ...)
+void ar_usage_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -50,12 +49,12 @@ static uint64_t parse_number(const char *flag, const char *s, uint64_t min, uint
 {
     char *end = NULL;
     if (!*s || *s == '-' || *s == '+' || *s == ' ')
-        usage_error("%s needs a number from %llu to %llu, got '%s'", flag,
+        ar_usage_error("%s needs a number from %llu to %llu, got '%s'", flag,
                     (unsigned long long)min, (unsigned long long)max, s);
     errno = 0;
     unsigned long long v = strtoull(s, &end, 0);
     if (*end || errno == ERANGE || v < min || v > max)
-        usage_error("%s needs a number from %llu to %llu, got '%s'", flag,
+        ar_usage_error("%s needs a number from %llu to %llu, got '%s'", flag,
                     (unsigned long long)min, (unsigned long long)max, s);
     return v;
 }
@@ -124,7 +123,7 @@ static void apply(options *o, enum flag_id id, const char *flag, const char *v)
     switch (id) {
     case F_RUNNER:
         if (!(o->runner = ar_runner_find(v)))
-            usage_error("unknown runner '%s'; accepted: %s", v, ar_runner_names());
+            ar_usage_error("unknown runner '%s'; accepted: %s", v, ar_runner_names());
         break;
     case F_VARIANT:
         o->variant = NULL;        /* the last one given counts, and must be known */
@@ -132,7 +131,7 @@ static void apply(options *o, enum flag_id id, const char *flag, const char *v)
             if (!strcmp(c->variants[k].name, v))
                 o->variant = &c->variants[k];
         if (!o->variant)
-            usage_error("unknown variant '%s'; accepted: %s", v, variant_names(c));
+            ar_usage_error("unknown variant '%s'; accepted: %s", v, variant_names(c));
         break;
     case F_MODE:
         o->mode = AR_MODE_COUNT;
@@ -140,7 +139,7 @@ static void apply(options *o, enum flag_id id, const char *flag, const char *v)
             if (!strcmp(ar_modes[k].name, v))
                 o->mode = (ar_mode)k;
         if (o->mode == AR_MODE_COUNT)
-            usage_error("unknown mode '%s'; accepted: %s", v, mode_names());
+            ar_usage_error("unknown mode '%s'; accepted: %s", v, mode_names());
         break;
     case F_ITERATIONS: o->iterations = parse_number(flag, v, 0, MAX_ITERATIONS); break;
     case F_START: o->start = parse_number(flag, v, 0, MAX_ITERATIONS); break;
@@ -173,26 +172,26 @@ static options parse(const ar_case *c, int argc, char **argv)
         while (k < n && strcmp(flags[k].name, a) != 0)
             k++;
         if (k == n)
-            usage_error("unknown flag '%s'; accepted: " FLAG_NAMES, a);
+            ar_usage_error("unknown flag '%s'; accepted: " FLAG_NAMES, a);
         const char *v = NULL;
         if (flags[k].value) {
             if (i + 1 >= argc)
-                usage_error("%s needs a value", a);
+                ar_usage_error("%s needs a value", a);
             v = argv[++i];
         }
         apply(&o, flags[k].id, a, v);
     }
     if (!o.runner)
-        usage_error("--runner is required; accepted: %s", ar_runner_names());
+        ar_usage_error("--runner is required; accepted: %s", ar_runner_names());
     if (!o.variant)
-        usage_error("--variant is required; accepted: %s", variant_names(c));
+        ar_usage_error("--variant is required; accepted: %s", variant_names(c));
     if (o.mode == AR_MODE_COUNT)
-        usage_error("--mode is required; accepted: %s", mode_names());
+        ar_usage_error("--mode is required; accepted: %s", mode_names());
     if (o.start > MAX_ITERATIONS - o.iterations)
-        usage_error("--start plus --iterations must stay within %llu",
+        ar_usage_error("--start plus --iterations must stay within %llu",
                     (unsigned long long)MAX_ITERATIONS);
     if (!ar_cell_exists(o.runner, o.mode))
-        usage_error("mode %s needs a runner that owns the schedule (sim); %s does not",
+        ar_usage_error("mode %s needs a runner that owns the schedule (sim); %s does not",
                     ar_modes[o.mode].name, o.runner->name);
     return o;
 }
@@ -256,11 +255,11 @@ static ar_status_record *status_open(const char *path)
     if (path) {
         int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0 || ftruncate(fd, sizeof *s) != 0)
-            usage_error("cannot write the status file '%s'", path);
+            ar_usage_error("cannot write the status file '%s'", path);
         s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         close(fd);
         if (s == MAP_FAILED)
-            usage_error("cannot map the status file '%s'", path);
+            ar_usage_error("cannot map the status file '%s'", path);
     }
     memset(s, 0, sizeof *s);
     memcpy(s->magic, AR_STATUS_MAGIC, sizeof AR_STATUS_MAGIC);
@@ -468,7 +467,7 @@ int ar_case_main(const ar_case *c, int argc, char **argv)
                           .started_ns = ar_host_now_ns(), .complete = true };
     pthread_t wd;
     if (pthread_create(&wd, NULL, watchdog, NULL) != 0)
-        usage_error("cannot start the watchdog thread");
+        ar_usage_error("cannot start the watchdog thread");
     opt.runner->run(warm_up, (void *)opt.runner);
     ar_controlled *sim = &opt.sim;      /* after the warm-up, which is no schedule */
     ar_controlled_setup(sim, c, opt.runner, opt.variant, opt.mode, iteration_seed(opt.seed, 0));

@@ -11,18 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void setup_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void setup_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "asyncrace: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(2);
-}
-
 /* What each mode means on a runner that owns the schedule. */
 static const char *strategy_of(ar_mode mode)
 {
@@ -43,7 +31,7 @@ void ar_controlled_setup(ar_controlled *c, const ar_case *cs, const ar_runner *r
     if (!c->sched) {
         if (c->strategy || c->bound >= 0 || c->pct_depth >= 0 || c->step_bound >= 0 ||
             c->schedule_path)
-            setup_error("--strategy, --bound, --pct-depth, --step-bound and --schedule need a "
+            ar_usage_error("--strategy, --bound, --pct-depth, --step-bound and --schedule need a "
                         "runner that owns the schedule (sim); %s runs on real threads", r->name);
         return;
     }
@@ -57,7 +45,7 @@ void ar_controlled_setup(ar_controlled *c, const ar_case *cs, const ar_runner *r
         o.step_bound = (uint64_t)c->step_bound;
     char err[256];
     if (c->sched->configure(&o, err, sizeof err) != 0)
-        setup_error("%s", err);
+        ar_usage_error("%s", err);
     c->options = o;
     c->searching = !strcmp(o.strategy, "dfs") || !strcmp(o.strategy, "delay");
     c->run_seed = run_seed;
@@ -71,7 +59,7 @@ void ar_controlled_setup(ar_controlled *c, const ar_case *cs, const ar_runner *r
         sim_schedule_id expect = { cs->name, v->name, ar_modes[mode].name, NULL };
         c->replaying = c->sched->schedule_load(c->schedule_path, &expect, err, sizeof err);
         if (!c->replaying)
-            setup_error("%s", err);
+            ar_usage_error("%s", err);
         snprintf(c->recorded_outcome, sizeof c->recorded_outcome, "%s",
                  c->sched->schedule_outcome(c->replaying));
         c->sched->replay(c->replaying);
@@ -107,7 +95,7 @@ uint64_t ar_controlled_seed(ar_controlled *c, uint64_t i, uint64_t (*seed_of)(ui
         c->programs_exhausted++;
         char err[256];
         if (c->sched->configure(&c->options, err, sizeof err) != 0)
-            setup_error("%s", err);
+            ar_usage_error("%s", err);
         p = NULL;
     }
     if (!p) {

@@ -47,6 +47,10 @@ typedef struct ar_controlled {
     char recorded_outcome[32];
 } ar_controlled;
 
+/* Bad input: "asyncrace: " and the message on one line of stderr, exit 2
+ * (case_main.c's, shared with this file). */
+void ar_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
 /* Bad input (a sim flag without sim, a bad strategy, a schedule file that
  * does not load) prints one line and exits 2; nothing has run. */
 void ar_controlled_setup(ar_controlled *c, const ar_case *cs, const ar_runner *r,
