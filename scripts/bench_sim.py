@@ -18,8 +18,8 @@ import sys
 CASES = ["shutdown_order", "dropped_writer", "early_writer_drop", "inline_repoll"]
 
 
-def run(binary, runner, variant, iterations):
-    out = subprocess.run([str(binary), "--runner", runner, "--variant", variant, "--mode", "natural",
+def run(binary, runner, variant, iterations, mode="natural"):
+    out = subprocess.run([str(binary), "--runner", runner, "--variant", variant, "--mode", mode,
                           "--iterations", str(iterations)], capture_output=True, text=True, timeout=600)
     if out.returncode not in (0, 3):
         raise RuntimeError(f"{binary.name} --runner {runner} --variant {variant}: exit "
@@ -59,6 +59,19 @@ def main():
             s, r = best["sim"], best[a.real]
             print(f"{case + '.' + v:34} {s[0]:8.0f} {r[0]:9.0f} {s[0] / r[0]:6.1f}   "
                   f"{s[1]}/{s[2]}, {r[1]}/{r[2]}", flush=True)
+
+    # Reproductions per second of shutdown_order's bug: sim with pct (its chaos mode)
+    # beside natural on every real runner (failures / wall seconds, best of the rounds).
+    print(f"\n{'shutdown_order.buggy':34} {'mode':>8} {'rate':>8} {'it/s':>8} {'repro/s':>8}")
+    listing = json.loads(subprocess.run([str(bins / "shutdown_order"), "--list"],
+                                        capture_output=True, text=True).stdout)
+    reals = [r["name"] for r in listing["runners"] if not r["deterministic"]]
+    for runner, mode, n in [("sim", "chaos", a.sim_iterations)] + [(r, "natural", 2 * a.real_iterations) for r in reals]:
+        best = max((run(bins / "shutdown_order", runner, "buggy", n, mode) for _ in range(a.rounds)),
+                   key=lambda x: x[1] / x[2] * x[0])
+        rate, fails, done = best
+        print(f"{'  on ' + runner:34} {mode:>8} {fails / done * 100:7.2f}% {rate:8.0f} "
+              f"{fails / done * rate:8.1f}", flush=True)
 
 
 if __name__ == "__main__":
