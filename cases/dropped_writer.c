@@ -68,7 +68,9 @@
  * queued connection is dropped.
  *
  * The burst (1, 2 or 64) and the shutdown moment (0..--run-us us after the
- * clients have issued their connects) are drawn from the iteration seed.
+ * clients have issued their connects) are drawn from the iteration seed; in
+ * exhaustive mode (sim) the shutdown comes at once, on the burst, and every
+ * schedule within the bound is tried.
  */
 #include "asyncrace.h"
 

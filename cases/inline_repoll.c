@@ -85,6 +85,8 @@
  * read callback, on worker 1). buggy and partial deadlock, buggy_cross_thread
  * polls on the wrong thread, every iteration; fixed and fixed_cross_thread
  * run the same interleaving and B gets the connection on a later turn.
+ * exhaustive (sim): the same 3 handlers and places (one place per program
+ * seed), no gate: every schedule within the bound.
  *
  * natural and chaos: 2 to 4 handlers arrive at seeded moments within a
  * seeded window of up to --run-us and hold their connection a seeded while
