@@ -33,12 +33,14 @@ INC_case    := $(INC_runtime) -Iharness/case
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -pthread $(BACKEND_CFLAGS)
 LDLIBS      := $(BACKEND_LIBS) -pthread
 
-# A backend is runners/<name>.c plus runners/<name>/*.c; everything else in
-# runners/*.c is shared support; the conformance suite is runners/conformance*.
+# A backend is runners/<name>.c (the file that defines ar_runner_<name>) plus
+# runners/<name>/*.c; only the listed ones are built. Every other runners/*.c
+# is shared support; the conformance suite is runners/conformance/.
+BACKEND_FILES := $(shell grep -l '^const ar_runner ar_runner_' runners/*.c)
 BACKEND_SRC := $(filter-out runners/sim/selftest.c, \
                  $(foreach b,$(BACKENDS),runners/$(b).c $(wildcard runners/$(b)/*.c)))
-RUNNER_SRC  := $(filter-out $(foreach b,$(BACKENDS),runners/$(b).c) runners/conformance.c, \
-                 $(wildcard runners/*.c)) $(BACKEND_SRC)
+RUNNER_SRC  := $(filter-out $(BACKEND_FILES) runners/conformance.c,$(wildcard runners/*.c)) \
+               $(BACKEND_SRC)
 CONFORMANCE_SRC := $(wildcard runners/conformance.c runners/conformance/*.c)
 RACE_SRC    := $(wildcard harness/race/*.c)
 RUNTIME_SRC := $(wildcard harness/runtime/*.c)
