@@ -29,6 +29,12 @@ def run(results: Path, *extra: str) -> Path:
     return (results / "latest").resolve()
 
 
+def header(folder: Path) -> str:
+    """matrix.md's table header: the runner x mode columns."""
+    return next(line for line in (folder / "matrix.md").read_text().splitlines()
+                if line.startswith("| case | variant |"))
+
+
 def summary(folder: Path) -> dict:
     return json.loads((folder / "summary.json").read_text())
 
@@ -67,6 +73,7 @@ def test_three_shards_merged_are_the_unsharded_run(runs, tmp_path):
     assert merged["build_id"] == whole["build_id"] and merged["shard"] is None
     assert len(merged["merged_from"]) == 3
     assert (into / "matrix.md").is_file() and (into / "report.html").is_file()
+    assert header(into) == header(runs["whole"]), "each runner x mode column once, as unsharded"
     assert done.stdout.strip().splitlines()[-1] == f"report: {into / 'report.html'}"
     # power is recomputed across shards: a never cell's twin may have run in another one
     fixed = merged["cells"]["shutdown_order.epoll.fixed.forced"]["power"]

@@ -177,9 +177,10 @@ def _mark(record: dict) -> str:
 
 
 def ordered(names: list[str], seen: list[str]) -> list[str]:
-    """The run's order (from the programs' --list), then anything else the records hold:
-    nothing that ran can vanish from a table."""
-    return [n for n in names if n in seen] + [n for n in dict.fromkeys(seen) if n not in names]
+    """The run's order (from the programs' --list), then anything else the records hold,
+    each name once: nothing that ran can vanish from a table, and nothing shows twice
+    (merged runs each bring the same runners and modes)."""
+    return list(dict.fromkeys([n for n in names if n in seen] + [n for n in seen if n not in names]))
 
 
 def columns(summary: dict) -> list[tuple[str, str]]:
