@@ -1,7 +1,9 @@
 # asyncrace: one Makefile.
-#   make          build every case program and tool (release) into build/
-#   make run      build, run the matrix, print the rate table (results/latest/matrix.md)
-#   make test     build (release, ASan, TSan) and run the pytest suite, quick profile
+#   make          build every case program and tool: release in build/, and the ASan and
+#                 TSan builds the suite also runs, in build/asan and build/tsan
+#   make release  the release build alone
+#   make run      build (release), run the matrix, print the rate table (results/latest/matrix.md)
+#   make test     build and run the pytest suite, quick profile
 #   make nightly  the long soak: same matrix, nightly budgets, captures kept
 #   make deps     install what is missing (as root) or print the apt-get line
 # Knobs: PYTEST_ARGS="-k shutdown", RUN_ARGS="--runner libuv", PYTHON=/path/to/python3
@@ -97,10 +99,12 @@ $(foreach f,$(FLAVOURS),$(eval $(call flavour,$(f))))
 
 build/gen/backends.h: build/config.mk
 
-.PHONY: all asan tsan sanitizers run test nightly deps clean
+.PHONY: all release asan tsan sanitizers run test nightly deps clean
 .SECONDARY:
 
-all: $(release_BINS)
+# Plain `make` builds what pytest runs, so `pytest -k shutdown` works after it.
+all: release sanitizers
+release: $(release_BINS)
 asan: $(asan_BINS)
 tsan: $(tsan_BINS)
 sanitizers: asan tsan
@@ -108,15 +112,15 @@ sanitizers: asan tsan
 # -c and -p: pytest reads an option's value as a test path before it loads any
 # conftest, so `--results-dir /elsewhere` would pick /elsewhere's rootdir; naming
 # the ini and the plugin up front makes both forms of every option work.
-PYTEST = PYTHONPATH=harness $(PYTHON) -m pytest -c pytest.ini -p asyncrace.pytest_plugin
+PYTEST = $(PYTHON) -m pytest -c pytest.ini -p asyncrace.pytest_plugin
 
-run: all
-	PYTHONPATH=harness $(PYTHON) -m asyncrace run --profile quick $(RUN_ARGS)
+run: release
+	$(PYTHON) -m asyncrace run --profile quick $(RUN_ARGS)
 
-test: all sanitizers
+test: all
 	$(PYTEST) -n 2 --profile quick $(PYTEST_ARGS)
 
-nightly: all sanitizers
+nightly: all
 	$(PYTEST) -n 2 --profile nightly --capture-failures $(PYTEST_ARGS)
 
 # Installs what is missing when run as root; otherwise prints the one line to run.

@@ -14,5 +14,5 @@ def test_the_discovered_cells_are_the_pinned_cells():
                 f"{len(extra)} cells not pinned:" if extra else "", *(f"  + {i}" for i in extra),
                 *(f"  {e.message}" for e in catalog().errors)]
     assert not (missing or extra), "\n".join(filter(None, problems)) + (
-        f"\nA deliberate change? Run `PYTHONPATH=harness python3 -m asyncrace pin` and commit "
+        f"\nA deliberate change? Run `python3 -m asyncrace pin` and commit "
         f"{shown(PINNED)}.")

@@ -59,7 +59,7 @@ def sanitizer_env():
     env = dict(os.environ)
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
     env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
-    env.setdefault("TSAN_OPTIONS", "second_deadlock_stack=1")
+    env.setdefault("TSAN_OPTIONS", "second_deadlock_stack=1:atexit_sleep_ms=0")
     return env
 
 

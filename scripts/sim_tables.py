@@ -1,6 +1,6 @@
 """sim_tables.py: what the deterministic runner says about each of the four bugs.
 
-    PYTHONPATH=harness /usr/bin/python3 scripts/sim_tables.py [--seeds 20] [--cap 300000]
+    /usr/bin/python3 scripts/sim_tables.py [--seeds 20] [--cap 300000]
         [--real epoll] [--real-cap 20000] [--bounds 0,1,2] [--search-cap 200000]
         [--search-seconds 60] [--only CASE]
 

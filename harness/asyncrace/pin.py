@@ -11,7 +11,7 @@ from .paths import PINNED
 from .results import atomic_write_text
 
 HEADER = ("# The cells the suite must have (cases/test_pinned.py). Regenerate after a deliberate\n"
-          "# change with: PYTHONPATH=harness python3 -m asyncrace pin\n")
+          "# change with: python3 -m asyncrace pin\n")
 
 
 def read(path: Path = PINNED) -> list[str]:
