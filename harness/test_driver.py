@@ -169,13 +169,37 @@ def test_cells_come_from_the_programs_list(selftest_outcomes):
     runners = [r.name for r in description.runners]
     searchers = [r.name for r in description.runners if r.deterministic]
     # every runner: natural, chaos, forced; a runner that owns the schedule: exhaustive too
-    assert runners and len(cells) == (len(runners) * 3 + len(searchers)) * 6, \
-        "6 variants x (runners x 3 modes + the exhaustive mode on sim)"
+    assert runners and len(cells) == (len(runners) * 3 + len(searchers)) * 8, \
+        "8 variants x (runners x 3 modes + the exhaustive mode on sim)"
     assert {c.runner for c in cells.values() if c.mode == "exhaustive"} == set(searchers)
     for runner in runners:
         assert cells[f"selftest.{runner}.always.forced"].expect == Expectation(ALWAYS, "panic")
         assert cells[f"selftest.{runner}.flaky.natural"].expect == Expectation(SOMETIMES, "panic")
         assert cells[f"selftest.{runner}.segv.chaos"].expect.kind == NEVER
+
+
+def runner_names() -> list[str]:
+    return [r.name for r in describe(SELFTEST).runners] if SELFTEST.exists() else ["epoll"]
+
+
+@pytest.mark.parametrize("runner", runner_names())
+def test_the_leak_check_counts_what_an_iteration_leaves_open(selftest_outcomes, runner):
+    """Iteration 7 of the leak variant makes a loop and a mutex and frees neither: the
+    check around every iteration (case_main.c) must count it leak, and only it."""
+    loop = run_loop(selftest(selftest_outcomes, "leak", runner=runner), Budget(20, None))
+    assert (loop.outcomes["leak"], loop.outcomes["ok"]) == (1, 19), loop.outcomes
+    ff = loop.first_failure
+    assert ff["iteration"] == 7 and "1 loops, 1 mutexes" in ff["detail"], ff
+
+
+def test_sim_names_a_real_deadlock_with_every_wait(selftest_outcomes):
+    """Two threads take two mutexes in opposite orders: sim finds nothing runnable and
+    counts deadlock with each task's wait, at once, not a hang at the deadline."""
+    loop = run_loop(selftest(selftest_outcomes, "lock_cycle", runner="sim"), Budget(20, None))
+    assert (loop.outcomes["deadlock"], loop.outcomes["ok"]) == (1, 19), loop.outcomes
+    detail = loop.first_failure["detail"]
+    assert detail.startswith("deadlock: no task can run") and "thread_join" in detail, detail
+    assert detail.count("mutex_lock(mutex") == 2 and "held by task" in detail, detail
 
 
 def test_the_controllers_settings_reach_the_workers_unchanged():

@@ -15,7 +15,8 @@ import pytest
 from .capture import probe_rr
 from .matrix import NO_PROGRAMS, Catalog, Cell, DiscoveryError, discover, select, twins_first
 from .options import add_to_pytest
-from .paths import SANITIZER_BIN
+from .paths import SANITIZER_BIN, shown
+from .selftests import FLAVOURS, SelfTestError, listed, program, run as run_selftests
 from .progress import CellProgress, FileSink, StreamSink, Tail, stream_is_live
 from .session import (FAILED, SKIP, TOLERATED, Settings, consequence, finish_run,
                       header_lines, rate_line)
@@ -242,3 +243,34 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         for finding in findings:
             terminalreporter.write_line(finding.text())
     terminalreporter.write_line(f"report: {run_dir / 'report.html'}")
+
+
+# ---- the C self-test programs: one id per C test, from the program's own list ----------
+
+def selftest_params(name: str, per_runner: bool = False) -> list:
+    """(flavour, runner or None, test) per C test of build/*/tools/NAME; when the release
+    build cannot list them, one failing param per flavour that says why."""
+    try:
+        tests = listed(program(name, "release"))
+        runners = listed(program(name, "release"), "--list-runners") if per_runner else [None]
+    except SelfTestError as e:
+        return [pytest.param(f, None, None, str(e), id=f"{f}-unbuilt") for f in FLAVOURS]
+    return [pytest.param(f, r, t, None, id="-".join(filter(None, (f, r, t))))
+            for f in FLAVOURS for r in runners for t in tests]
+
+
+def check_selftest(name: str, flavour: str, runner: str | None, test: str | None,
+                   problem: str | None, allow_missing: bool) -> None:
+    """Passes, skips or fails as the program's line for this test says."""
+    path = program(name, flavour)
+    if problem or not path.is_file():
+        message = problem or f"{shown(path)} is not built: run make"
+        if allow_missing:
+            pytest.skip(message + " (skipped: --allow-missing-builds)")
+        pytest.fail(message + " (or pass --allow-missing-builds to skip)", pytrace=False)
+    args = ("--runner", runner) if runner else ()
+    status, text = run_selftests(name, flavour, args).verdict(test)
+    if status == "SKIP":
+        pytest.skip(text)
+    if status != "PASS":
+        pytest.fail(f"{' '.join([shown(path), *args, '--test', test])}: {text}", pytrace=False)

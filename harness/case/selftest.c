@@ -10,12 +10,16 @@
  *   segv      iteration i % 100 == 7 dereferences NULL
  *   hang      iteration i % 100 == 7 blocks forever (the watchdog ends it)
  *   deadlock  iteration i % 100 == 7 reports a deadlock without blocking
+ *   leak      iteration i % 100 == 7 leaves a loop and a mutex open (the leak check)
+ *   lock_cycle iteration i % 100 == 7 really deadlocks: two threads take two
+ *            mutexes in opposite orders (sim names the waits; a real runner
+ *            hangs until the watchdog)
  */
 #include "asyncrace.h"
 
 #include <stdlib.h>
 
-enum failure { OK, FLAKY, ALWAYS, SEGV, HANG, DEADLOCK };
+enum failure { OK, FLAKY, ALWAYS, SEGV, HANG, DEADLOCK, LEAK, LOCK_CYCLE };
 struct design { enum failure failure; };
 
 typedef struct { ar_sender *tx; } sender_state;
@@ -66,6 +70,37 @@ static void round_trip(const ar_iter *it)
     ar_rt_shutdown(rt);
 }
 
+/* Two threads, two mutexes, opposite orders; the gates make sure each holds
+ * its first before it asks for its second. */
+typedef struct {
+    const ar_runner *r;
+    ar_mutex *first, *second;
+    ar_gate *mine, *theirs;
+} cycle_side;
+
+static void cycle_thread(void *arg)
+{
+    cycle_side *c = arg;
+    c->r->mutex_lock(c->first);
+    ar_gate_open(c->mine);
+    ar_gate_wait(c->theirs);
+    c->r->mutex_lock(c->second);          /* never returns */
+    c->r->mutex_unlock(c->second);
+    c->r->mutex_unlock(c->first);
+}
+
+static void lock_cycle(const ar_runner *r)
+{
+    ar_gate ga, gb;
+    ar_gate_init(&ga, "a holds its first");
+    ar_gate_init(&gb, "b holds its first");
+    ar_mutex *m1 = r->mutex_new(), *m2 = r->mutex_new();
+    cycle_side a = { r, m1, m2, &ga, &gb }, b = { r, m2, m1, &gb, &ga };
+    ar_thread *ta = r->thread_start(cycle_thread, &a), *tb = r->thread_start(cycle_thread, &b);
+    r->thread_join(ta);
+    r->thread_join(tb);
+}
+
 /* volatile, so the compiler cannot see the NULL and turn the write into a trap */
 static volatile int *volatile null_pointer;
 
@@ -97,6 +132,18 @@ static void iteration(const ar_iter *it, void *scenario)
             ar_fail(AR_DEADLOCK, "selftest: scheduled deadlock at iteration %llu",
                     (unsigned long long)it->index);
         break;
+    case LEAK:
+        if (scheduled) {          /* never freed: the leak check must count them */
+            ar_loop *loop = it->runner->loop_new();
+            ar_mutex *m = it->runner->mutex_new();
+            (void)loop;
+            (void)m;
+        }
+        break;
+    case LOCK_CYCLE:
+        if (scheduled)
+            lock_cycle(it->runner);
+        break;
     }
 }
 
@@ -113,6 +160,10 @@ static const ar_variant variants[] = {
     SELFTEST_VARIANT("segv", SEGV, "iteration i % 100 == 7 segfaults", AR_NEVER_FAILS, "flaky"),
     SELFTEST_VARIANT("hang", HANG, "iteration i % 100 == 7 blocks forever", AR_NEVER_FAILS, "flaky"),
     SELFTEST_VARIANT("deadlock", DEADLOCK, "iteration i % 100 == 7 reports a deadlock",
+                     AR_NEVER_FAILS, "flaky"),
+    SELFTEST_VARIANT("leak", LEAK, "iteration i % 100 == 7 leaves a loop and a mutex open",
+                     AR_NEVER_FAILS, "flaky"),
+    SELFTEST_VARIANT("lock_cycle", LOCK_CYCLE, "iteration i % 100 == 7 deadlocks on two mutexes",
                      AR_NEVER_FAILS, "flaky"),
 };
 

@@ -2,6 +2,7 @@
  * test (fresh failure state, R->run, a resource snapshot before and after),
  * and the helpers every area shares. See conformance.h. */
 #include "conformance.h"
+#include "selftest.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -16,7 +17,7 @@ const ar_runner *R;
 double time_scale = 1.0;
 
 static const char *current_test;
-static int passed, failed, skipped;
+static ar_selftest results = { "conformance", NULL, 0, 0, 0 };
 static const char *skip_reason;
 
 /* ---- failures ---- */
@@ -39,20 +40,18 @@ void conf_fail(const char *file, int line, const char *fmt, ...)
 
 void conf_print_summary(void)
 {
-    printf("conformance %s: %d passed, %d failed", R->name, passed, failed);
-    if (skipped)
-        printf(", %d skipped", skipped);
-    printf("\n");
+    results.subject = R->name;
+    ar_selftest_summary(&results);
 }
 
-int conf_failures(void) { return failed; }
+int conf_failures(void) { return results.failed; }
 
 _Noreturn void conf_fatal(const char *file, int line, const char *what)
 {
-    printf("FAIL %s: %s:%d: %s\n", current_test, file, line, what);
-    failed++;
+    char text[512];
+    snprintf(text, sizeof text, "%s:%d: %s", file, line, what);
+    ar_selftest_fail(&results, current_test, text);
     conf_print_summary();
-    fflush(stdout);
     _exit(1);                   /* a stuck loop thread cannot be joined or freed */
 }
 
@@ -130,6 +129,7 @@ static void run_body(void *arg)
 conf_outcome conf_run(const conf_test *t)
 {
     current_test = t->name;
+    ar_selftest_run(&results, t->name);
     atomic_store(&failure_claimed, false);
     skip_reason = NULL;
     ar_resources before, after;
@@ -143,24 +143,22 @@ conf_outcome conf_run(const conf_test *t)
 
     conf_outcome outcome = atomic_load(&failure_claimed) || leaks[0] ? CONF_FAIL
                          : skip_reason ? CONF_SKIP : CONF_PASS;
+    char text[800];
     switch (outcome) {
     case CONF_FAIL:
-        failed++;
         if (atomic_load(&failure_claimed))
-            printf("FAIL %s: %s%s%s\n", t->name, failure_text, leaks[0] ? "; " : "", leaks);
+            snprintf(text, sizeof text, "%s%s%s", failure_text, leaks[0] ? "; " : "", leaks);
         else
-            printf("FAIL %s: %s\n", t->name, leaks);
+            snprintf(text, sizeof text, "%s", leaks);
+        ar_selftest_fail(&results, t->name, text);
         break;
     case CONF_SKIP:
-        skipped++;
-        printf("SKIP %s: %s\n", t->name, skip_reason);
+        ar_selftest_skip(&results, t->name, skip_reason);
         break;
     case CONF_PASS:
-        passed++;
-        printf("PASS %s %lldms\n", t->name, took);
+        ar_selftest_pass(&results, t->name, took);
         break;
     }
-    fflush(stdout);
     return outcome;
 }
 

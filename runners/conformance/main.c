@@ -2,10 +2,10 @@
  *
  *   build/tools/conformance --runner NAME [--test NAME] [--list] [--list-runners]
  *
- * Prints one line per test, "PASS <test> <ms>ms", "FAIL <test>: file:line:
- * `expr` (values)" or "SKIP <test>: <why>", then "conformance <runner>: N
- * passed, M failed" (", K skipped" follows when K > 0); exits 0 only when
- * none failed, 2 on bad arguments. Every wait is bounded (cond_wait_until
+ * Prints the self-test lines of runners/selftest.h ("RUN <test>", then "PASS
+ * <test> <ms>ms", "FAIL <test>: file:line: `expr` (values)" or "SKIP <test>:
+ * <why>"; last "conformance <runner>: N passed, M failed[, K skipped]"); exits
+ * 0 only when none failed, 2 on bad arguments. Every wait is bounded (cond_wait_until
  * with a deadline), so a broken runner fails a test instead of hanging; a
  * loop_run that never returns ends the program with a FAIL line, as its thread
  * cannot be joined. Deadlines stretch by ASYNCRACE_TIMEOUT_MULTIPLIER

@@ -1,7 +1,7 @@
 /* selftest.c: build/tools/simtest, small multi-threaded programs driven
  * through ar_runner_sim's table, and what sim must do with them.
  *
- *   simtest [--test NAME] [--list]     the checks: "ok NAME ..." or "FAIL NAME: ..."
+ *   simtest [--test NAME] [--list]     the checks, in runners/selftest.h's lines
  *   simtest --bench                    switch cost and schedules per second
  *   simtest --table [--seeds N]        schedules to first failure per strategy
  *   simtest --replay FILE [--case C] [--write OUT]
@@ -13,6 +13,7 @@
  * deadlock is real (AB/BA), the spin never ends, the sleep is 10 s long.
  */
 #include "runner.h"
+#include "selftest.h"
 #include "sim.h"
 
 #include <errno.h>
@@ -32,10 +33,9 @@ static const char *self_path;
 
 /* ---- checks ---- */
 
-static const char *current;
 static bool test_failed;
 static char failure[1024];
-static int passed, failed;
+static ar_selftest results = { "simtest", "sim", 0, 0, 0 };
 
 static bool check(bool ok, const char *file, int line, const char *fmt, ...)
 {
@@ -178,6 +178,67 @@ static const sim_result *run_ab(uint64_t seed)
     sim_set_seed(seed);
     R->run(ab_main, NULL);
     return sim_last_result();
+}
+
+/* ---- program 2b: a bug two preemptions deep ----
+ *
+ * B must read A's first write before A's second (one switch away from A while
+ * A could go on), then see A's second write (one switch back to A while B
+ * could go on): at least two preemptions or delays, never one. */
+
+static struct {
+    int stage, saw_one;
+    bool bug;
+} d2;
+
+static void d2_a(void *arg)
+{
+    R->race_point("d2.a1", 0);
+    d2.stage = 1;
+    R->race_point("d2.a2", 0);
+    d2.stage = 2;
+}
+
+static void d2_b(void *arg)
+{
+    R->race_point("d2.b1", 0);
+    if (d2.stage == 1)
+        d2.saw_one = 1;
+    R->race_point("d2.b2", 0);
+    if (d2.saw_one && d2.stage == 2)
+        d2.bug = true;
+}
+
+static void d2_main(void *arg)
+{
+    ar_thread *a = R->thread_start(d2_a, NULL);
+    ar_thread *b = R->thread_start(d2_b, NULL);
+    R->thread_join(a);
+    R->thread_join(b);
+}
+
+static bool run_d2(uint64_t seed)
+{
+    memset(&d2, 0, sizeof d2);
+    sim_set_seed(seed);
+    R->run(d2_main, NULL);
+    return d2.bug;
+}
+
+/* ---- program 2c: a program whose first decision changes between runs ---- */
+
+static bool nd_other;
+
+static void nd_worker(void *arg) { R->race_point("nd.worker", 0); }
+
+static void nd_main(void *arg)
+{
+    ar_thread *w = R->thread_start(nd_worker, NULL);
+    ar_thread *v = nd_other ? R->thread_start(nd_worker, NULL) : NULL;  /* 3 candidates, not 2 */
+    R->race_point("nd.main", 0);
+    R->thread_join(w);
+    if (v)
+        R->thread_join(v);
 }
 
 /* ---- program 3: a spin that never ends ---- */
@@ -435,6 +496,34 @@ static void lost_update_search(const char *strategy)
 static void test_lost_update_dfs(void) { lost_update_search("dfs"); }
 static void test_lost_update_delay(void) { lost_update_search("delay"); }
 
+/* A search at bound 1 must not find the depth-2 bug, and at bound 2 must: a
+ * search that runs at a lower bound than it reports fails here. */
+static void test_depth_two(void)
+{
+    const char *strategies[] = { "dfs", "delay" };
+    for (int k = 0; k < 2; k++) {
+        for (int bound = 1; bound <= 2; bound++) {
+            configure(strategies[k], 3, bound, 0);
+            uint64_t n = 0, failures = 0, first = 0;
+            while (!sim_exhausted() && n < 100000) {
+                bool bug = run_d2(3);
+                ++n;
+                if (bug && !failures++)
+                    first = n;
+            }
+            CHECK(sim_exhausted(), "%s bound %d: not exhausted in %llu schedules", strategies[k],
+                  bound, (unsigned long long)n);
+            CHECK((failures > 0) == (bound == 2), "%s bound %d: %llu failures in %llu schedules "
+                  "(the bug needs exactly 2)", strategies[k], bound, (unsigned long long)failures,
+                  (unsigned long long)n);
+            printf("  %s bound %d: exhausted after %llu schedules, %llu failures%s\n",
+                   strategies[k], bound, (unsigned long long)n, (unsigned long long)failures,
+                   first ? "" : " (none, as it must)");
+        }
+    }
+    EXPECT_NO_LEAKS();
+}
+
 static void test_deadlock_abba(void)
 {
     const char *strategies[] = { "random", "pct", "dfs", "delay" };
@@ -621,6 +710,39 @@ static void test_replay(void)
     sim_schedule_free(s);
     free(compact);
     unlink(path);
+}
+
+/* Decisions are numbered from 0 everywhere: the schedule file's "decisions"
+ * list, a replay that leaves its schedule, and a search whose program changed
+ * under it. The two programs first differ at their second decision (the
+ * second thread_start): both must call it "decision 1". */
+static void test_decision_numbering(void)
+{
+    configure("dfs", 3, 1, 0);
+    nd_other = false;
+    R->run(nd_main, NULL);
+    const char *path = schedule_path("numbering");
+    char err[256];
+    static const sim_schedule_id nd_id = { "numbering", "first", "natural", NULL };
+    CHECK(sim_schedule_write(path, &nd_id, 0, 0, "ok", "", err, sizeof err) == 0, "%s", err);
+    nd_other = true;                 /* the dfs replays its prefix on a changed program */
+    R->run(nd_main, NULL);
+    const sim_result *r = sim_last_result();
+    CHECK(r->diverged && strstr(r->divergence, "decision 1 ("),
+          "dfs on a changed program: %s", r->diverged ? r->divergence : "no divergence");
+    printf("  dfs: %s\n", r->divergence);
+    sim_schedule *s = sim_schedule_load(path, &nd_id, err, sizeof err);
+    CHECK(s, "%s", err);
+    sim_replay(s);
+    R->run(nd_main, NULL);
+    r = sim_last_result();
+    sim_replay(NULL);
+    bool named = r->diverged && strstr(r->divergence, "at decision 1 (");
+    printf("  replay: %s\n", r->divergence);
+    sim_schedule_free(s);
+    unlink(path);
+    nd_other = false;
+    CHECK(named, "a replay on the changed program: %s", r->diverged ? r->divergence : "no divergence");
 }
 
 static void test_determinism(void)
@@ -1003,6 +1125,8 @@ static const struct { const char *name; void (*fn)(void); } tests[] = {
     { "lost_update_pct", test_lost_update_pct },
     { "lost_update_dfs", test_lost_update_dfs },
     { "lost_update_delay", test_lost_update_delay },
+    { "depth_two", test_depth_two },
+    { "decision_numbering", test_decision_numbering },
     { "deadlock_abba", test_deadlock_abba },
     { "spin_step_bound", test_spin_step_bound },
     { "virtual_time", test_virtual_time },
@@ -1081,23 +1205,18 @@ int main(int argc, char **argv)
         if (only && strcmp(only, tests[t].name))
             continue;
         found = true;
-        current = tests[t].name;
         test_failed = false;
         uint64_t t0 = wall_ns();
-        printf("%s\n", tests[t].name);
-        fflush(stdout);
+        ar_selftest_run(&results, tests[t].name);
         tests[t].fn();
-        if (test_failed) {
-            failed++;
-            printf("FAIL %s: %s\n", tests[t].name, failure);
-        } else {
-            passed++;
-            printf("ok %s %.0fms\n", tests[t].name, (double)(wall_ns() - t0) / 1e6);
-        }
         fflush(stdout);
+        if (test_failed)
+            ar_selftest_fail(&results, tests[t].name, failure);
+        else
+            ar_selftest_pass(&results, tests[t].name, (long long)((wall_ns() - t0) / 1000000));
     }
     if (!found)
         usage("unknown test");
-    printf("simtest (%s): %d passed, %d failed\n", R->version(), passed, failed);
-    return failed ? 1 : 0;
+    ar_selftest_summary(&results);
+    return results.failed ? 1 : 0;
 }

@@ -30,13 +30,15 @@ static void begin(sim_strategy *st, uint64_t seed)
     r->where[0] = '\0';
 }
 
-static void diverge(replay *r, const sim_decision_ctx *d, const char *why)
+/* Decisions are numbered from 0, as the schedule file's "decisions" list (and
+ * dfs's messages) number them. */
+static void diverge(replay *r, size_t index, const sim_decision_ctx *d, const char *why)
 {
     if (r->diverged)
         return;
     r->diverged = true;
     snprintf(r->where, sizeof r->where, "left its schedule at decision %zu (step %llu, task %d "
-             "at '%s'): %s", r->at, (unsigned long long)d->step, d->task, d->point, why);
+             "at '%s'): %s", index, (unsigned long long)d->step, d->task, d->point, why);
 }
 
 /* The recorded decision at this index, when it matches d; else NULL. */
@@ -44,8 +46,9 @@ static const sim_decision *expect(replay *r, const sim_decision_ctx *d, sim_deci
 {
     if (r->diverged)
         return NULL;
-    if (r->at >= r->rec->n) {
-        diverge(r, d, "the recorded schedule has no more decisions");
+    size_t index = r->at;
+    if (index >= r->rec->n) {
+        diverge(r, index, d, "the recorded schedule has no more decisions");
         return NULL;
     }
     const sim_decision *e = &r->rec->d[r->at++];
@@ -60,7 +63,7 @@ static const sim_decision *expect(replay *r, const sim_decision_ctx *d, sim_deci
         snprintf(why, sizeof why, "recorded other runnable tasks (%u then, %d now)", e->n, d->n);
     else
         return e;
-    diverge(r, d, why);
+    diverge(r, index, d, why);
     return NULL;
 }
 
@@ -84,7 +87,7 @@ static uint64_t pick_value(sim_strategy *st, const sim_decision_ctx *d, uint64_t
     if (e && e->n == n && e->chose < n)
         return e->chose;
     if (e)
-        diverge(r, d, "recorded another value range");
+        diverge(r, r->at - 1, d, "recorded another value range");
     return n - 1;
 }
 
