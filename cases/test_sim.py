@@ -6,9 +6,13 @@
 - replay: a failing schedule, replayed from its file in a fresh process, follows its
   decisions, shows the same outcome and gives the same race log, line for line;
 - a schedule file that is missing, truncated, corrupt or another program's is refused
-  with one line and exit 2, and nothing runs.
+  with one line and exit 2, and nothing runs; so is a replay asked to run the program
+  with other parameters (--workers, --run-us, --deadline-ms) than the schedule recorded;
+- a replay that leaves its schedule says where, and is not a reproduction.
 """
 import json
+import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -25,13 +29,13 @@ def sim_cells():
                   key=lambda c: c.id)
 
 
-def run(program: Path, *args: str) -> subprocess.CompletedProcess:
+def run(program: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([str(program), *args], capture_output=True, text=True, timeout=300,
-                          cwd=ROOT, stdin=subprocess.DEVNULL)
+                          cwd=ROOT, stdin=subprocess.DEVNULL, env=env)
 
 
-def report(program: Path, *args: str) -> dict:
-    done = run(program, *args)
+def report(program: Path, *args: str, env: dict | None = None) -> dict:
+    done = run(program, *args, env=env)
     assert done.returncode == 0, f"{program.name} {' '.join(args)}: exit {done.returncode}: {done.stderr}"
     return json.loads(done.stdout.splitlines()[-1])
 
@@ -97,3 +101,61 @@ def test_a_bad_schedule_is_refused_in_one_line(tmp_path, damage, words):
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and words in lines[0], done.stderr
     assert done.stdout == "", "nothing may run"
+
+
+@pytest.mark.parametrize("flags, recorded", [
+    (("--workers", "1"), "--workers 2"), (("--run-us", "999"), "--run-us 200"),
+    (("--deadline-ms", "100"), "--deadline-ms 2000"),
+])
+def test_a_replay_with_other_parameters_is_refused_in_one_line(tmp_path, flags, recorded):
+    """The schedule records what changes the program; a replay runs that program or none."""
+    program, schedule, _ = failing_schedule(tmp_path)
+    assert json.loads(schedule.read_text())["program"] == {
+        "workers": 2, "run_us": 200, "deadline_ms": 2000, "deadline_ns": 2_000_000_000}
+    done = run(program, "--runner", "sim", "--variant", "buggy", "--mode", "chaos",
+               "--schedule", str(schedule), *flags)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and f"recorded with {recorded}, not" in lines[0], \
+        done.stderr
+    assert done.stdout == "", "nothing may run"
+
+
+def test_a_replay_takes_the_recorded_parameters_whatever_the_environment(tmp_path):
+    """The same values given again are accepted, and a timeout multiplier (which stretches
+    the deadline of new runs) does not change the recorded program."""
+    program, schedule, ff = failing_schedule(tmp_path)
+    env = {**os.environ, "ASYNCRACE_TIMEOUT_MULTIPLIER": "3"}
+    r = report(program, "--runner", "sim", "--variant", "buggy", "--mode", "chaos",
+               "--schedule", str(schedule), "--workers", "2", "--run-us", "200", env=env)
+    assert r["sim"]["replay"]["reproduced"] and not r["sim"]["replay"]["diverged"], r["sim"]
+    assert (r["workers"], r["run_us"]) == (2, 200)
+
+
+def test_a_replay_that_leaves_its_schedule_is_not_a_reproduction(tmp_path):
+    """A schedule replayed on another program (its seed edited: early_writer_drop draws
+    each iteration's shape from it) must say where it left its schedule and must not count
+    as a reproduction, in the program's report and in `replay` of a capture."""
+    from asyncrace.capture import Failure
+    from asyncrace.matrix import discover
+    from asyncrace.schedule_capture import capture, replay
+    program = ROOT / "build" / "bin" / "early_writer_drop"
+    args = ("--runner", "sim", "--variant", "buggy", "--mode", "chaos")
+    r = report(program, *args, "--iterations", "50", "--schedules", str(tmp_path / "s"))
+    recorded = Path(r["first_failure"]["schedule"])
+    left = []
+    for seed in range(1, 6):
+        edited = tmp_path / f"seed{seed}.json"
+        edited.write_text(re.sub(r'"seed": \d+', f'"seed": {seed}', recorded.read_text(), count=1))
+        got = report(program, *args, "--schedule", str(edited))["sim"]["replay"]
+        assert got["diverged"] == ("left its schedule" in got["where"]), got
+        if got["diverged"]:
+            assert not got["reproduced"], f"seed {seed}: a replay that left its schedule " \
+                                          f"counted as a reproduction: {got}"
+            left.append(edited)
+    assert left, "no edited seed changed the program: this test would show nothing"
+    cell = next(c for c in discover().cells if c.id == "early_writer_drop.sim.buggy.chaos")
+    failure = Failure(cell.id, cell.invocation(1), 0, "lost", rare=True, schedule=str(left[0]))
+    info = capture(failure, tmp_path / "capture")
+    assert not info["reproduced"] and any("left its schedule" in n for n in info["notes"]), info
+    ok, message = replay(tmp_path / "capture", info, 1)
+    assert not ok and "left its schedule" in message and "not a reproduction" in message, message

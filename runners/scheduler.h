@@ -24,6 +24,7 @@ typedef struct ar_scheduler {
     uint64_t (*schedule_iteration)(const sim_schedule *s);
     uint64_t (*schedule_seed)(const sim_schedule *s);
     const char *(*schedule_outcome)(const sim_schedule *s);
+    bool (*schedule_param)(const sim_schedule *s, const char *name, uint64_t *value);
     uint64_t (*schedule_hash)(const sim_schedule *s);
     void (*replay)(const sim_schedule *s);
     const char *(*build_id)(void);

@@ -349,6 +349,7 @@ static const ar_scheduler scheduler = {
     .schedule_iteration = sim_schedule_iteration,
     .schedule_seed = sim_schedule_seed,
     .schedule_outcome = sim_schedule_outcome,
+    .schedule_param = sim_schedule_param,
     .schedule_hash = sim_schedule_hash,
     .replay = sim_replay,
     .build_id = sim_build_id,

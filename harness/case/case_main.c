@@ -24,7 +24,9 @@ typedef struct {
     const ar_variant *variant;
     ar_mode mode;
     uint64_t iterations, start, seed, deadline_ms, run_us;
-    int workers;                  /* 0: the variant's */
+    uint64_t deadline_ns;         /* deadline_ms, stretched by ASYNCRACE_TIMEOUT_MULTIPLIER */
+    int workers;                  /* 0 until parsed: the variant's */
+    unsigned given;               /* bit (1 << flag_id) for each flag on the command line */
     bool trap;
     const char *status_path;
     const char *argv0;
@@ -180,6 +182,7 @@ static options parse(const ar_case *c, int argc, char **argv)
             v = argv[++i];
         }
         apply(&o, flags[k].id, a, v);
+        o.given |= 1u << flags[k].id;
     }
     if (!o.runner)
         ar_usage_error("--runner is required; accepted: %s", ar_runner_names());
@@ -193,7 +196,53 @@ static options parse(const ar_case *c, int argc, char **argv)
     if (!ar_cell_exists(o.runner, o.mode))
         ar_usage_error("mode %s needs a runner that owns the schedule (sim); %s does not",
                     ar_modes[o.mode].name, o.runner->name);
+    if (!o.workers)
+        o.workers = o.variant->workers;
     return o;
+}
+
+static double deadline_multiplier(void);
+
+/* The parameters that change what an iteration does, as a schedule file
+ * records them. deadline_ns is the deadline in effect (the multiplier
+ * applied): on sim it is virtual time, part of the program like the rest. */
+static size_t program_params(const options *o, sim_param *p)
+{
+    p[0] = (sim_param){ "workers", (uint64_t)o->workers };
+    p[1] = (sim_param){ "run_us", o->run_us };
+    p[2] = (sim_param){ "deadline_ms", o->deadline_ms };
+    p[3] = (sim_param){ "deadline_ns", o->deadline_ns };
+    return 4;
+}
+
+/* A replay runs the program its schedule recorded: each parameter comes from
+ * the file, and a flag that asks for another value is refused (a replay of
+ * another program is no evidence of anything). */
+static void take_recorded(options *o)
+{
+    static const struct { const char *name, *flag; enum flag_id id; } params[] = {
+        { "workers", "--workers", F_WORKERS }, { "run_us", "--run-us", F_RUN_US },
+        { "deadline_ms", "--deadline-ms", F_DEADLINE }, { "deadline_ns", NULL, F_DEADLINE },
+    };
+    sim_param now[SIM_PARAMS_MAX];
+    program_params(o, now);
+    for (size_t i = 0; i < sizeof params / sizeof *params; i++) {
+        uint64_t recorded;
+        if (!ar_controlled_recorded(&o->sim, params[i].name, &recorded))
+            ar_usage_error("schedule '%s' does not record %s: it cannot be replayed as it ran",
+                           o->sim.schedule_path, params[i].name);
+        if (params[i].flag && (o->given & (1u << params[i].id)) && now[i].value != recorded)
+            ar_usage_error("schedule '%s' was recorded with %s %llu, not %llu: a replay runs the "
+                           "program it recorded (leave the flag out)", o->sim.schedule_path,
+                           params[i].flag, (unsigned long long)recorded,
+                           (unsigned long long)now[i].value);
+    }
+    uint64_t v;
+    ar_controlled_recorded(&o->sim, "workers", &v);
+    o->workers = (int)v;
+    ar_controlled_recorded(&o->sim, "run_us", &o->run_us);
+    ar_controlled_recorded(&o->sim, "deadline_ms", &o->deadline_ms);
+    ar_controlled_recorded(&o->sim, "deadline_ns", &o->deadline_ns);
 }
 
 /* ---- the case's own table, checked before anything runs ---- */
@@ -424,7 +473,7 @@ static iteration_run run_one(uint64_t index, uint64_t seed)
         fprintf(stderr, "asyncrace: out of memory\n");
         abort();
     }
-    uint64_t deadline_ns = (uint64_t)((double)opt.deadline_ms * 1e6 * deadline_multiplier());
+    uint64_t deadline_ns = opt.deadline_ns;
     iteration_run run = {
         .it = { opt.runner, opt.variant, opt.mode, report.workers, index, seed, opt.run_us },
         .setup = { opt.mode, opt.trap, seed, deadline_ns, c->forced, scenario },
@@ -454,6 +503,7 @@ int ar_case_main(const ar_case *c, int argc, char **argv)
 {
     check_table(c);
     opt = parse(c, argc, argv);
+    opt.deadline_ns = (uint64_t)((double)opt.deadline_ms * 1e6 * deadline_multiplier());
     status = status_open(opt.status_path);
     if (opt.status_path)
         driver_pid = getppid();
@@ -461,8 +511,6 @@ int ar_case_main(const ar_case *c, int argc, char **argv)
 
     report = (ar_report){ .c = c, .runner = opt.runner, .variant = opt.variant, .mode = opt.mode,
                           .seed = opt.seed, .start = opt.start,
-                          .workers = opt.workers ? opt.workers : opt.variant->workers,
-                          .deadline_ms = opt.deadline_ms, .run_us = opt.run_us,
                           .argv0 = opt.argv0,
                           .started_ns = ar_host_now_ns(), .complete = true };
     pthread_t wd;
@@ -471,6 +519,13 @@ int ar_case_main(const ar_case *c, int argc, char **argv)
     opt.runner->run(warm_up, (void *)opt.runner);
     ar_controlled *sim = &opt.sim;      /* after the warm-up, which is no schedule */
     ar_controlled_setup(sim, c, opt.runner, opt.variant, opt.mode, iteration_seed(opt.seed, 0));
+    if (sim->replaying)
+        take_recorded(&opt);
+    sim_param params[SIM_PARAMS_MAX];
+    ar_controlled_params(sim, params, program_params(&opt, params));
+    report.workers = opt.workers;
+    report.deadline_ms = opt.deadline_ms;
+    report.run_us = opt.run_us;
     report.sim = sim;
 
     uint64_t first = opt.start, count = opt.iterations, done = 0;

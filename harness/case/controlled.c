@@ -56,7 +56,7 @@ void ar_controlled_setup(ar_controlled *c, const ar_case *cs, const ar_runner *r
         c->schedules_dir = dir;
     }
     if (c->schedule_path) {
-        sim_schedule_id expect = { cs->name, v->name, ar_modes[mode].name, NULL };
+        sim_schedule_id expect = { cs->name, v->name, ar_modes[mode].name, NULL, NULL, 0 };
         c->replaying = c->sched->schedule_load(c->schedule_path, &expect, err, sizeof err);
         if (!c->replaying)
             ar_usage_error("%s", err);
@@ -65,6 +65,18 @@ void ar_controlled_setup(ar_controlled *c, const ar_case *cs, const ar_runner *r
         c->sched->replay(c->replaying);
         c->searching = false;
     }
+}
+
+void ar_controlled_params(ar_controlled *c, const sim_param *params, size_t n)
+{
+    c->n_params = n < SIM_PARAMS_MAX ? n : SIM_PARAMS_MAX;
+    for (size_t i = 0; i < c->n_params; i++)
+        c->params[i] = params[i];
+}
+
+bool ar_controlled_recorded(const ar_controlled *c, const char *name, uint64_t *value)
+{
+    return c->replaying && c->sched->schedule_param(c->replaying, name, value);
 }
 
 uint64_t ar_controlled_replay_iteration(const ar_controlled *c)
@@ -204,7 +216,7 @@ void ar_controlled_failed(ar_controlled *c, const ar_case *cs, const ar_variant 
     char path[512], err[256];
     snprintf(path, sizeof path, "%s/%s.sim.%s.%s.%llu.json", c->schedules_dir, cs->name,
              v->name, ar_modes[mode].name, (unsigned long long)iteration);
-    sim_schedule_id id = { cs->name, v->name, ar_modes[mode].name, NULL };
+    sim_schedule_id id = { cs->name, v->name, ar_modes[mode].name, NULL, c->params, c->n_params };
     if (c->sched->schedule_write(path, &id, iteration, seed, ar_outcome_names[o], detail,
                                  err, sizeof err) != 0) {
         fprintf(stderr, "asyncrace: %s\n", err);

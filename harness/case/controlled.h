@@ -45,6 +45,9 @@ typedef struct ar_controlled {
     bool replayed, diverged, reproduced;
     char where[320];
     char recorded_outcome[32];
+    /* The program's parameters, written into every schedule file. */
+    sim_param params[SIM_PARAMS_MAX];
+    size_t n_params;
 } ar_controlled;
 
 /* Bad input: "asyncrace: " and the message on one line of stderr, exit 2
@@ -55,6 +58,11 @@ void ar_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), n
  * does not load) prints one line and exits 2; nothing has run. */
 void ar_controlled_setup(ar_controlled *c, const ar_case *cs, const ar_runner *r,
                          const ar_variant *v, ar_mode mode, uint64_t run_seed);
+/* What the program is run with (workers, run time, deadline): recorded with
+ * every failing schedule. */
+void ar_controlled_params(ar_controlled *c, const sim_param *params, size_t n);
+/* Replaying: the value the schedule recorded for a parameter. */
+bool ar_controlled_recorded(const ar_controlled *c, const char *name, uint64_t *value);
 /* The iteration and seed --schedule recorded. */
 uint64_t ar_controlled_replay_iteration(const ar_controlled *c);
 uint64_t ar_controlled_replay_seed(const ar_controlled *c);

@@ -12,11 +12,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#define FORMAT "asyncrace-sim-schedule/1"
+/* 2: the program's parameters ("program") are recorded; a /1 file did not say
+ * with which workers, run time and deadline it ran, so it cannot be replayed. */
+#define FORMAT "asyncrace-sim-schedule/2"
 
 struct sim_schedule {
     char *case_name, *variant, *mode, *build, *strategy, *outcome;
     uint64_t iteration, seed, step_ns, step_bound, hash;
+    struct { char *name; uint64_t value; } params[SIM_PARAMS_MAX];
+    size_t n_params;
     sim_log log;
 };
 
@@ -28,6 +32,16 @@ uint64_t sim_schedule_hash(const sim_schedule *s) { return s->hash; }
 uint64_t sim_schedule_iteration(const sim_schedule *s) { return s->iteration; }
 uint64_t sim_schedule_seed(const sim_schedule *s) { return s->seed; }
 const char *sim_schedule_outcome(const sim_schedule *s) { return s->outcome; }
+
+bool sim_schedule_param(const sim_schedule *s, const char *name, uint64_t *value)
+{
+    for (size_t i = 0; i < s->n_params; i++)
+        if (!strcmp(s->params[i].name, name)) {
+            *value = s->params[i].value;
+            return true;
+        }
+    return false;
+}
 
 /* ---- the build id ---- */
 
@@ -113,6 +127,13 @@ int sim_schedule_write(const char *path, const sim_schedule_id *id, uint64_t ite
     field(f, "variant", id->variant);
     field(f, "mode", id->mode);
     field(f, "build", id->build ? id->build : sim_build_id());
+    fputs("  \"program\": {", f);
+    for (size_t i = 0; i < id->n_params && i < SIM_PARAMS_MAX; i++) {
+        fputs(i ? ", " : "", f);
+        sim_json_string(f, id->params[i].name);
+        fprintf(f, ": %llu", (unsigned long long)id->params[i].value);
+    }
+    fputs("},\n", f);
     field(f, "strategy", o->strategy);
     number(f, "pct_depth", (uint64_t)o->pct_depth);
     number(f, "pct_steps", o->pct_steps);
@@ -435,6 +456,18 @@ static sim_schedule *parse(errbuf *e, const char *text, size_t len, const sim_sc
             missing = numbers[i];
     if (!missing && !get(&root, "decisions", J_ARR))
         missing = "decisions";
+    const jv *program = get(&root, "program", J_OBJ);
+    if (!missing && !program)
+        missing = "program";
+    for (size_t i = 0; program && !missing && i < program->n; i++)
+        if (program->items[i].t != J_INT || i >= SIM_PARAMS_MAX)
+            missing = "program";
+    if (s && format && !strcmp(format->s, "asyncrace-sim-schedule/1")) {
+        jfree(&root);
+        return reject(e, s, "too old", "written by an earlier asyncrace (format 1), which did not "
+                      "record the program's parameters (workers, run time, deadline): record it "
+                      "again");
+    }
     if (!s || !format || strcmp(format->s, FORMAT) != 0) {
         jfree(&root);
         return reject(e, s, "corrupt", "not an asyncrace sim schedule (format '%s', expected '%s')",
@@ -455,6 +488,11 @@ static sim_schedule *parse(errbuf *e, const char *text, size_t len, const sim_sc
     s->iteration = (uint64_t)get(&root, "iteration", J_INT)->i;
     s->seed = (uint64_t)get(&root, "seed", J_INT)->i;
     s->log.steps = (uint64_t)get(&root, "steps", J_INT)->i;
+    for (size_t i = 0; i < program->n; i++) {
+        s->params[i].name = strdup(program->keys[i]);
+        s->params[i].value = (uint64_t)program->items[i].i;
+        s->n_params++;
+    }
     const char *status = get(&root, "status", J_STR)->s;
     s->log.status = -1;
     for (int k = 0; k < 3; k++)
@@ -544,6 +582,8 @@ void sim_schedule_free(sim_schedule *s)
     free(s->build);
     free(s->strategy);
     free(s->outcome);
+    for (size_t i = 0; i < s->n_params; i++)
+        free(s->params[i].name);
     sim_log_free(&s->log);
     free(s);
 }

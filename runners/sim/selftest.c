@@ -651,7 +651,7 @@ static const char *schedule_path(const char *name)
     return path[k];
 }
 
-static const sim_schedule_id lu_id = { "lost_update", "unlocked", "natural", NULL };
+static const sim_schedule_id lu_id = { "lost_update", "unlocked", "natural", NULL, NULL, 0 };
 
 /* Finds a lost update with random and writes its schedule; its hash and compact string. */
 static bool record_lost_update(const char *path, uint64_t *hash, char **compact, uint64_t *seed)
@@ -723,7 +723,7 @@ static void test_decision_numbering(void)
     R->run(nd_main, NULL);
     const char *path = schedule_path("numbering");
     char err[256];
-    static const sim_schedule_id nd_id = { "numbering", "first", "natural", NULL };
+    static const sim_schedule_id nd_id = { "numbering", "first", "natural", NULL, NULL, 0 };
     CHECK(sim_schedule_write(path, &nd_id, 0, 0, "ok", "", err, sizeof err) == 0, "%s", err);
     nd_other = true;                 /* the dfs replays its prefix on a changed program */
     R->run(nd_main, NULL);

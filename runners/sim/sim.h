@@ -75,15 +75,27 @@ const sim_result *sim_last_result(void);
 char *sim_last_compact(void);
 
 /* ---- schedule files ----
- * JSON: a header (format, case, variant, mode, build, strategy and its
- * parameters, iteration, seed, outcome), the run (status, steps, hash, the
- * compact string) and the decisions, one per line. */
+ * JSON: a header (format, case, variant, mode, build, the program's own
+ * parameters, strategy and its parameters, iteration, seed, outcome), the run
+ * (status, steps, hash, the compact string) and the decisions, one per line. */
 
 typedef struct sim_schedule sim_schedule;
 
-/* Who a schedule belongs to; build NULL means sim_build_id(). */
+/* A parameter of the program that changes what it does (its workers, how
+ * long its scenario runs): recorded, so a replay runs the same program. */
+typedef struct sim_param {
+    const char *name;
+    uint64_t value;
+} sim_param;
+#define SIM_PARAMS_MAX 8
+
+/* Who a schedule belongs to; build NULL means sim_build_id(). params are
+ * written with the schedule; loading does not check them (the caller
+ * compares what it was given with sim_schedule_param). */
 typedef struct sim_schedule_id {
     const char *case_name, *variant, *mode, *build;
+    const sim_param *params;
+    size_t n_params;
 } sim_schedule_id;
 
 /* Writes the last schedule (atomically: a temporary file, then rename).
@@ -102,6 +114,8 @@ uint64_t sim_schedule_hash(const sim_schedule *s);
 uint64_t sim_schedule_iteration(const sim_schedule *s);
 uint64_t sim_schedule_seed(const sim_schedule *s);
 const char *sim_schedule_outcome(const sim_schedule *s);
+/* The recorded value of a program parameter; false when the file has none. */
+bool sim_schedule_param(const sim_schedule *s, const char *name, uint64_t *value);
 /* The next schedules replay s (with its step_ns and step bound) until
  * sim_replay(NULL) or sim_configure; s must stay alive until then. */
 void sim_replay(const sim_schedule *s);
