@@ -159,3 +159,67 @@ def test_a_replay_that_leaves_its_schedule_is_not_a_reproduction(tmp_path):
     assert not info["reproduced"] and any("left its schedule" in n for n in info["notes"]), info
     ok, message = replay(tmp_path / "capture", info, 1)
     assert not ok and "left its schedule" in message and "not a reproduction" in message, message
+
+
+# ---- searches: pinned, deep enough, counted once, resumed without running again ------
+
+def search(case: str, variant: str, *extra: str) -> dict:
+    return report(ROOT / "build" / "bin" / case, "--runner", "sim", "--variant", variant,
+                  "--mode", "exhaustive", *extra)
+
+
+def test_a_fixs_bounded_search_is_pinned():
+    """shutdown_order.fixed at delay bound 2: its first program has exactly 3,971 schedules,
+    all clean. A search that runs at a lower bound than it reports, skips a decision's
+    alternatives or stops early changes the count. (A deliberate change to the case, the
+    runtime or the strategy changes it too: then re-pin this number, with the reason.)"""
+    r = search("shutdown_order", "fixed", "--iterations", "3972")
+    first, second = r["sim"]["programs"][:2]
+    assert (first["schedules"], first["failures"], first["exhausted"]) == (3971, 0, True), first
+    assert (second["schedules"], second["exhausted"]) == (1, False), "the next program begins"
+    assert r["sim"]["strategy"].startswith("delay(bound=2,"), r["sim"]["strategy"]
+
+
+def test_a_depth_two_bug_is_found_at_bound_two_and_not_at_bound_one():
+    """dropped_writer.partial needs two delays: its first program searched to the end at
+    bound 1 shows nothing; at bound 2 the same program fails."""
+    one = search("dropped_writer", "partial", "--bound", "1", "--iterations", "1368")
+    program = one["sim"]["programs"][0]
+    assert (program["exhausted"], program["failures"]) == (True, 0), program
+    assert sum(n for o, n in one["outcomes"].items() if o != "ok") == 0, one["outcomes"]
+    two = search("dropped_writer", "partial", "--bound", "2", "--iterations", "12000")
+    assert two["outcomes"]["fatal"] > 0 and two["sim"]["programs"][0]["failures"] > 0, two["sim"]
+    assert two["first_failure"]["iteration"] < two["sim"]["programs"][0]["schedules"], \
+        "found in the first program, the one bound 1 exhausted"
+
+
+def test_a_search_in_batches_is_the_search_in_one_and_runs_nothing_twice(tmp_path):
+    """Three batches with --search-state cover the same schedules and programs as one batch
+    of their size, count each schedule once, and run none of the earlier ones again; without
+    the state a batch must run them again (uncounted, and says how many)."""
+    whole = search("shutdown_order", "fixed", "--iterations", "6000")
+    state = tmp_path / "search.state"
+    parts = [search("shutdown_order", "fixed", "--start", str(start), "--iterations", "2000",
+                    "--search-state", str(state)) for start in (0, 2000, 4000)]
+    assert [p["sim"]["rerun"] for p in parts] == [0, 0, 0]
+    assert sum(p["sim"]["schedules"] for p in parts) == whole["sim"]["schedules"] == 6000
+    assert parts[-1]["sim"]["programs"] == whole["sim"]["programs"]
+    alone = search("shutdown_order", "fixed", "--start", "4000", "--iterations", "2000")
+    assert (alone["sim"]["rerun"], alone["sim"]["schedules"]) == (4000, 2000)
+    assert alone["sim"]["programs"] == whole["sim"]["programs"]
+
+
+def test_the_driver_counts_a_searchs_schedules_once_over_its_batches(tmp_path):
+    """The driver's cell over several batches: its schedules are its iterations, and no
+    batch ran an earlier schedule again."""
+    from asyncrace.capture import RrVerdict
+    from asyncrace.matrix import discover
+    from asyncrace.profiles import PROFILES
+    from asyncrace.session import Settings, run_cell
+    cell = next(c for c in discover().cells if c.id == "shutdown_order.sim.fixed.exhaustive")
+    settings = Settings(PROFILES["quick"], RrVerdict(False, "not needed"), iterations=5000,
+                        results_dir=tmp_path)
+    record = run_cell(cell, settings)
+    assert record["batches"] >= 2, record["batches"]
+    assert record["sim"]["schedules"] == record["iterations"] == 5000, record["sim"]
+    assert record["sim"]["rerun"] == 0, record["sim"]

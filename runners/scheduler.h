@@ -12,6 +12,8 @@ typedef struct ar_scheduler {
     int (*configure)(const sim_options *o, char *err, size_t n);
     void (*set_seed)(uint64_t seed);
     bool (*exhausted)(void);
+    void (*search_save)(FILE *f);
+    bool (*search_restore)(FILE *f, char *err, size_t n);
     const char *(*describe)(void);
     const sim_result *(*last_result)(void);
     char *(*last_compact)(void);          /* malloc'd */

@@ -448,14 +448,16 @@ def _add(loop: Loop, batch: Batch, offset_s: float, inv: Invocation) -> None:
 
 
 def fold_sim(sofar: dict | None, batch: dict) -> dict:
-    """A cell's sim summary over its batches: schedules and failing hashes add up, each
-    batch's run hash is kept in order, the first schedule file of each outcome stays; a
-    search's programs are the last batch's (each batch replays the search up to its start)."""
+    """A cell's sim summary over its batches: schedules (each counted by the one batch that
+    ran it) and failing hashes add up, and so do the schedules a search ran again to resume;
+    each batch's run hash is kept in order, the first schedule file of each outcome stays; a
+    search's programs are the last batch's (a batch goes on with the search it restores)."""
     if sofar is None:
-        sofar = {"strategy": batch["strategy"], "schedules": 0, "run_hashes": [],
+        sofar = {"strategy": batch["strategy"], "schedules": 0, "rerun": 0, "run_hashes": [],
                  "failing": [], "schedule_files": {}}
     sofar["strategy"] = batch["strategy"]
     sofar["schedules"] += int(batch.get("schedules", 0))
+    sofar["rerun"] += int(batch.get("rerun", 0))
     sofar["run_hashes"].append(batch.get("run_hash"))
     sofar["failing"] = (sofar["failing"] + list(batch.get("failing", [])))[:64]
     for outcome, path in batch.get("schedule_files", {}).items():

@@ -151,6 +151,9 @@ def run_cell(cell: Cell, settings: Settings, progress=None) -> dict:
     if cell.deterministic:        # failing schedules (and their race logs) go into the run
         inv = replace(inv, extra=(*inv.extra, "--schedules",
                                   str(settings.run_dir.path / "schedules" / cell.id)))
+    if cell.search:               # each batch goes on where the last one left the search
+        inv = replace(inv, extra=(*inv.extra, "--search-state",
+                                  str(settings.run_dir.path / "search" / f"{cell.id}.state")))
     budget = settings.budget(cell)
     try:
         loop = run_loop(inv, budget, progress=progress)

@@ -88,7 +88,7 @@ static const char *mode_names(void)
 enum flag_id { F_RUNNER, F_VARIANT, F_MODE, F_ITERATIONS, F_START, F_SEED, F_WORKERS,
                F_DEADLINE, F_RUN_US, F_STATUS, F_TRAP, F_LIST, F_HELP,
                F_STRATEGY, F_BOUND, F_PCT_DEPTH, F_STEP_BOUND, F_SCHEDULE, F_SCHEDULES,
-               F_RACE_LOG };
+               F_RACE_LOG, F_SEARCH_STATE };
 static const struct { const char *name; enum flag_id id; bool value; } flags[] = {
     { "--runner", F_RUNNER, true }, { "--variant", F_VARIANT, true }, { "--mode", F_MODE, true },
     { "--iterations", F_ITERATIONS, true }, { "--start", F_START, true },
@@ -99,11 +99,11 @@ static const struct { const char *name; enum flag_id id; bool value; } flags[] =
     { "--strategy", F_STRATEGY, true }, { "--bound", F_BOUND, true },
     { "--pct-depth", F_PCT_DEPTH, true }, { "--step-bound", F_STEP_BOUND, true },
     { "--schedule", F_SCHEDULE, true }, { "--schedules", F_SCHEDULES, true },
-    { "--race-log", F_RACE_LOG, true },
+    { "--race-log", F_RACE_LOG, true }, { "--search-state", F_SEARCH_STATE, true },
 };
 #define FLAG_NAMES "--runner --variant --mode --iterations --start --seed --workers " \
     "--deadline-ms --run-us --status --trap --list --help --strategy --bound --pct-depth " \
-    "--step-bound --schedule --schedules --race-log"
+    "--step-bound --schedule --schedules --race-log --search-state"
 
 static void usage(const ar_case *c, const char *argv0)
 {
@@ -112,7 +112,7 @@ static void usage(const ar_case *c, const char *argv0)
            "       [--seed S] [--workers W] [--deadline-ms T] [--run-us U] [--trap]\n"
            "       [--status FILE] [--race-log FILE] [--list]\n"
            "  sim:  [--strategy random|pct|dfs|delay] [--bound P] [--pct-depth D]\n"
-           "        [--step-bound N] [--schedule FILE] [--schedules DIR]\n\n"
+           "        [--step-bound N] [--schedule FILE] [--schedules DIR] [--search-state FILE]\n\n"
            "  runners:  %s\n  variants: %s\n  modes:    %s\n\n"
            "Prints one JSON report; see docs/contract.md.\n",
            c->name, c->summary, c->upstream, argv0, ar_runner_names(), variant_names(c),
@@ -160,6 +160,7 @@ static void apply(options *o, enum flag_id id, const char *flag, const char *v)
     case F_SCHEDULE: o->sim.schedule_path = v; break;
     case F_SCHEDULES: o->sim.schedules_dir = v; break;
     case F_RACE_LOG: o->sim.race_log_path = v; break;
+    case F_SEARCH_STATE: o->sim.search_state_path = v; break;
     }
 }
 
@@ -535,9 +536,14 @@ int ar_case_main(const ar_case *c, int argc, char **argv)
         report.start = first;
     }
     /* A search's iteration i is its i-th schedule: resuming one at --start
-     * makes the schedules before it again, uncounted. */
-    for (uint64_t i = 0; sim->searching && i < first; i++)
+     * goes on from the state an earlier batch saved (--search-state), and
+     * makes only the schedules after that again, uncounted. */
+    sim->uncounted = true;
+    for (uint64_t i = ar_controlled_resume(sim, first); sim->searching && i < first; i++) {
         run_one(i, ar_controlled_seed(sim, i, iteration_seed));
+        sim->rerun++;
+    }
+    sim->uncounted = false;
     for (uint64_t i = first; i < first + count; i++) {
         status->current = i;
         uint64_t seed = sim->replaying ? ar_controlled_replay_seed(sim)
@@ -554,6 +560,7 @@ int ar_case_main(const ar_case *c, int argc, char **argv)
         status->done++;
         __atomic_store_n(&status->current, i + 1, __ATOMIC_RELEASE);
     }
+    ar_controlled_save_search(sim, first + done);
     atomic_store(&watchdog_stop, true);
     pthread_join(wd, NULL);
     report.done = done;

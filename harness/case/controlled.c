@@ -49,6 +49,9 @@ void ar_controlled_setup(ar_controlled *c, const ar_case *cs, const ar_runner *r
     c->options = o;
     c->searching = !strcmp(o.strategy, "dfs") || !strcmp(o.strategy, "delay");
     c->run_seed = run_seed;
+    snprintf(c->identity, sizeof c->identity, "%s %s %s %s %s %d %llu", cs->name, v->name,
+             ar_modes[mode].name, c->sched->build_id(), o.strategy, o.dfs_bound,
+             (unsigned long long)run_seed);
     if (!c->schedules_dir) {
         const char *tmp = getenv("TMPDIR");
         static char dir[512];
@@ -131,8 +134,10 @@ void ar_controlled_after(ar_controlled *c, ar_outcome *outcome, char *detail, si
     if (!c->sched)
         return;
     const sim_result *r = c->sched->last_result();
-    c->schedules++;
-    c->run_hash = mix(c->run_hash, r->hash);
+    if (!c->uncounted) {
+        c->schedules++;
+        c->run_hash = mix(c->run_hash, r->hash);
+    }
     if (c->searching) {
         ar_program_searched *p = &c->programs[(c->n_programs - 1) % AR_PROGRAMS_KEPT];
         p->schedules++;
@@ -153,35 +158,10 @@ void ar_controlled_after(ar_controlled *c, ar_outcome *outcome, char *detail, si
         snprintf(c->where, sizeof c->where, "%s", r->diverged ? r->divergence : "");
         c->reproduced = !r->diverged && !strcmp(ar_outcome_names[*outcome], c->recorded_outcome);
     }
-    if (*outcome != AR_OK && c->n_failing < AR_FAILING_KEPT)
+    if (*outcome != AR_OK && !c->uncounted && c->n_failing < AR_FAILING_KEPT)
         c->failing[c->n_failing++] = (ar_failing_schedule){ 0, r->hash, *outcome };
 }
 
-
-/* A file of text, whole or not at all: a temp file beside it, then rename. */
-static int write_atomically(const char *path, void (*fill)(FILE *))
-{
-    char tmp[600];
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -1;
-    fill(f);
-    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
-void ar_controlled_write_race_log(const ar_controlled *c)
-{
-    if (c->race_log_path && write_atomically(c->race_log_path, ar_race_log_dump) != 0)
-        fprintf(stderr, "asyncrace: cannot write the race log '%s': %s\n", c->race_log_path,
-                strerror(errno));
-}
 
 /* mkdir -p */
 static int make_dirs(const char *path)
@@ -197,6 +177,112 @@ static int make_dirs(const char *path)
             return 0;
         *slash = '/';
     }
+}
+
+/* A file of text, whole or not at all: a temp file beside it, then rename. */
+static int write_atomically(const char *path, void (*fill)(FILE *, const void *),
+                                 const void *arg)
+{
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    fill(f, arg);
+    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok &= fclose(f) == 0;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static void fill_race_log(FILE *f, const void *arg)
+{
+    (void)arg;
+    ar_race_log_dump(f);
+}
+
+/* ---- a search between batches ---- */
+
+#define STATE_FORMAT "asyncrace-search-state/1"
+
+typedef struct { const ar_controlled *c; uint64_t next; } state_out;
+
+static void fill_state(FILE *f, const void *arg)
+{
+    const state_out *o = arg;
+    const ar_controlled *c = o->c;
+    fprintf(f, "%s\nidentity %s\nnext %llu\nprograms %zu %zu %llu %d\n", STATE_FORMAT,
+            c->identity, (unsigned long long)o->next, c->n_programs, c->programs_exhausted,
+            (unsigned long long)c->program_seed, c->exhausted);
+    for (size_t i = 0; i < AR_PROGRAMS_KEPT; i++) {
+        const ar_program_searched *p = &c->programs[i];
+        fprintf(f, "program %llu %llu %llu %llu %d\n", (unsigned long long)p->seed,
+                (unsigned long long)p->first_iteration, (unsigned long long)p->schedules,
+                (unsigned long long)p->failures, p->exhausted);
+    }
+    c->sched->search_save(f);
+}
+
+void ar_controlled_save_search(const ar_controlled *c, uint64_t next)
+{
+    if (!c->sched || !c->searching || !c->search_state_path)
+        return;
+    state_out o = { c, next };
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s", c->search_state_path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        make_dirs(dir);
+    }
+    if (write_atomically(c->search_state_path, fill_state, &o) != 0)
+        fprintf(stderr, "asyncrace: cannot write the search state '%s': %s\n",
+                c->search_state_path, strerror(errno));
+}
+
+uint64_t ar_controlled_resume(ar_controlled *c, uint64_t start)
+{
+    if (!c->sched || !c->searching || !c->search_state_path || start == 0)
+        return 0;
+    FILE *f = fopen(c->search_state_path, "r");
+    if (!f)
+        return 0;
+    char format[64] = "", identity[sizeof c->identity] = "";
+    unsigned long long next = 0, seed = 0;
+    size_t n_programs = 0, exhausted_programs = 0;
+    int exhausted = 0;
+    ar_program_searched programs[AR_PROGRAMS_KEPT];
+    bool ok = fgets(format, sizeof format, f) && !strcmp(format, STATE_FORMAT "\n") &&
+              fscanf(f, "identity %511[^\n] next %llu programs %zu %zu %llu %d", identity, &next,
+                     &n_programs, &exhausted_programs, &seed, &exhausted) == 6 &&
+              !strcmp(identity, c->identity) && next <= start;
+    for (size_t i = 0; ok && i < AR_PROGRAMS_KEPT; i++) {
+        unsigned long long s, first, n, fails;
+        int ex;
+        ok = fscanf(f, " program %llu %llu %llu %llu %d", &s, &first, &n, &fails, &ex) == 5;
+        programs[i] = (ar_program_searched){ s, first, n, fails, ex != 0 };
+    }
+    char err[256];
+    ok = ok && c->sched->search_restore(f, err, sizeof err);
+    fclose(f);
+    if (!ok)
+        return 0;                 /* not this search's: it runs from the start again */
+    c->n_programs = n_programs;
+    c->programs_exhausted = exhausted_programs;
+    c->program_seed = seed;
+    c->exhausted = exhausted != 0;
+    memcpy(c->programs, programs, sizeof programs);
+    return next;
+}
+
+void ar_controlled_write_race_log(const ar_controlled *c)
+{
+    if (c->race_log_path && write_atomically(c->race_log_path, fill_race_log, NULL) != 0)
+        fprintf(stderr, "asyncrace: cannot write the race log '%s': %s\n", c->race_log_path,
+                strerror(errno));
 }
 
 void ar_controlled_failed(ar_controlled *c, const ar_case *cs, const ar_variant *v,
@@ -225,6 +311,6 @@ void ar_controlled_failed(ar_controlled *c, const ar_case *cs, const ar_variant 
     snprintf(c->files[o], sizeof c->files[o], "%s", path);
     char log[560];
     snprintf(log, sizeof log, "%.500s.race-log.txt", path);
-    if (write_atomically(log, ar_race_log_dump) != 0)
+    if (write_atomically(log, fill_race_log, NULL) != 0)
         fprintf(stderr, "asyncrace: cannot write '%s': %s\n", log, strerror(errno));
 }

@@ -27,10 +27,14 @@ typedef struct ar_controlled {
     const char *schedule_path;    /* --schedule: replay this one */
     const char *schedules_dir;    /* where failing schedules go */
     const char *race_log_path;    /* --race-log: the first failing (or replayed) iteration's log */
+    const char *search_state_path; /* --search-state: where a search is saved between batches */
     /* The run. */
     sim_options options;
     sim_schedule *replaying;
     bool searching;               /* dfs or delay: every schedule of a program in the bound */
+    bool uncounted;               /* running a search's earlier schedules again, to resume it */
+    uint64_t rerun;               /* how many, this process */
+    char identity[512];           /* case, variant, mode, build, strategy, bound, run seed */
     uint64_t run_seed;
     uint64_t program_seed;        /* searching: the seed every schedule of this program gets */
     size_t n_programs;            /* programs searched or being searched */
@@ -63,6 +67,13 @@ void ar_controlled_setup(ar_controlled *c, const ar_case *cs, const ar_runner *r
 void ar_controlled_params(ar_controlled *c, const sim_param *params, size_t n);
 /* Replaying: the value the schedule recorded for a parameter. */
 bool ar_controlled_recorded(const ar_controlled *c, const char *name, uint64_t *value);
+/* A search resumed at iteration start: restores --search-state when it was
+ * saved by this very search at an iteration <= start, and returns that
+ * iteration; 0 when there is none. The schedules from there to start must run
+ * again (uncounted) to bring the search to start. */
+uint64_t ar_controlled_resume(ar_controlled *c, uint64_t start);
+/* Saves the search (to --search-state) as it stands before iteration next. */
+void ar_controlled_save_search(const ar_controlled *c, uint64_t next);
 /* The iteration and seed --schedule recorded. */
 uint64_t ar_controlled_replay_iteration(const ar_controlled *c);
 uint64_t ar_controlled_replay_seed(const ar_controlled *c);

@@ -56,10 +56,11 @@ static void print_sim(const ar_controlled *c)
 {
     printf("\"sim\": {");
     json_key_string("strategy", c->sched->describe(), ", ");
-    printf("\"schedules\": %llu, \"searching\": %s, \"exhausted\": %s, "
+    printf("\"schedules\": %llu, \"rerun\": %llu, \"searching\": %s, \"exhausted\": %s, "
            "\"run_hash\": \"%016llx\", \"failing\": [",
-           (unsigned long long)c->schedules, c->searching ? "true" : "false",
-           c->exhausted ? "true" : "false", (unsigned long long)c->run_hash);
+           (unsigned long long)c->schedules, (unsigned long long)c->rerun,
+           c->searching ? "true" : "false", c->exhausted ? "true" : "false",
+           (unsigned long long)c->run_hash);
     for (size_t i = 0; i < c->n_failing; i++)
         printf("%s{\"iteration\": %llu, \"outcome\": \"%s\", \"hash\": \"%016llx\"}",
                i ? ", " : "", (unsigned long long)c->failing[i].iteration,

@@ -107,6 +107,25 @@ bool sim_exhausted(void)
     return A.strategy && !A.replaying && is_search(A.opt.strategy) && sim_dfs_exhausted(A.strategy);
 }
 
+void sim_search_save(FILE *f)
+{
+    if (A.strategy && is_search(A.opt.strategy))
+        sim_dfs_save(A.strategy, f);
+}
+
+bool sim_search_restore(FILE *f, char *err, size_t n)
+{
+    if (!A.strategy || A.replaying || !is_search(A.opt.strategy)) {
+        snprintf(err, n, "no search is configured");
+        return false;
+    }
+    if (!sim_dfs_restore(A.strategy, f)) {
+        snprintf(err, n, "not a state of a %s search at bound %d", A.opt.strategy, A.opt.dfs_bound);
+        return false;
+    }
+    return true;
+}
+
 const char *sim_describe(void)
 {
     sim_api_ready();

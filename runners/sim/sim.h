@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct sim_options {
     const char *strategy;     /* "random", "pct", "dfs" or "delay" */
@@ -46,6 +47,12 @@ int sim_configure(const sim_options *o, char *err, size_t n);
 void sim_set_seed(uint64_t seed);
 /* dfs, delay: every schedule within the bound has run. Always false otherwise. */
 bool sim_exhausted(void);
+/* dfs, delay: the search's state between two schedules, as text, so another
+ * process can go on with it (a resumed search runs none of its schedules
+ * again). Restore needs the same strategy and bound configured: false, with
+ * one line in err, when the text is not a state of it. */
+void sim_search_save(FILE *f);
+bool sim_search_restore(FILE *f, char *err, size_t n);
 /* "pct(depth=3, steps=412, tasks=3, step_ns=1000, step_bound=1000000)". */
 const char *sim_describe(void);
 

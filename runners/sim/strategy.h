@@ -18,6 +18,8 @@
 
 #include "sched.h"
 
+#include <stdio.h>
+
 typedef struct sim_decision_ctx {
     uint64_t step;            /* steps of this run so far */
     uint64_t index;           /* decisions of this run before this one */
@@ -52,6 +54,12 @@ uint64_t sim_dfs_schedules(const sim_strategy *s);  /* runs ended so far */
 /* Empty, or where the last run stopped matching the prefix it was to replay
  * (the program is not deterministic under its schedule). */
 const char *sim_dfs_nondeterminism(const sim_strategy *s);
+/* The search between two runs, as text lines (its frames, the options they
+ * take next, the schedules run), so another process can go on with it; restore
+ * reads what save wrote into a fresh search of the same bound. false with
+ * nothing changed when the text does not read as one. */
+void sim_dfs_save(const sim_strategy *s, FILE *f);
+bool sim_dfs_restore(sim_strategy *s, FILE *f);
 
 /* Follows log (which must outlive the strategy). */
 sim_strategy *sim_replay_new(const sim_log *log);

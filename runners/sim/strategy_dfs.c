@@ -225,6 +225,66 @@ sim_strategy *sim_dfs_new(int bound, bool delays)
     return &s->base;
 }
 
+void sim_dfs_save(const sim_strategy *st, FILE *f)
+{
+    const dfs *s = (const dfs *)st;
+    fprintf(f, "dfs %s %d %llu %d %zu %zu\n", s->delays ? "delay" : "dfs", s->bound,
+            (unsigned long long)s->schedules, s->exhausted, s->nf, s->nids);
+    for (size_t i = 0; i < s->nf; i++) {
+        const frame *fr = &s->f[i];
+        fprintf(f, "frame %u %u %d %d %u %u %d %d\n", fr->off, fr->n, fr->current, fr->task,
+                fr->kind, fr->eff, fr->option, fr->pre_before);
+    }
+    fputs("ids", f);
+    for (size_t i = 0; i < s->nids; i++)
+        fprintf(f, " %d", s->ids[i]);
+    fputs("\n", f);
+}
+
+bool sim_dfs_restore(sim_strategy *st, FILE *f)
+{
+    dfs *s = (dfs *)st;
+    char kind[8];
+    int bound, exhausted;
+    unsigned long long schedules;
+    size_t nf, nids;
+    if (fscanf(f, " dfs %7s %d %llu %d %zu %zu", kind, &bound, &schedules, &exhausted, &nf,
+               &nids) != 6 || strcmp(kind, s->delays ? "delay" : "dfs") != 0 ||
+        bound != s->bound || nf > (1u << 24) || nids > (1u << 28))
+        return false;
+    frame *frames = calloc(nf ? nf : 1, sizeof *frames);
+    int *ids = calloc(nids ? nids : 1, sizeof *ids);
+    bool ok = frames && ids;
+    for (size_t i = 0; ok && i < nf; i++) {
+        frame *fr = &frames[i];
+        unsigned kind_, eff;
+        ok = fscanf(f, " frame %u %u %d %d %u %u %d %d", &fr->off, &fr->n, &fr->current,
+                    &fr->task, &kind_, &eff, &fr->option, &fr->pre_before) == 8 &&
+             (size_t)fr->off + fr->n <= nids && fr->option >= 0 && (uint32_t)fr->option < fr->n;
+        fr->kind = (uint8_t)kind_;
+        fr->eff = (uint8_t)eff;
+    }
+    ok = ok && fscanf(f, " ids") == 0;
+    for (size_t i = 0; ok && i < nids; i++)
+        ok = fscanf(f, " %d", &ids[i]) == 1;
+    if (!ok) {
+        free(frames);
+        free(ids);
+        return false;
+    }
+    free(s->f);
+    free(s->ids);
+    s->f = frames;
+    s->capf = nf ? nf : 1;
+    s->nf = nf;
+    s->ids = ids;
+    s->capids = nids ? nids : 1;
+    s->nids = nids;
+    s->schedules = schedules;
+    s->exhausted = exhausted != 0;
+    return true;
+}
+
 bool sim_dfs_exhausted(const sim_strategy *s) { return ((const dfs *)s)->exhausted; }
 uint64_t sim_dfs_schedules(const sim_strategy *s) { return ((const dfs *)s)->schedules; }
 const char *sim_dfs_nondeterminism(const sim_strategy *s) { return ((const dfs *)s)->nondet; }
