@@ -1,12 +1,11 @@
-"""results/<run>/report.html: one self-contained page (inline CSS, the plot as an embedded
-PNG, no network): the matrix coloured by verdict, every cell's rate with its 95 %
+"""results/<run>/report.html: one self-contained page (inline CSS, the plot as inline SVG,
+no network): the matrix coloured by verdict, every cell's rate with its 95 %
 interval on a log scale, time to first failure, the power of never cells, the change
 against the baseline, and per failure its replay command and a link to its capture.
 
 The plot is drawn with matplotlib (Debian: python3-matplotlib), imported only here and
 only when a report is written; without it the page says so in one line.
 """
-import base64
 import html
 import io
 import math
@@ -30,7 +29,7 @@ th { background: #f3f3f3; font-weight: 600; }
 td.cell { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 11px; white-space: nowrap; padding: 2px 4px; }
 code { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; word-break: break-all; }
 .legend span { display: inline-block; padding: 1px 8px; margin-right: 6px; border: 1px solid #ccc; }
-img.plot { max-width: 100%; border: 1px solid #ddd; }
+div.plot svg { max-width: 100%; height: auto; border: 1px solid #ddd; }
 details summary { cursor: pointer; margin: 6px 0; }
 """
 
@@ -97,49 +96,53 @@ def _matrix_cell(r: dict | None) -> str:
             + "<br>".join(e(line) for line in lines) + "</td>")
 
 
-def plot_png(records: list[dict]) -> bytes:
-    """Every cell's rate with its 95 % interval, log scale; a cell without failures is
-    drawn at its interval's upper bound with a left-pointing marker (the rate is below)."""
+def plot_svg(records: list[dict]) -> str:
+    """Every cell's rate with its 95 % interval, log scale, as inline SVG. A cell with
+    failures is a dot at its rate on its interval (group id "cell:<id>:rate"); a cell
+    without is a left-pointing marker at its interval's upper bound (the rate is below;
+    "cell:<id>:bound"); each in its verdict's colour. The groups are what the suite reads
+    back to check the drawing against the tables (harness/test_report.py)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     shown = [r for r in records if r["iterations"]]
     floor = min([r["ci"][0] for r in shown if r["failures"]] + [r["ci"][1] for r in shown] + [1e-3]) / 3
     height = max(2.5, 0.17 * len(shown) + 1.6)
-    fig, ax = plt.subplots(figsize=(14, height), dpi=90)
-    for y, r in enumerate(shown):
-        colour = COLOURS.get(r["verdict"]["status"], "#000")
-        low, high = r["ci"]
-        if r["failures"]:
-            ax.plot([max(low, floor), high], [y, y], color=colour, lw=1.6)
-            ax.plot([r["rate"]], [y], "o", color=colour, ms=4)
-        else:
-            ax.plot([floor, high], [y, y], color=colour, lw=0.8, ls=":")
-            ax.plot([high], [y], "<", color=colour, ms=6)
-    ax.set_xscale("log")
-    ax.set_xlim(floor, 1.5)
-    ax.set_ylim(len(shown) - 0.5, -0.5)
-    ax.set_yticks(range(len(shown)))
-    ax.set_yticklabels([r["cell"] for r in shown], fontsize=6.5, family="monospace")
-    ax.set_xlabel("failure rate per iteration, with its 95 % Wilson interval\n"
-                  "◀ no failure: the rate is below the marked upper bound")
-    ax.tick_params(axis="x", labeltop=True, top=True)
-    ax.grid(axis="x", which="both", color="#ddd", lw=0.5)
-    fig.tight_layout()
-    out = io.BytesIO()
-    fig.savefig(out, format="png")
-    plt.close(fig)
-    return out.getvalue()
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "asyncrace"}):
+        fig, ax = plt.subplots(figsize=(14, height), dpi=72)
+        for y, r in enumerate(shown):
+            colour = COLOURS.get(r["verdict"]["status"], "#000")
+            low, high = r["ci"]
+            if r["failures"]:
+                ax.plot([max(low, floor), high, r["rate"]], [y, y, y], color=colour, lw=1.6,
+                        marker="o", ms=4, markevery=[2], gid=f"cell:{r['cell']}:rate")
+            else:
+                ax.plot([floor, high], [y, y], color=colour, lw=0.8, ls=":", marker="<", ms=6,
+                        markevery=[1], gid=f"cell:{r['cell']}:bound")
+        ax.set_xscale("log")
+        ax.set_xlim(floor, 1.5)
+        ax.set_ylim(len(shown) - 0.5, -0.5)
+        ax.set_yticks(range(len(shown)))
+        ax.set_yticklabels([r["cell"] for r in shown], fontsize=6.5, family="monospace")
+        ax.set_xlabel("failure rate per iteration, with its 95 % Wilson interval\n"
+                      "◀ no failure: the rate is below the marked upper bound")
+        ax.tick_params(axis="x", labeltop=True, top=True)
+        ax.grid(axis="x", which="both", color="#ddd", lw=0.5)
+        fig.tight_layout()
+        out = io.StringIO()
+        fig.savefig(out, format="svg", metadata={"Date": None})
+        plt.close(fig)
+    text = out.getvalue()
+    return text[text.index("<svg"):]          # no XML prolog or DOCTYPE inside the page
 
 
 def _plot(records: list[dict]) -> str:
     try:
-        png = plot_png(records)
+        svg = plot_svg(records)
     except ImportError:
         return ('<p class="note">No rate plot: matplotlib is not installed '
                 '(apt-get install python3-matplotlib).</p>')
-    data = base64.b64encode(png).decode()
-    return f'<img class="plot" id="rate-plot" alt="rate of every cell" src="data:image/png;base64,{data}">'
+    return f'<div class="plot" id="rate-plot">{svg}</div>'
 
 
 def _first_failures(records: list[dict], run_dir: Path) -> str:
