@@ -16,3 +16,17 @@ def test_the_discovered_cells_are_the_pinned_cells():
     assert not (missing or extra), "\n".join(filter(None, problems)) + (
         f"\nA deliberate change? Run `python3 -m asyncrace pin` and commit "
         f"{shown(PINNED)}.")
+
+
+def test_every_sometimes_cell_has_its_reference_rate():
+    """cases/rates.txt holds a rate for exactly the sometimes cells that sample one: the
+    quick budgets and the collapse check come from it, and the never cells' power."""
+    from asyncrace import reference
+    wanted = {c.id for c in catalog().cells if reference.needs_reference(c)}
+    rates = set(reference.read())
+    missing, stale = sorted(wanted - rates), sorted(rates - wanted)
+    assert not (missing or stale), (
+        f"{len(missing)} sometimes cells without a reference rate: {missing[:10]}; "
+        f"{len(stale)} rates of cells that are not sometimes cells: {stale[:10]}. Measure "
+        f"them: `python3 -m asyncrace reference --case C --runner R` (and commit "
+        f"{shown(reference.RATES)} with the reason).")

@@ -6,11 +6,12 @@ import pytest
 
 from asyncrace import contract
 from asyncrace.contract import ContractError
-from asyncrace.judge import NEVER, PASS, SOMETIMES
+from asyncrace.judge import ALWAYS, NEVER, PASS, SOMETIMES, UNDERPOWERED
 from asyncrace.matrix import describe, discover
 
 from asyncrace.profiles import NIGHTLY_NEVER_CAP, PROFILES
-from asyncrace.results import RunDir, add_power, matrix_md, results_csv
+from asyncrace.reference import Rate
+from asyncrace.results import RunDir, add_power, matrix_md, results_csv, unpowered_fixes
 from asyncrace.stats import iterations_for_power, power, wilson
 
 OUTCOMES = ["ok", "panic", "deadlock", "fatal", "lost", "wrong_thread", "leak", "crash", "hang"]
@@ -118,15 +119,29 @@ def test_nightly_sizes_never_cells_from_the_twins_rate_between_floor_and_cap():
     assert sized.seconds is None and not sized.reached(29955, 1e6) and sized.reached(29956, 0)
 
 
-def test_quick_never_cells_are_sized_from_the_twin_between_floor_and_budget():
+def test_quick_never_cells_are_sized_from_the_twin_between_floor_and_cap_and_run_to_the_end():
     quick = PROFILES["quick"]
     forced = quick.budget(NEVER, 1.0)          # a forced twin fails every iteration: n = 1
-    assert (forced.iterations, forced.min_iterations) == (1_000, 1_000)
-    assert not forced.reached(999, 60.0) and forced.reached(1_000, 0.1)
+    assert (forced.iterations, forced.min_iterations) == (300, 300)
+    assert not forced.reached(299, 60.0) and forced.reached(300, 0.1)
     assert quick.budget(NEVER, 0.001).iterations == iterations_for_power(0.001) == 2995
-    rare = quick.budget(NEVER, 1 / 3000)       # needs 8986: the quick budget caps it
-    assert (rare.iterations, rare.seconds) == (3_000, 1.5) and rare.reached(1_000, 1.5)
+    rare = quick.budget(NEVER, 1 / 3000)       # needs 8986: all of them, whatever the time
+    assert (rare.iterations, rare.seconds) == (8986, None) and not rare.reached(8985, 1e6)
+    assert quick.budget(NEVER, 1e-6).iterations == 20_000     # the cap
     assert quick.budget(NEVER, None) == quick.never
+
+
+def test_quick_sometimes_cells_are_sized_from_their_reference_rate():
+    """60 failures expected at the reference rate (to see a collapse), at least 9.2/p (to
+    show the failure with 99.99 % chance) even past the time budget."""
+    quick = PROFILES["quick"]
+    b = quick.budget(SOMETIMES, reference=0.05)
+    assert (b.iterations, b.seconds, b.min_iterations) == (1200, 10.0, 180)
+    assert not b.reached(179, 1e6) and b.reached(180, 10.0) and b.reached(1200, 0.1)
+    assert quick.budget(SOMETIMES, reference=0.9).iterations == 100       # the floor
+    rare = quick.budget(SOMETIMES, reference=0.0005)
+    assert (rare.iterations, rare.min_iterations) == (120_000, 18_417)
+    assert quick.budget(SOMETIMES) == quick.sometimes == quick.budget("rarely", reference=0.05)
 
 
 def rec(cell: str, kind: str, failures: int, n: int, twin: str | None = None, order=(0, 0, 0)) -> dict:
@@ -139,23 +154,39 @@ def rec(cell: str, kind: str, failures: int, n: int, twin: str | None = None, or
             "first_failure": None, "verdict": {"status": PASS, "message": ""}, "command": "x"}
 
 
-def test_power_uses_this_runs_twin_else_the_baselines_and_marks_underpowered():
+def test_power_comes_from_the_reference_else_this_run_else_the_baseline_and_judges_the_cell():
+    """An always twin counts as 1; a reference rate comes first (its Wilson lower bound);
+    then this run's twin, then the baseline's. A never cell below 95 % power is
+    underpowered, never a pass; and a fix with no powered cell on a runner is named."""
     records = [rec("c.uv.buggy.natural", SOMETIMES, 3, 1000),
                rec("c.uv.fixed.natural", NEVER, 0, 500, twin="c.uv.buggy.natural"),
                rec("c.uv.fixed.chaos", NEVER, 0, 2000, twin="c.uv.buggy.chaos"),
                rec("c.uv.fixed.forced", NEVER, 0, 100, twin="c.uv.buggy.forced"),
-               rec("c.uv.control.natural", NEVER, 0, 100)]
+               rec("c.uv.fixed.lost", NEVER, 0, 100, twin="c.uv.buggy.lost"),
+               rec("c.uv.control.natural", NEVER, 0, 100),
+               rec("c.ev.fixed.natural", NEVER, 0, 3000, twin="c.ev.buggy.natural")]
+    records[3]["twin_kind"] = ALWAYS
     baseline = {"cells": {"c.uv.buggy.chaos": rec("c.uv.buggy.chaos", SOMETIMES, 10, 1000),
                           "c.uv.buggy.natural": rec("c.uv.buggy.natural", SOMETIMES, 500, 1000)}}
-    add_power(records, baseline)
+    reference = {"c.ev.buggy.natural": Rate(26, 10000)}
+    add_power(records, baseline, reference)
     by = {r["cell"]: r["power"] for r in records}
-    assert by["c.uv.buggy.natural"] is None
+    verdict = {r["cell"]: r["verdict"]["status"] for r in records}
+    assert by["c.uv.buggy.natural"] is None and verdict["c.uv.buggy.natural"] == PASS
     assert by["c.uv.fixed.natural"]["source"] == "run"       # this run's 3/1000, not 500/1000
     assert by["c.uv.fixed.natural"]["value"] == pytest.approx(power(0.003, 500))
-    assert by["c.uv.fixed.natural"]["underpowered"]           # 78 %
-    assert by["c.uv.fixed.chaos"]["source"] == "baseline" and not by["c.uv.fixed.chaos"]["underpowered"]
-    assert by["c.uv.fixed.forced"]["value"] is None and "unknown" in by["c.uv.fixed.forced"]["note"]
+    assert by["c.uv.fixed.natural"]["underpowered"] and verdict["c.uv.fixed.natural"] == UNDERPOWERED
+    assert by["c.uv.fixed.chaos"]["source"] == "baseline" and verdict["c.uv.fixed.chaos"] == PASS
+    assert (by["c.uv.fixed.forced"]["source"], by["c.uv.fixed.forced"]["value"]) == ("always", 1.0)
+    assert by["c.uv.fixed.lost"]["value"] is None and verdict["c.uv.fixed.lost"] == UNDERPOWERED
     assert by["c.uv.control.natural"]["note"] == "no twin declared"
+    assert verdict["c.uv.control.natural"] == UNDERPOWERED
+    ev = by["c.ev.fixed.natural"]     # 26/10000: its lower bound 0.1775 %, 3000 it: 99.5 %
+    assert ev["source"] == "reference" and ev["twin_rate"] == pytest.approx(wilson(26, 10000)[0])
+    assert verdict["c.ev.fixed.natural"] == PASS
+    assert unpowered_fixes(records) == [
+        "c.control on uv: no cell reached 95 % power against its twin (natural ran): the fix "
+        "is not shown there"]
     summary = {"run_id": "r", "cells": {r["cell"]: r for r in records}}
     text = matrix_md(summary)
     assert "power (lowest)" in text and "**underpowered**" in text and "## Power of never cells" in text

@@ -12,8 +12,8 @@ import pytest
 
 from asyncrace.baseline import DRIFT, REGRESSION, ROT, compare
 from asyncrace.capture import Failure, RrVerdict, capture, probe_rr
-from asyncrace.judge import (ALWAYS, FAIL, NEVER, NOT_REPRODUCED, PASS, SOMETIMES,
-                             Expectation, judge)
+from asyncrace.judge import (ALWAYS, FAIL, NEVER, NOT_REPRODUCED, PASS, RARELY, SOMETIMES,
+                             UNDERPOWERED, Evidence, Expectation, judge)
 from asyncrace.matrix import NO_PROGRAMS, cells_of, describe, discover
 from asyncrace.paths import BIN, ROOT, SELFTEST
 from asyncrace.profiles import PROFILES, Budget, override
@@ -81,13 +81,18 @@ RERUN = "build/bin/x --runner libuv --variant fixed --mode natural --start 0 --i
     (SOMETIMES, "panic", counts(ok=97, panic=3), PASS, []),
     (SOMETIMES, "panic", counts(panic=100), PASS, []),
     (SOMETIMES, "panic", counts(ok=100), NOT_REPRODUCED,
-     ["not reproduced: 0/100 in 1.5s (reproducer rot?)", RERUN]),
+     ["not reproduced: 0/100 in 1.5s (no reference rate)", RERUN]),
+    (RARELY, "panic", counts(ok=100), PASS, []),
+    (RARELY, "panic", counts(ok=99, panic=1), PASS, []),
+    (RARELY, "panic", counts(ok=99, crash=1), FAIL, ["only panic", "crash=1"]),
     (SOMETIMES, "panic", counts(ok=98, panic=1, crash=1), FAIL, ["only panic", "crash=1", REPLAY]),
     (SOMETIMES, "panic", counts(ok=99, lost=1), FAIL, ["only panic", "lost=1"]),
 ])
 def test_judge(kind, outcome, got, status, words):
     replays = {name: REPLAY for name, n in got.items() if name != "ok" and n}
-    verdict = judge(Expectation(kind, outcome), got, sum(got.values()), 1.5, replays, RERUN)
+    powered = Evidence(power={"twin": "x", "value": 0.99, "twin_rate": 0.05, "source": "run"})
+    verdict = judge(Expectation(kind, outcome), got, sum(got.values()), 1.5, replays, RERUN,
+                    powered)
     assert verdict.status == status, verdict.message
     for word in words:
         assert word in verdict.message
@@ -100,12 +105,54 @@ def test_judge_fails_a_cell_where_nothing_ran(kind):
     assert verdict.status == FAIL and "no iteration ran" in verdict.message
 
 
-def test_a_reproducer_that_shows_nothing_fails_only_in_nightly():
-    rot = {"verdict": {"status": NOT_REPRODUCED, "message": "not reproduced"}}
-    assert consequence(rot, PROFILES["quick"]) == TOLERATED
-    assert consequence(rot, PROFILES["nightly"]) == FAILED
+@pytest.mark.parametrize("power, status, words", [
+    ({"twin": "t", "value": 0.95, "twin_rate": 0.01, "source": "reference"}, PASS, []),
+    ({"twin": "t", "value": 0.63, "twin_rate": 0.001, "source": "reference", "needed": 2995},
+     UNDERPOWERED, ["63", "0.1%", "needs 2995"]),
+    ({"twin": "t", "value": None, "note": "the twin's rate is unknown"}, UNDERPOWERED,
+     ["power unknown", "rate is unknown"]),
+    (None, UNDERPOWERED, ["power unknown", "no twin"]),
+])
+def test_a_never_cell_passes_only_with_power(power, status, words):
+    verdict = judge(Expectation(NEVER, "ok"), counts(ok=1000), 1000, 1.0, {}, RERUN,
+                    Evidence(power=power))
+    assert verdict.status == status, verdict
+    assert all(w in verdict.message for w in words), verdict.message
+
+
+@pytest.mark.parametrize("programs_exhausted, status", [(1, PASS), (0, UNDERPOWERED)])
+def test_a_never_search_passes_only_when_it_searched_a_program_to_its_bound(programs_exhausted,
+                                                                            status):
+    search = {"searching": True, "programs_exhausted": programs_exhausted}
+    verdict = judge(Expectation(NEVER, "ok"), counts(ok=30000), 30000, 8.0, {}, RERUN,
+                    Evidence(search=search))
+    assert verdict.status == status and (status == PASS or "nothing is proven" in verdict.message)
+
+
+@pytest.mark.parametrize("failures, n, status", [
+    (60, 1200, PASS),            # the reference rate itself
+    (20, 1200, PASS),            # a third of it: load on a real loop does that
+    (2, 1200, FAIL),             # a fall of 35 times: collapsed
+    (0, 1200, NOT_REPRODUCED),
+])
+def test_a_sometimes_cell_fails_when_its_rate_collapsed_against_its_reference(failures, n, status):
+    verdict = judge(Expectation(SOMETIMES, "panic"), counts(ok=n - failures, panic=failures), n,
+                    1.0, {"panic": REPLAY}, RERUN, Evidence(reference=0.05))
+    assert verdict.status == status, verdict
+    if status == FAIL:
+        assert "collapsed" in verdict.message and "reference 5%" in verdict.message
+
+
+def test_what_a_verdict_means_for_the_run():
+    """Not reproduced (within a budget sized to show it) fails everywhere; underpowered is
+    tolerated in quick, where the run still fails if no cell of the fix had the power."""
+    def of(status):
+        return {"verdict": {"status": status, "message": "x"}}
+    assert consequence(of(UNDERPOWERED), PROFILES["quick"]) == TOLERATED
+    assert consequence(of(UNDERPOWERED), PROFILES["nightly"]) == FAILED
     for profile in PROFILES.values():
-        assert consequence({"verdict": {"status": FAIL, "message": "x"}}, profile) == FAILED
+        assert consequence(of(NOT_REPRODUCED), profile) == FAILED
+        assert consequence(of(FAIL), profile) == FAILED
         assert consequence({"verdict": {"status": PASS, "message": ""}}, profile) == PASSED
 
 

@@ -9,6 +9,10 @@ loop any command, build the external reproducers.
     list [--case NAME] [--runner R] [--shard K/N]   the cells and what each must show
     pin                               rewrite cases/cells.txt from the discovered cells and
                                       print the difference
+    reference [--from RUN] [--case NAME] [--runner R]
+                                      measure the sometimes cells long (profile reference)
+                                      or read a finished run, rewrite cases/rates.txt, print
+                                      the difference
     replay DIR [--attempts N]         re-run a captured iteration; exit 0 if the same
                                       outcome came back
     compare NEW OLD                   summary.json files (or run folders); exit 1 on
@@ -21,18 +25,20 @@ Bad input: one line on stderr, exit 2.
 """
 import argparse
 import re
+from dataclasses import replace
 import signal
 import sys
 from pathlib import Path
 
 from . import external, pin
+from . import reference as references
 from .baseline import DRIFT, compare, load_summary
 from .capture import RrVerdict, probe_rr, replay
 from .external import DeclarationError, parse_reproducer
 from .matrix import NO_PROGRAMS, Catalog, discover, external_cells, select, twins_first
 from .merge import MergeError, default_into, merge
-from .options import (LIST, LOOP, RUN, OneLineParser, add_to_argparse, existing_summary,
-                      positive_float, positive_int)
+from .options import (LIST, LOOP, PROGRESS_MODES, RUN, OneLineParser, add_to_argparse,
+                      existing_summary, positive_float, positive_int)
 from .paths import PINNED, shown
 from .program import ProgramError
 from .profiles import PROFILES
@@ -124,6 +130,44 @@ def cmd_pin(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         print(line)
     print(f"{shown(args.file)}: {len(found)} cells ({len(extra)} added, {len(missing)} removed)")
     return 0
+
+
+def cmd_reference(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """cases/rates.txt from a long run of the sometimes cells (or from --from RUN): the
+    selected cells' rates are replaced, the others kept, cells that no longer exist
+    dropped. Exit 1 when a selected cell showed nothing: it cannot have a rate."""
+    catalog = _catalog(parser)
+    try:
+        old = references.read(args.file)
+    except references.ReferenceError as e:
+        parser.error(str(e))
+    if args.source:
+        records = list(load_summary(args.source)["cells"].values())
+        selected = {r["cell"] for r in records}
+        note = f"from {args.source}"
+    else:
+        settings = replace(_settings(args), profile=PROFILES["reference"])
+        cells = [c for c in _cells(parser, args, catalog, settings)
+                 if references.needs_reference(c)]
+        if not cells:
+            parser.error("reference: no sometimes cell selected")
+        _run_cells(cells, settings, catalog, False)
+        records = settings.run_dir.read_cells()
+        selected = {c.id for c in cells}
+        note = f"measured by run {settings.run_dir.path.name} ({settings.profile.sometimes.text()} a cell)"
+    measured, problems = references.from_records(records)
+    wanted = {c.id for c in catalog.cells if references.needs_reference(c)}
+    rates = {c: r for c, r in old.items() if c in wanted and c not in selected}
+    rates.update({c: r for c, r in measured.items() if c in wanted})
+    references.write(rates, args.file, note)
+    for line in references.diff_lines(old, rates):
+        print(line)
+    for line in problems:
+        print(f"no rate: {line}")
+    missing = sorted(wanted - set(rates))
+    print(f"{shown(args.file)}: {len(rates)} rates; {len(missing)} sometimes cells without one"
+          + (f" ({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''})" if missing else ""))
+    return 1 if problems else 0
 
 
 def cmd_replay(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -239,6 +283,17 @@ def build_parser() -> argparse.ArgumentParser:
     pinning.add_argument("--file", type=Path, default=PINNED, help=argparse.SUPPRESS)
     pinning.set_defaults(func=cmd_pin)
 
+    ref = commands.add_parser("reference", help="measure the sometimes cells' rates into "
+                                                "cases/rates.txt")
+    ref.add_argument("--from", dest="source", type=existing_summary, metavar="RUN",
+                     help="take the rates of a finished run instead of measuring them")
+    ref.add_argument("--case", action="append", dest="asyncrace_case", metavar="NAME")
+    ref.add_argument("--runner", action="append", dest="asyncrace_runner", metavar="NAME")
+    ref.add_argument("--progress", choices=PROGRESS_MODES, default="auto", dest="asyncrace_progress")
+    ref.add_argument("--file", type=Path, default=references.RATES, help=argparse.SUPPRESS)
+    ref.set_defaults(func=cmd_reference, asyncrace_profile="reference", asyncrace_seed=1,
+                     asyncrace_results_dir=str(Path(__file__).resolve().parents[2] / "results"),
+                     asyncrace_capture="none")
     rep = commands.add_parser("replay", help="re-run a captured failure")
     rep.add_argument("dir", type=Path, help="results/<run>/captures/<cell>")
     rep.add_argument("--attempts", type=positive_int, default=1)

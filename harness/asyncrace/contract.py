@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CONTRACT = 2
-KINDS = ("never", "sometimes", "always")
+KINDS = ("never", "sometimes", "always", "rarely")
 # The three outcome names the driver itself gives meaning to: success, and what it counts
 # when a process dies (crash) or stops making progress (hang).
 DRIVER_OUTCOMES = ("ok", "crash", "hang")
@@ -132,7 +132,8 @@ class CellSpec:
     variant: str
     mode: str
     kind: str
-    outcome: str          # the failure a sometimes/always cell must show; "ok" for never
+    outcome: str          # the failure a sometimes/always/rarely cell shows; "ok" for never
+    why: str = ""         # rarely: why no budget can require it
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ def parse(d: dict) -> Description:
         spec = CellSpec(_get(c, "id", where, str), _get(c, "runner", where, str),
                         _get(c, "variant", where, str), _get(c, "mode", where, str),
                         _get(_get(c, "expect", where, dict), "kind", where + ".expect", str),
-                        str(c["expect"].get("outcome", "ok")))
+                        str(c["expect"].get("outcome", "ok")), str(c["expect"].get("why", "")))
         for value, allowed, key in ((spec.runner, [r.name for r in runners], "runner"),
                                     (spec.variant, names, "variant"), (spec.mode, modes, "mode"),
                                     (spec.kind, KINDS, "expect.kind"),

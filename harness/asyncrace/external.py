@@ -28,11 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .commands import ProcessInvocation, Rule, SelfLoopInvocation
-from .contract import DRIVER_OUTCOMES, KINDS, StatusLayout
+from .contract import DRIVER_OUTCOMES, StatusLayout
 from .paths import ROOT, shown
 
 NAME = re.compile(r"^[A-Za-z0-9_]+$")
 LOOPS = ("self", "process")
+DECLARED_KINDS = ("never", "sometimes", "always")
 RULE_KEYS = ("stderr", "stdout", "exit", "signal", "timeout")
 REPRODUCER_KEYS = ("name", "runner", "mode", "summary", "upstream", "doc", "build", "needs",
                    "loop", "timeout_s", "status", "trap", "outcomes", "variants")
@@ -230,7 +231,7 @@ def parse_reproducer(d: dict, source: str, index: int,
             raise where.fail(f"{key}.command", f"{command[0]} does not exist "
                                                f"(and no build step makes it)")
         expect = v.get("expect")
-        if not isinstance(expect, dict) or expect.get("kind") not in KINDS or set(expect) - {"kind", "outcome"}:
+        if not isinstance(expect, dict) or expect.get("kind") not in DECLARED_KINDS or set(expect) - {"kind", "outcome"}:
             raise where.fail(f"{key}.expect", f"expected {{ kind = \"never\" }} or {{ kind = "
                                               f"\"sometimes\"|\"always\", outcome = \"...\" }}, got {expect!r}")
         kind, outcome = expect["kind"], expect.get("outcome", "ok")

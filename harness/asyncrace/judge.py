@@ -1,24 +1,48 @@
-"""A cell's counts against what its program says it must show (--list's expect)."""
+"""A cell's counts against what its program says it must show (--list's expect), and the
+evidence a claim needs.
+
+    never      no failure; and it must show its power: 95 % chance to have seen its
+               twin's failure rate (a search: a program searched to the end of its bound).
+               Without that it is underpowered, never a pass
+    sometimes  its failure shows; only that failure; and its rate has not collapsed against
+               its reference (cases/rates.txt)
+    always     every iteration fails with that outcome
+    rarely     real, but too rare for the budget to require: no other failure, nothing more
+"""
 from dataclasses import dataclass
 from typing import Mapping
 
-NEVER, SOMETIMES, ALWAYS = "never", "sometimes", "always"
-PASS, FAIL, NOT_REPRODUCED, SKIPPED = "pass", "fail", "not_reproduced", "skipped"
+from .stats import POWER_TARGET, collapsed, percent, rate_text
+
+NEVER, SOMETIMES, ALWAYS, RARELY = "never", "sometimes", "always", "rarely"
+PASS, FAIL, NOT_REPRODUCED, UNDERPOWERED, SKIPPED = (
+    "pass", "fail", "not_reproduced", "underpowered", "skipped")
 
 
 @dataclass(frozen=True)
 class Expectation:
-    kind: str      # never | sometimes | always
-    outcome: str   # the failure a sometimes/always cell must show; "ok" for never
+    kind: str      # never | sometimes | always | rarely
+    outcome: str   # the failure a sometimes/always/rarely cell shows; "ok" for never
+    why: str = ""  # rarely: why the budget cannot require it
 
     def text(self) -> str:
-        return "never" if self.kind == NEVER else f"{self.kind} {self.outcome}"
+        if self.kind == NEVER:
+            return "never"
+        return f"{self.kind} {self.outcome}" + (f" ({self.why})" if self.why else "")
 
 
 @dataclass(frozen=True)
 class Verdict:
-    status: str    # pass | fail | not_reproduced | skipped (an external's needs not met)
+    status: str    # pass | fail | not_reproduced | underpowered | skipped
     message: str   # empty on pass
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a claim rests on besides the counts."""
+    power: dict | None = None          # never: results.power_of's answer
+    reference: float | None = None     # sometimes: the reference rate (its lower bound)
+    search: dict | None = None         # a search cell's sim summary
 
 
 def counts_text(counts: Mapping[str, int]) -> str:
@@ -26,8 +50,31 @@ def counts_text(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{name}={n}" for name, n in counts.items() if n) or "nothing"
 
 
+def never_verdict(iterations: int, evidence: Evidence, rerun: str) -> Verdict:
+    """A never cell without failures: a pass needs its power (or a search's proof)."""
+    search = evidence.search
+    if search and search.get("searching"):
+        if search.get("programs_exhausted", 0) >= 1:
+            return Verdict(PASS, "")
+        return Verdict(UNDERPOWERED, f"underpowered: the search ended its budget before it "
+                                     f"searched one program to the end of its bound "
+                                     f"({iterations} schedules): nothing is proven; rerun: {rerun}")
+    p = evidence.power
+    if p and p.get("value") is not None and p["value"] >= POWER_TARGET:
+        return Verdict(PASS, "")
+    if not p or p.get("value") is None:
+        why = (p or {}).get("note", "no twin to measure it against")
+        return Verdict(UNDERPOWERED, f"underpowered: power unknown ({why}): {iterations} clean "
+                                     f"iterations show nothing")
+    return Verdict(UNDERPOWERED, f"underpowered: {iterations} clean iterations had a "
+                                 f"{percent(p['value'])}% chance to see the twin's "
+                                 f"{percent(p['twin_rate'])}% ({p['source']}); "
+                                 f"{POWER_TARGET * 100:.0f}% needs {p.get('needed', '?')}")
+
+
 def judge(expect: Expectation, outcomes: Mapping[str, int], iterations: int,
-          elapsed_s: float, replays: Mapping[str, str], rerun: str) -> Verdict:
+          elapsed_s: float, replays: Mapping[str, str], rerun: str,
+          evidence: Evidence = Evidence()) -> Verdict:
     """replays: per failure outcome, the command that re-runs its first iteration alone;
     rerun: the command that re-runs the whole cell."""
     def how(names: Mapping[str, int]) -> str:
@@ -41,20 +88,29 @@ def judge(expect: Expectation, outcomes: Mapping[str, int], iterations: int,
         if failures:
             return Verdict(FAIL, f"regression: expected no failure, got {counts_text(failures)}"
                                  f" in {iterations} iterations; {how(failures)}")
-        return Verdict(PASS, "")
+        return never_verdict(iterations, evidence, rerun)
     if expect.kind == ALWAYS:
         wrong = {name: n for name, n in outcomes.items() if name != expect.outcome and n}
         if wrong:
             return Verdict(FAIL, f"expected every iteration to fail {expect.outcome}, got "
                                  f"{counts_text(wrong)} of {iterations}; {how(wrong)}")
         return Verdict(PASS, "")
-    if expect.kind == SOMETIMES:
+    if expect.kind in (SOMETIMES, RARELY):
         others = {name: n for name, n in failures.items() if name != expect.outcome}
         if others:
             return Verdict(FAIL, f"expected only {expect.outcome} failures, got "
                                  f"{counts_text(failures)} in {iterations} iterations; {how(others)}")
-        if not failures:
+        if expect.kind == RARELY:
+            return Verdict(PASS, "")
+        shown = failures.get(expect.outcome, 0)
+        ref = evidence.reference
+        against = f" against its reference {percent(ref)}%" if ref else " (no reference rate)"
+        if not shown:
             return Verdict(NOT_REPRODUCED, f"not reproduced: 0/{iterations} in {elapsed_s:.1f}s"
-                                           f" (reproducer rot?); rerun: {rerun}")
+                                           f"{against}; rerun: {rerun}")
+        if ref and collapsed(shown, iterations, ref):
+            return Verdict(FAIL, f"collapsed: {rate_text(shown, iterations)}{against} "
+                                 f"(below a third of it, p < 1e-4): rerun: {rerun}")
         return Verdict(PASS, "")
-    raise ValueError(f"unknown expectation kind {expect.kind!r}: expected never, sometimes or always")
+    raise ValueError(f"unknown expectation kind {expect.kind!r}: expected never, sometimes, "
+                     f"always or rarely")

@@ -8,7 +8,7 @@ build/tools/.
 import json
 import os
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import contract, external
@@ -37,6 +37,7 @@ class Cell:
     ext_variant: ExternalVariant | None = None
     deterministic: bool = False      # its runner owns the schedule (sim): schedules, replay
     search: bool = False             # its mode searches every schedule in a bound
+    twin_kind: str | None = None     # what the twin cell must show (its expect.kind)
 
     @property
     def id(self) -> str:
@@ -116,6 +117,11 @@ def describe(program: Path) -> Description:
         raise ProgramError(f"{program} --list: {e}") from e
 
 
+def with_twin_kinds(cells: list[Cell]) -> list[Cell]:
+    kinds = {c.id: c.expect.kind for c in cells}
+    return [replace(c, twin_kind=kinds.get(c.twin_id)) if c.twin else c for c in cells]
+
+
 def cells_of(program: Path, d: Description) -> list[Cell]:
     variants = {v.name: (i, v) for i, v in enumerate(d.variants)}
     runners = [r.name for r in d.runners]
@@ -124,20 +130,21 @@ def cells_of(program: Path, d: Description) -> list[Cell]:
     for spec in d.cells:
         v_pos, variant = variants[spec.variant]
         cells.append(Cell(d.case, spec.runner, spec.variant, spec.mode,
-                          Expectation(spec.kind, spec.outcome), variant.twin,
+                          Expectation(spec.kind, spec.outcome, spec.why), variant.twin,
                           (v_pos, runners.index(spec.runner), d.modes.index(spec.mode)),
                           d.outcomes, program=program, layout=d.status,
                           deterministic=spec.runner in deterministic,
                           search=spec.mode in d.search_modes))
-    return cells
+    return with_twin_kinds(cells)
 
 
 def external_cells(rep: Reproducer, vocabulary: tuple[str, ...] | None,
                    layout: StatusLayout | None) -> list[Cell]:
     outcomes = rep.outcomes(vocabulary)
-    return [Cell(rep.name, rep.runner, v.name, rep.mode, Expectation(v.kind, v.outcome), v.twin,
-                 (i, 0, 0), outcomes, layout=layout, reproducer=rep, ext_variant=v)
-            for i, v in enumerate(rep.variants)]
+    return with_twin_kinds([Cell(rep.name, rep.runner, v.name, rep.mode,
+                                 Expectation(v.kind, v.outcome), v.twin, (i, 0, 0), outcomes,
+                                 layout=layout, reproducer=rep, ext_variant=v)
+                            for i, v in enumerate(rep.variants)])
 
 
 def discover(bin_dir: Path = BIN, declarations: Path | None = EXTERNAL) -> Catalog:

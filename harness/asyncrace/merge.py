@@ -16,7 +16,8 @@ import shutil
 from pathlib import Path
 
 from .baseline import load_summary
-from .judge import SKIPPED, Expectation, judge
+from .judge import SKIPPED, Evidence, Expectation, judge
+from .reference import Rate
 from .results import RunDir, atomic_write_json, new_run_id, ordered
 from .stats import wilson
 
@@ -69,8 +70,11 @@ def fold(records: list[tuple[str, dict]]) -> dict:
         "capture": None,
     })
     replays = {name: f["replay"] for name, f in merged["first_by_outcome"].items() if f.get("replay")}
+    searches = [r["sim"] for _, r in ran if (r.get("sim") or {}).get("searching")]
+    search = max(searches, key=lambda s: s.get("programs_exhausted", 0), default=None)
+    evidence = Evidence(reference=first.get("reference_rate"), search=search)
     merged["verdict"] = judge(Expectation(**first["expect"]), outcomes, iterations,
-                              merged["elapsed_s"], replays, first["command"]).__dict__
+                              merged["elapsed_s"], replays, first["command"], evidence).__dict__
     if ff is not None:   # the capture of the run whose failure was kept
         keep = next((r for _, r in ran if r.get("first_failure") == ff), None)
         merged["capture"] = keep.get("capture") if keep else None
@@ -101,6 +105,11 @@ def merge(paths: list[Path], into: RunDir, baseline: dict | None = None,
     if len(builds) > 1:
         raise MergeError("different builds: " + ", ".join(
             f"{s['run_id']} has build {s.get('build_id')}" for _, s in runs))
+    references = {json.dumps((s.get("reference") or {}).get("rates"), sort_keys=True) for _, s in runs}
+    if len(references) > 1:
+        raise MergeError("different reference rates (cases/rates.txt): " + ", ".join(
+            f"{s['run_id']} used {len((s.get('reference') or {}).get('rates') or {})} rates"
+            for _, s in runs))
     profiles = {s.get("profile") for _, s in runs}
     if len(profiles) > 1:
         raise MergeError("different profiles: " + ", ".join(
@@ -145,8 +154,11 @@ def merge(paths: list[Path], into: RunDir, baseline: dict | None = None,
         "runner_versions": {k: v for _, s in runs for k, v in s.get("runner_versions", {}).items()},
         "merged_from": [{"run_id": s["run_id"], "shard": s.get("shard"), "seed": s.get("seed"),
                          "path": str(folder)} for folder, s in runs],
+        "reference": first.get("reference"),
     }
-    return compose_with_baseline(into, records, meta, baseline, baseline_file)
+    rates = {c: Rate(*(int(x) for x in text.split("/")))
+             for c, text in ((first.get("reference") or {}).get("rates") or {}).items()}
+    return compose_with_baseline(into, records, meta, baseline, baseline_file, rates)
 
 
 def _copy_capture(source_run: Path, into: RunDir, cell: str, info: dict) -> dict:

@@ -220,13 +220,19 @@ def judge_test(record: dict, settings: Settings, message: str) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The controller composes the run, once. A fix that no cell showed with the power its
+    claim needs on some runner (results.unpowered_fixes) fails the session: its cells
+    were each tolerated (xfail) as underpowered, but together they show nothing."""
     config = session.config
     if not _is_controller(config) or SETTINGS not in config.stash:
-        return  # the controller composes, once
+        return
     tail = config.stash.get(TAIL, None)
     if tail is not None:
         tail.stop()
-    config.stash[FINISHED] = finish_run(config.stash[SETTINGS], catalog())
+    config.stash[FINISHED] = finished = finish_run(config.stash[SETTINGS], catalog())
+    summary = finished[0]
+    if summary and summary.get("unpowered") and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
@@ -237,6 +243,8 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     for record in summary["cells"].values():
         terminalreporter.write_line(rate_line(record))
     run_dir = config.stash[SETTINGS].run_dir.path
+    for line in summary.get("unpowered", []):
+        terminalreporter.write_line(f"FAILED (power): {line}", red=True)
     terminalreporter.write_line(f"results: {run_dir} (matrix.md, summary.json, results.csv)")
     if findings:
         terminalreporter.section("asyncrace baseline")

@@ -11,14 +11,16 @@ import io
 import math
 from pathlib import Path
 
-from .judge import FAIL, NEVER, NOT_REPRODUCED, PASS, SKIPPED
+from .judge import FAIL, NEVER, NOT_REPRODUCED, PASS, SKIPPED, UNDERPOWERED
 from .paths import ROOT
-from .results import columns, power_text
+from .results import columns, power_text, twin_rate_text
 from .stats import percent, rate_text
 
 MAX_COLUMNS = 9
-COLOURS = {PASS: "#2e7d32", FAIL: "#c62828", NOT_REPRODUCED: "#ef8f00", SKIPPED: "#9e9e9e"}
-BACKGROUNDS = {PASS: "#e8f5e9", FAIL: "#ffcdd2", NOT_REPRODUCED: "#ffe0b2", SKIPPED: "#eeeeee"}
+COLOURS = {PASS: "#2e7d32", FAIL: "#c62828", NOT_REPRODUCED: "#ad1457", UNDERPOWERED: "#ef8f00",
+           SKIPPED: "#9e9e9e"}
+BACKGROUNDS = {PASS: "#e8f5e9", FAIL: "#ffcdd2", NOT_REPRODUCED: "#f8bbd0", UNDERPOWERED: "#ffe0b2",
+               SKIPPED: "#eeeeee"}
 CSS = """
 body { font: 14px/1.4 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 16px; color: #222; }
 h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 16px; margin: 28px 0 8px; }
@@ -55,7 +57,7 @@ def _matrix(summary: dict) -> str:
                                       if any(c[0] == runner for c in by_col)))
         groups.setdefault(runners, []).append((key, by_col))
     legend = "".join(f'<span style="{_cell_style(s)}">{e(s.replace("_", " "))}</span>'
-                     for s in (PASS, FAIL, NOT_REPRODUCED, SKIPPED))
+                     for s in (PASS, FAIL, NOT_REPRODUCED, UNDERPOWERED, SKIPPED))
     tables = [f'<p class="legend">{legend} each cell: rate (failures/iterations), its 95 % '
               f'interval, and for never cells the power</p>']
     for runners, members in groups.items():
@@ -178,11 +180,9 @@ def _power(records: list[dict]) -> str:
         p = r.get("power")
         if not p or r["expect"]["kind"] != NEVER:
             continue
-        twin_rate = (f"{percent(p['twin_rate'])}% ({p['source']}, {p['twin_iterations']} it)"
-                     if p.get("value") is not None else "-")
-        status = FAIL if p.get("underpowered") else (PASS if p.get("value") is not None else SKIPPED)
+        status = PASS if p.get("value") is not None and not p.get("underpowered") else UNDERPOWERED
         rows.append(f'<tr><td class="cell">{e(r["cell"])}</td><td>{e(p.get("twin") or "-")}</td>'
-                    f"<td>{e(twin_rate)}</td><td>{r['iterations']}</td>"
+                    f"<td>{e(twin_rate_text(p))}</td><td>{r['iterations']}</td>"
                     f'<td style="{_cell_style(status)}">{e(power_text(p).replace("**", ""))}</td></tr>')
     if not rows:
         return "<p>No never cell in this run.</p>"
@@ -232,6 +232,8 @@ def report_html(summary: dict, run_dir: Path) -> str:
         f"<title>asyncrace run {e(summary['run_id'])}</title><style>{CSS}</style></head><body>",
         f"<h1>asyncrace run {e(summary['run_id'])}</h1>",
         *(f'<p class="meta">{e(m)}</p>' for m in meta),
+        *([f'<p class="note" style="{_cell_style(FAIL)}">{e(line)}</p>'
+           for line in summary.get("unpowered", [])]),
         "<h2>Matrix</h2>", _matrix(summary),
         "<h2>Rates with 95 % intervals</h2>", _plot(records),
         "<h2>Failures: time to first failure, replay, capture</h2>", _first_failures(records, run_dir),

@@ -13,16 +13,19 @@ results/latest is a symlink replaced atomically to point at the newest run.
 """
 import csv
 import hashlib
+import math
 import io
 import json
 import os
 import secrets
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
-from .judge import FAIL, NEVER, NOT_REPRODUCED, PASS, SKIPPED
-from .stats import POWER_TARGET, percent, power, rate_text
+from .judge import (ALWAYS, FAIL, NEVER, NOT_REPRODUCED, PASS, SKIPPED, UNDERPOWERED, Evidence,
+                    never_verdict)
+from .stats import POWER_TARGET, iterations_for_power, percent, power, rate_text
 
 
 def new_run_id() -> str:
@@ -94,15 +97,16 @@ class RunDir:
                 if not p.name.startswith(".")]
 
     def compose(self, records: list[dict], meta: dict, extra: dict | None = None,
-                baseline: dict | None = None) -> dict:
+                baseline: dict | None = None, reference: dict | None = None) -> dict:
         """summary.json, matrix.md, results.csv and report.html from the cells' records
-        (the power of never cells computed here, from this run's twins or the baseline's);
-        then latest."""
+        (the power of never cells computed here, against the reference rates, this run's
+        twins or the baseline's; and the fixes no cell showed on a runner); then latest."""
         from .report import report_html
         records = sorted(records, key=lambda r: (r["case"], *r["order"]))
-        add_power(records, baseline)
+        add_power(records, baseline, reference or {})
         summary = {**meta, "run_id": self.path.name, "composed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                    "totals": totals(records), **(extra or {}),
+                   "unpowered": unpowered_fixes(records),
                    "cells": {r["cell"]: r for r in records}}
         atomic_write_json(self.path / "summary.json", summary)
         atomic_write_text(self.path / "matrix.md", matrix_md(summary))
@@ -129,29 +133,84 @@ def build_id(catalog) -> str:
     return digest.hexdigest()[:16]
 
 
-def add_power(records: list[dict], baseline: dict | None) -> None:
-    """record["power"] for every never cell: the chance that its iterations would have seen
-    its twin's failure rate, 1-(1-p)^n; p from this run's twin, else the baseline's."""
+def twin_rate(twin: str, twin_kind: str | None, reference: dict, run: dict,
+              baseline: dict | None) -> tuple[float, int | None, str] | None:
+    """The twin's failure rate a never cell is measured against, and where it came from:
+    1 for an always twin (its expectation, checked by its own cell), else the reference
+    rate (cases/rates.txt: the Wilson lower bound of a long count), else this run's twin,
+    else the baseline's. None when none is known."""
+    if twin_kind == ALWAYS:
+        return 1.0, None, "always"
+    ref = reference.get(twin)
+    if ref is not None:
+        return ref.low, ref.iterations, "reference"
+    for source, cells in (("run", run), ("baseline", (baseline or {}).get("cells", {}))):
+        t = cells.get(twin)
+        if t and t.get("iterations") and t.get("verdict", {}).get("status") != SKIPPED:
+            return t["failures"] / t["iterations"], t["iterations"], source
+    return None
+
+
+def power_of(iterations: int, twin: str | None, found) -> dict:
+    """The chance that `iterations` clean iterations would have seen the twin's rate,
+    1-(1-p)^n, with where p came from and how many iterations 95 % needs."""
+    if not twin:
+        return {"twin": None, "value": None, "note": "no twin declared"}
+    if found is None:
+        return {"twin": twin, "value": None, "note": "the twin's rate is unknown"}
+    p, twin_iterations, source = found
+    if p <= 0:
+        return {"twin": twin, "value": None, "twin_rate": 0.0, "source": source,
+                "note": f"the twin showed no failure ({source})"}
+    value = power(p, iterations)
+    needed = iterations_for_power(p)
+    return {"twin": twin, "twin_rate": p, "twin_iterations": twin_iterations, "source": source,
+            "value": value, "needed": needed if math.isfinite(needed) else None,
+            "underpowered": value < POWER_TARGET}
+
+
+def add_power(records: list[dict], baseline: dict | None, reference: dict) -> None:
+    """record["power"] for every never cell that sampled (a search proves instead), and its
+    verdict: a never cell that did not fail passes only with 95 % power (judge.py)."""
     by_id = {r["cell"]: r for r in records}
-    before = (baseline or {}).get("cells", {})
     for r in records:
         r["power"] = None
         if r["expect"]["kind"] != NEVER or r["verdict"]["status"] == SKIPPED:
             continue
+        if (r.get("sim") or {}).get("searching"):
+            continue
         twin = r.get("twin")
-        if not twin:
-            r["power"] = {"twin": None, "value": None, "note": "no twin declared"}
-            continue
-        source, t = "run", by_id.get(twin)
-        if not t or not t.get("iterations"):
-            source, t = "baseline", before.get(twin)
-        if not t or not t.get("iterations"):
-            r["power"] = {"twin": twin, "value": None, "note": "the twin's rate is unknown"}
-            continue
-        p = t["failures"] / t["iterations"]
-        value = power(p, r["iterations"])
-        r["power"] = {"twin": twin, "twin_rate": p, "twin_iterations": t["iterations"],
-                      "source": source, "value": value, "underpowered": value < POWER_TARGET}
+        found = twin_rate(twin, r.get("twin_kind"), reference, by_id, baseline) if twin else None
+        r["power"] = power_of(r["iterations"], twin, found)
+        if r["verdict"]["status"] in (PASS, UNDERPOWERED):
+            r["verdict"] = asdict(never_verdict(r["iterations"], Evidence(power=r["power"]),
+                                                r.get("command", "")))
+
+
+def unpowered_fixes(records: list[dict]) -> list[str]:
+    """A fix passes on a runner only if at least one of its cells there reached 95 % power
+    (or proved it by search): one line per case, variant and runner where none did."""
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for r in records:
+        if r["expect"]["kind"] == NEVER and r["verdict"]["status"] != SKIPPED:
+            groups.setdefault((r["case"], r["variant"], r["runner"]), []).append(r)
+    lines = []
+    for (case, variant, runner), cells in groups.items():
+        if any(r["verdict"]["status"] == FAIL for r in cells):
+            continue              # already a failure of its own
+        if not any(r["verdict"]["status"] == PASS for r in cells):
+            lines.append(f"{case}.{variant} on {runner}: no cell reached "
+                         f"{percent(POWER_TARGET)} % power against its twin "
+                         f"({', '.join(r['mode'] for r in cells)} ran): the fix is not shown there")
+    return lines
+
+
+def twin_rate_text(p: dict) -> str:
+    """'5.7% (reference, 20000 it)', or '-' when the power is unknown."""
+    if p.get("value") is None:
+        return "-"
+    counted = f", {p['twin_iterations']} it" if p.get("twin_iterations") else ""
+    return f"{percent(p['twin_rate'])}% ({p['source']}{counted})"
 
 
 def power_text(p: dict | None) -> str:
@@ -167,13 +226,13 @@ def totals(records: list[dict]) -> dict:
     counts: dict[str, int] = {}
     for r in records:
         counts[r["verdict"]["status"]] = counts.get(r["verdict"]["status"], 0) + 1
-    underpowered = sum(1 for r in records if (r.get("power") or {}).get("underpowered"))
-    return {"cells": len(records), **counts, "underpowered": underpowered}
+    return {"cells": len(records), **counts}
 
 
 def _mark(record: dict) -> str:
     status = record["verdict"]["status"]
-    return {FAIL: " **FAIL**", NOT_REPRODUCED: " *not reproduced*", SKIPPED: " *skipped*"}.get(status, "")
+    return {FAIL: " **FAIL**", NOT_REPRODUCED: " **not reproduced**",
+            UNDERPOWERED: " *underpowered*", SKIPPED: " *skipped*"}.get(status, "")
 
 
 def ordered(names: list[str], seen: list[str]) -> list[str]:
@@ -223,15 +282,14 @@ def matrix_md(summary: dict) -> str:
                   "| cell | twin | twin rate | iterations | power |", "|---|---|---|---|---|"]
         for r in never:
             p = r["power"]
-            twin_rate = (f"{percent(p['twin_rate'])}% ({p['source']}, {p['twin_iterations']} it)"
-                         if p.get("value") is not None else "-")
-            lines.append(f"| {r['cell']} | {p.get('twin') or '-'} | {twin_rate} | "
+            lines.append(f"| {r['cell']} | {p.get('twin') or '-'} | {twin_rate_text(p)} | "
                          f"{r['iterations']} | {power_text(p)} |")
     problems = [r for r in records if r["verdict"]["status"] != PASS]
-    if problems:
+    if problems or summary.get("unpowered"):
         lines += ["", "## Not as expected", ""]
         lines += [f"- `{r['cell']}` (expect {r['expect']['kind']}): {r['verdict']['message']}"
                   for r in problems]
+        lines += [f"- {line}" for line in summary.get("unpowered", [])]
     return "\n".join(lines) + "\n"
 
 

@@ -9,13 +9,15 @@ from pathlib import Path
 from . import external
 from .baseline import Finding, compare, load_summary
 from .capture import Failure, RrVerdict, capture
-from .judge import ALWAYS, FAIL, NEVER, NOT_REPRODUCED, SKIPPED, Expectation, judge
+from .judge import (ALWAYS, FAIL, NEVER, NOT_REPRODUCED, SKIPPED, UNDERPOWERED, Evidence,
+                    Expectation, judge)
 from .matrix import Catalog, Cell
 from .options import CAPTURE_ALL, CAPTURE_REGRESSIONS, Shard
 from .paths import RESULTS
 from .profiles import PROFILES, Budget, Profile, override
 from .program import ProgramError, run_loop
-from .results import RunDir, new_run_id
+from . import reference as references
+from .results import RunDir, new_run_id, power_of, twin_rate
 from .stats import rate_text, wilson
 
 # What a cell's verdict means for the run: counted as a failure, tolerated (a reproducer
@@ -24,12 +26,15 @@ FAILED, TOLERATED, SKIP, PASSED = "failed", "tolerated", "skipped", "passed"
 
 
 def consequence(record: dict, profile: Profile) -> str:
-    """The one rot rule: 'not reproduced' fails only where the profile says so (nightly)."""
+    """What a verdict means for the run, in one place: a failure, and a sometimes cell that
+    did not reproduce within a budget sized to show it, fail; an underpowered never cell
+    is tolerated only where the profile says so (quick: the run still fails when no cell of
+    that fix on that runner had the power, results.unpowered_fixes)."""
     status = record["verdict"]["status"]
-    if status == FAIL:
+    if status in (FAIL, NOT_REPRODUCED):
         return FAILED
-    if status == NOT_REPRODUCED:
-        return FAILED if profile.rot_fails else TOLERATED
+    if status == UNDERPOWERED:
+        return FAILED if profile.underpowered_fails else TOLERATED
     return SKIP if status == SKIPPED else PASSED
 
 
@@ -46,6 +51,7 @@ class Settings:
     baseline: str | None = None
     shard: Shard | None = None
     progress: str = "auto"
+    reference_file: Path = references.RATES
 
     @classmethod
     def from_options(cls, get, rr: RrVerdict) -> "Settings":
@@ -62,25 +68,33 @@ class Settings:
     def baseline_summary(self) -> dict | None:
         return load_summary(Path(self.baseline)) if self.baseline else None
 
-    def twin_rate_prior(self, cell: Cell, use_run: bool = True) -> float | None:
-        """The twin's rate before this cell runs: the baseline's, else this run's if the
-        twin already finished (use_run). None when neither is known."""
-        twin = cell.twin_id
-        if twin is None:
-            return None
-        before = (self.baseline_summary or {}).get("cells", {}).get(twin)
-        if before and before.get("iterations"):
-            return before["failures"] / before["iterations"]
-        path = self.run_dir.cells / f"{twin}.json"
-        if use_run and path.is_file():
-            record = json.loads(path.read_text())
-            if record.get("iterations"):
-                return record["failures"] / record["iterations"]
-        return None
+    @cached_property
+    def reference(self) -> dict[str, references.Rate]:
+        """cases/rates.txt (references.ReferenceError when it does not read)."""
+        return references.read(self.reference_file)
 
-    def budget(self, cell: Cell) -> Budget:
-        return override(self.profile.budget(cell.expect.kind, self.twin_rate_prior(cell),
-                                            cell.search),
+    def reference_rate(self, cell: Cell) -> float | None:
+        """A sometimes cell's reference rate (the lower bound of its count), or None."""
+        rate = self.reference.get(cell.id) if references.needs_reference(cell) else None
+        return rate.low if rate else None
+
+    def twin_found(self, cell: Cell, use_run: bool = True) -> tuple[float, int | None, str] | None:
+        """The twin's rate before this cell runs (results.twin_rate's order: an always
+        twin, the reference, this run's twin if it finished (use_run), the baseline)."""
+        if cell.twin_id is None:
+            return None
+        run = {}
+        path = self.run_dir.cells / f"{cell.twin_id}.json"
+        if use_run and path.is_file():
+            run[cell.twin_id] = json.loads(path.read_text())
+        return twin_rate(cell.twin_id, cell.twin_kind, self.reference, run,
+                         self.baseline_summary)
+
+    def budget(self, cell: Cell, use_run: bool = True) -> Budget:
+        found = self.twin_found(cell, use_run) if cell.expect.kind == NEVER else None
+        twin = found[0] if found and found[0] > 0 else None
+        return override(self.profile.budget(cell.expect.kind, twin, cell.search,
+                                            self.reference_rate(cell)),
                         self.iterations, self.seconds)
 
     def sanitizer_budget(self) -> Budget:
@@ -96,7 +110,8 @@ class Settings:
                 "iterations": self.iterations, "seconds": self.seconds,
                 "results_dir": str(self.results_dir), "run_id": self.run_id,
                 "capture": self.capture, "baseline": self.baseline,
-                "shard": list(self.shard) if self.shard else None, "progress": self.progress}
+                "shard": list(self.shard) if self.shard else None, "progress": self.progress,
+                "reference_file": str(self.reference_file)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Settings":
@@ -104,13 +119,16 @@ class Settings:
                        seed=d["seed"], iterations=d["iterations"], seconds=d["seconds"],
                        results_dir=Path(d["results_dir"]), run_id=d["run_id"],
                        capture=d["capture"], baseline=d["baseline"],
-                       shard=Shard(*d["shard"]) if d["shard"] else None, progress=d["progress"])
+                       shard=Shard(*d["shard"]) if d["shard"] else None, progress=d["progress"],
+                       reference_file=Path(d["reference_file"]))
 
     def meta(self) -> dict:
         """What summary.json says about the run as a whole."""
         return {"profile": self.profile.name, "budgets": self.profile.text(), "seed": self.seed,
                 "iterations": self.iterations, "seconds": self.seconds, "rr": asdict(self.rr),
-                "shard": self.shard.text() if self.shard else None}
+                "shard": self.shard.text() if self.shard else None,
+                "reference": {"file": str(self.reference_file),
+                              "rates": {c: r.text() for c, r in self.reference.items()}}}
 
 
 def _wants_capture(settings: Settings, cell: Cell, status: str) -> bool:
@@ -123,6 +141,7 @@ def _base_record(cell: Cell, settings: Settings, budget: Budget) -> dict:
     return {"cell": cell.id, "case": cell.case, "runner": cell.runner, "variant": cell.variant,
             "mode": cell.mode, "order": list(cell.order), "source": cell.source,
             "external": cell.reproducer is not None, "twin": cell.twin_id,
+            "twin_kind": cell.twin_kind,
             "seed": settings.seed, "expect": asdict(cell.expect), "budget": asdict(budget)}
 
 
@@ -162,7 +181,12 @@ def run_cell(cell: Cell, settings: Settings, progress=None) -> dict:
             progress.close()
     ff = loop.first_failure
     rerun = inv.command(0, max(loop.iterations, 1))
-    verdict = judge(cell.expect, loop.outcomes, loop.iterations, loop.wall_s, loop.replays, rerun)
+    power = (power_of(loop.iterations, cell.twin_id, settings.twin_found(cell))
+             if cell.expect.kind == NEVER else None)
+    evidence = Evidence(power=power, reference=settings.reference_rate(cell),
+                        search=loop.sim if cell.search else None)
+    verdict = judge(cell.expect, loop.outcomes, loop.iterations, loop.wall_s, loop.replays, rerun,
+                    evidence)
     low, high = wilson(loop.failures, loop.iterations)
     record = {
         **_base_record(cell, settings, budget), "runner_version": loop.runner_version,
@@ -175,6 +199,7 @@ def run_cell(cell: Cell, settings: Settings, progress=None) -> dict:
         "first_by_outcome": loop.first_by_outcome,
         "interruptions": [asdict(i) for i in loop.interruptions],
         "verdict": asdict(verdict), "command": rerun, "capture": None,
+        "reference_rate": evidence.reference, "power": power,
     }
     if loop.sim is not None:
         record["sim"] = loop.sim
@@ -263,12 +288,12 @@ def finish_run(settings: Settings, catalog: Catalog) -> tuple[dict | None, list[
     meta = {**settings.meta(), "runners": catalog.runners, "modes": catalog.modes,
             "runner_versions": versions, "build_id": build_id(catalog)}
     return compose_with_baseline(settings.run_dir, records, meta, settings.baseline_summary,
-                                 settings.baseline)
+                                 settings.baseline, settings.reference)
 
 
 def compose_with_baseline(run_dir: RunDir, records: list[dict], meta: dict,
-                          baseline: dict | None, baseline_file: str | None
-                          ) -> tuple[dict, list[Finding]]:
+                          baseline: dict | None, baseline_file: str | None,
+                          reference: dict | None = None) -> tuple[dict, list[Finding]]:
     findings: list[Finding] = []
     extra = {}
     if baseline is not None:
@@ -276,7 +301,7 @@ def compose_with_baseline(run_dir: RunDir, records: list[dict], meta: dict,
         extra = {"baseline": {"file": baseline_file, "findings": [asdict(f) for f in findings],
                               "cells": {c: {k: r[k] for k in ("failures", "iterations", "ci")}
                                         for c, r in baseline["cells"].items()}}}
-    return run_dir.compose(records, meta, extra, baseline), findings
+    return run_dir.compose(records, meta, extra, baseline, reference), findings
 
 
 def run_failed(summary: dict | None, findings: list[Finding], profile: Profile) -> bool:
@@ -285,5 +310,6 @@ def run_failed(summary: dict | None, findings: list[Finding], profile: Profile) 
     from .baseline import DRIFT
     cells = (summary or {}).get("cells", {}).values()
     return (any(consequence(r, profile) == FAILED for r in cells)
+            or bool((summary or {}).get("unpowered"))
             or any(f.kind != DRIFT for f in findings))
 

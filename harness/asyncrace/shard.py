@@ -8,7 +8,7 @@ Tests that are not cells (the driver's, conformance) count OTHER_TEST_S each.
 """
 import math
 
-from .profiles import Budget, override
+from .profiles import Budget
 
 DEFAULT_IT_PER_S = 1000.0
 OTHER_TEST_S = 1.0
@@ -27,10 +27,8 @@ def cell_cost(cell, settings, sanitizer: bool = False) -> float:
     it_per_s = before.get("iterations_per_s") or DEFAULT_IT_PER_S
     if sanitizer:
         budget = settings.sanitizer_budget()
-    else:   # from the baseline only: this run's own progress differs between machines
-        budget = override(settings.profile.budget(cell.expect.kind,
-                                                  settings.twin_rate_prior(cell, use_run=False)),
-                          settings.iterations, settings.seconds)
+    else:   # not from this run's own progress, which differs between machines
+        budget = settings.budget(cell, use_run=False)
     return expected_s(budget, it_per_s)
 
 

@@ -54,3 +54,42 @@ def iterations_for_power(rate: float, target: float = POWER_TARGET) -> float:
     if rate >= 1:
         return 1
     return math.ceil(math.log1p(-target) / math.log1p(-rate))
+
+
+def binomial_cdf(k: int, n: int, p: float) -> float:
+    """P(X <= k) for X ~ Binomial(n, p), summed in log space (exact, not approximated)."""
+    if k < 0:
+        return 0.0
+    if k >= n or p <= 0:
+        return 1.0
+    if p >= 1:
+        return 0.0
+    log_p, log_q = math.log(p), math.log1p(-p)
+    total = 0.0
+    for i in range(k + 1):
+        total += math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+                          + i * log_p + (n - i) * log_q)
+    return min(1.0, total)
+
+
+# A sometimes cell's rate has collapsed against its reference rate p when its count is
+# implausibly low even for p / COLLAPSE_TOLERANCE: P(X <= failures) < COLLAPSE_ALPHA. The
+# tolerance absorbs what load does to a real loop's rate; a fall of 35 times is caught
+# at the quick budget (COLLAPSE_EXPECTED failures expected at p).
+COLLAPSE_TOLERANCE = 3.0
+COLLAPSE_ALPHA = 1e-4
+COLLAPSE_EXPECTED = 60
+# The reproduction a sometimes cell's budget must make sure of (the chance to miss it).
+MISS_CHANCE = 1e-4
+
+
+def collapsed(failures: int, n: int, reference: float) -> bool:
+    floor = reference / COLLAPSE_TOLERANCE
+    if n <= 0 or floor <= 0 or failures >= n * floor:
+        return False
+    return binomial_cdf(failures, n, floor) < COLLAPSE_ALPHA
+
+
+def iterations_to_show(rate: float, miss: float = MISS_CHANCE) -> float:
+    """The n that shows a failure at this rate with chance 1 - miss."""
+    return iterations_for_power(rate, 1 - miss)

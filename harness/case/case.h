@@ -15,9 +15,21 @@
 #include <stddef.h>
 
 /* What a cell must show. AR_UNDECLARED is the zero value, so an expectation
- * a variant forgot is caught when the program starts, never read as "never". */
-typedef enum { AR_UNDECLARED, AR_NEVER, AR_SOMETIMES, AR_ALWAYS } ar_expect_kind;
+ * a variant forgot is caught when the program starts, never read as "never".
+ * AR_RARELY is not declared per mode: a variant's `rarely` list turns its
+ * sometimes cells of one runner and mode into it (see ar_rarely). */
+typedef enum { AR_UNDECLARED, AR_NEVER, AR_SOMETIMES, AR_ALWAYS, AR_RARELY } ar_expect_kind;
 typedef struct { ar_expect_kind kind; ar_outcome outcome; } ar_expect;
+
+/* Where a bug is real but shows too rarely for any budget to require it: a
+ * sometimes cell of this runner and mode is "rarely" instead. It runs and
+ * reports its rate, must show no other failure, and claims nothing more; why
+ * says so in a line, with the rate measured. Lists end with { NULL }. */
+typedef struct ar_rarely {
+    const char *runner;
+    ar_mode mode;
+    const char *why;
+} ar_rarely;
 
 #define AR_NEVER_FAILS { AR_NEVER, AR_OK }
 #define AR_FAILS_SOMETIMES(o) { AR_SOMETIMES, (o) }
@@ -46,7 +58,12 @@ typedef struct ar_variant {
      *   .design = &(const struct design){ .ready = AFTER_SINK, .end = CLOSE } */
     const void *design;
     ar_expect expect[AR_MODE_COUNT];   /* indexed by ar_mode */
+    const ar_rarely *rarely;           /* may be NULL */
 } ar_variant;
+
+/* The expectation of one cell: the variant's for the mode, or rarely where
+ * its list says so. why (may be NULL) gets the reason of a rarely cell. */
+ar_expect ar_cell_expect(const ar_variant *v, const ar_runner *r, ar_mode m, const char **why);
 
 typedef struct ar_iter {
     const ar_runner *runner;

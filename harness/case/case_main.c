@@ -289,6 +289,11 @@ static void check_table(const ar_case *c)
                             "outcome, and never needs none", v->name, ar_modes[m].name);
             never |= e.kind == AR_NEVER;
         }
+        for (const ar_rarely *x = v->rarely; x && x->runner; x++)
+            if (v->expect[x->mode].kind != AR_SOMETIMES || !x->why)
+                table_error(c, "variant '%s': a rarely entry (runner '%s', mode %s) needs a mode "
+                            "the variant shows sometimes, and the reason", v->name, x->runner,
+                            ar_modes[x->mode].name);
         if (never && (!v->twin || !find_variant(c, v->twin) || !strcmp(v->twin, v->name)))
             table_error(c, "variant '%s' must never fail somewhere, so it names its twin "
                         "(the variant whose failure it fixes): got '%s'", v->name,

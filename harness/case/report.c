@@ -4,6 +4,7 @@
 #include "status.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static void json_string(const char *s)
 {
@@ -162,6 +163,7 @@ static const char *expect_kind_name(ar_expect_kind k)
     case AR_NEVER: return "never";
     case AR_SOMETIMES: return "sometimes";
     case AR_ALWAYS: return "always";
+    case AR_RARELY: return "rarely";
     case AR_UNDECLARED: break;
     }
     return "undeclared";
@@ -170,6 +172,20 @@ static const char *expect_kind_name(ar_expect_kind k)
 static const char *wake_name(ar_wake_policy w)
 {
     return w == AR_WAKE_INLINE ? "inline" : w == AR_WAKE_DEFERRED ? "deferred" : "defer_nested";
+}
+
+ar_expect ar_cell_expect(const ar_variant *v, const ar_runner *r, ar_mode m, const char **why)
+{
+    ar_expect e = v->expect[m];
+    for (const ar_rarely *x = v->rarely; x && x->runner && e.kind == AR_SOMETIMES; x++)
+        if (x->mode == m && !strcmp(x->runner, r->name)) {
+            if (why)
+                *why = x->why;
+            return (ar_expect){ AR_RARELY, e.outcome };
+        }
+    if (why)
+        *why = NULL;
+    return e;
 }
 
 bool ar_cell_exists(const ar_runner *r, ar_mode m)
@@ -232,9 +248,15 @@ static void print_cells(const ar_case *c)
                 json_key_string("runner", r->name, ", ");
                 json_key_string("variant", v->name, ", ");
                 json_key_string("mode", ar_modes[m].name, ", ");
-                printf("\"expect\": {\"kind\": \"%s\", \"outcome\": \"%s\"}}",
-                       expect_kind_name(v->expect[m].kind),
-                       ar_outcome_names[v->expect[m].outcome]);
+                const char *why;
+                ar_expect e = ar_cell_expect(v, r, (ar_mode)m, &why);
+                printf("\"expect\": {\"kind\": \"%s\", \"outcome\": \"%s\"",
+                       expect_kind_name(e.kind), ar_outcome_names[e.outcome]);
+                if (why) {
+                    printf(", ");
+                    json_key_string("why", why, "");
+                }
+                printf("}}");
             }
 }
 
