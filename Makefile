@@ -46,7 +46,7 @@ RUNNER_SRC  := $(filter-out $(BACKEND_FILES) runners/conformance.c,$(wildcard ru
 CONFORMANCE_SRC := $(wildcard runners/conformance.c runners/conformance/*.c)
 RACE_SRC    := $(wildcard harness/race/*.c)
 RUNTIME_SRC := $(wildcard harness/runtime/*.c)
-CASE_SRC    := $(filter-out harness/case/selftest.c,$(wildcard harness/case/*.c))
+CASE_SRC    := $(filter-out harness/case/selftest.c harness/case/casetest.c,$(wildcard harness/case/*.c))
 CASES       := $(basename $(notdir $(wildcard cases/*.c)))
 ALL_HEADERS := $(wildcard runners/*.h runners/*/*.h harness/*/*.h) build/gen/backends.h
 
@@ -69,7 +69,8 @@ endef
 define flavour
 $(1)_RUNNER_OBJ  := $$(RUNNER_SRC:%.c=$$($(1)_DIR)/obj/%.o)
 $(1)_HARNESS_OBJ := $$(patsubst %.c,$$($(1)_DIR)/obj/%.o,$$(RACE_SRC) $$(RUNTIME_SRC) $$(CASE_SRC))
-$(1)_BINS := $$(CASES:%=$$($(1)_DIR)/bin/%) $$($(1)_DIR)/tools/conformance $$($(1)_DIR)/tools/selftest $$($(1)_DIR)/tools/simtest
+$(1)_BINS := $$(CASES:%=$$($(1)_DIR)/bin/%) $$($(1)_DIR)/tools/conformance $$($(1)_DIR)/tools/selftest \
+             $$($(1)_DIR)/tools/simtest $$($(1)_DIR)/tools/casetest
 
 $(call compile,$(1),runners,runners)
 $(foreach b,$(BACKENDS),$(if $(wildcard runners/$(b)),$(call compile,$(1),runners,runners/$(b))))
@@ -92,6 +93,10 @@ $$($(1)_DIR)/tools/simtest: $$($(1)_DIR)/obj/runners/sim/selftest.o $$($(1)_RUNN
 	$$(CC) $$(CFLAGS) $$($(1)_FLAGS) $$^ -o $$@ $$(LDLIBS)
 
 $$($(1)_DIR)/tools/selftest: $$($(1)_DIR)/obj/harness/case/selftest.o $$($(1)_HARNESS_OBJ) $$($(1)_RUNNER_OBJ)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) $$($(1)_FLAGS) $$^ -o $$@ $$(LDLIBS)
+
+$$($(1)_DIR)/tools/casetest: $$($(1)_DIR)/obj/harness/case/casetest.o $$($(1)_HARNESS_OBJ) $$($(1)_RUNNER_OBJ)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS) $$($(1)_FLAGS) $$^ -o $$@ $$(LDLIBS)
 endef

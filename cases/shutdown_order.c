@@ -197,7 +197,13 @@ static void iteration(const ar_iter *it, void *ctx)
 static const ar_variant variants[] = {
     { .name = "buggy", .what = "2 workers; each drops its own tasks as it stops (tokio multi-thread)",
       .workers = 2, .wake = AR_WAKE_DEFERRED, .shutdown = AR_SHUTDOWN_DROP_AS_STOPPED,
-      .expect = AR_REPRODUCES(AR_PANIC) },
+      .expect = AR_REPRODUCES(AR_PANIC),
+      /* libuv's loop wakes its worker so promptly that the window almost never opens
+       * on its own; chaos mode's delays open it (about 4 %). */
+      .rarely = (const ar_rarely[]){
+          { "libuv", AR_NATURAL, "libuv shows it about once in 13,000 iterations (3 of "
+            "39,471 with a second cell running beside it); chaos shows it at about 4 %" },
+          { NULL } } },
     { .name = "fixed", .what = "2 workers; stop and join every worker, then drop every task",
       .workers = 2, .wake = AR_WAKE_DEFERRED, .shutdown = AR_SHUTDOWN_STOP_THEN_DROP,
       .twin = "buggy", .expect = AR_NEVER_IN_ANY_MODE },

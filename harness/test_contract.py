@@ -10,7 +10,7 @@ from asyncrace.judge import ALWAYS, NEVER, PASS, SOMETIMES, UNDERPOWERED
 from asyncrace.matrix import describe, discover
 
 from asyncrace.profiles import NIGHTLY_NEVER_CAP, PROFILES
-from asyncrace.reference import Rate
+from asyncrace.reference import Count, Rate
 from asyncrace.results import RunDir, add_power, matrix_md, results_csv, unpowered_fixes
 from asyncrace.stats import iterations_for_power, power, wilson
 
@@ -168,7 +168,7 @@ def test_power_comes_from_the_reference_else_this_run_else_the_baseline_and_judg
     records[3]["twin_kind"] = ALWAYS
     baseline = {"cells": {"c.uv.buggy.chaos": rec("c.uv.buggy.chaos", SOMETIMES, 10, 1000),
                           "c.uv.buggy.natural": rec("c.uv.buggy.natural", SOMETIMES, 500, 1000)}}
-    reference = {"c.ev.buggy.natural": Rate(26, 10000)}
+    reference = {"c.ev.buggy.natural": Rate(Count(26, 10000), Count(300, 10000))}
     add_power(records, baseline, reference)
     by = {r["cell"]: r["power"] for r in records}
     verdict = {r["cell"]: r["verdict"]["status"] for r in records}

@@ -26,6 +26,22 @@ const ar_runner *ar_runner_find(const char *name)
     return NULL;
 }
 
+const char *ar_resources_grown(const ar_resources *b, const ar_resources *a, char *buf, size_t n)
+{
+    const struct { const char *what; long before, after; } kinds[] = {
+        { "loops", b->loops, a->loops }, { "TCP handles", b->tcp, a->tcp },
+        { "timers", b->timers, a->timers }, { "threads", b->threads, a->threads },
+        { "mutexes", b->mutexes, a->mutexes }, { "conds", b->conds, a->conds },
+        { "descriptors", b->descriptors, a->descriptors },
+    };
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (kinds[i].before >= 0 && kinds[i].after > kinds[i].before)
+            snprintf(buf + strlen(buf), n - strlen(buf), "%s%ld %s", buf[0] ? ", " : "",
+                     kinds[i].after - kinds[i].before, kinds[i].what);
+    return buf;
+}
+
 static pthread_once_t names_once = PTHREAD_ONCE_INIT;
 static char names[256];
 

@@ -163,6 +163,11 @@ extern const ar_runner *const ar_runners[];
 const ar_runner *ar_runner_find(const char *name);
 /* "libuv, libevent, epoll, ...": for error messages. */
 const char *ar_runner_names(void);
+/* What grew from before to after, into buf ("1 loops, 3 descriptors"; the
+ * leak checks of the case plumbing and of the self-tests); "" when nothing
+ * did. A count of -1 (sim has no descriptors) is not compared. */
+const char *ar_resources_grown(const ar_resources *before, const ar_resources *after,
+                               char *buf, size_t n);
 /* CLOCK_MONOTONIC in nanoseconds: the host's clock, for real runners' own use
  * (the harness asks its runner's now_ns, which on sim is virtual). */
 uint64_t ar_host_now_ns(void);

@@ -25,7 +25,7 @@ Bad input: one line on stderr, exit 2.
 """
 import argparse
 import re
-from dataclasses import replace
+import time
 import signal
 import sys
 from pathlib import Path
@@ -144,18 +144,27 @@ def cmd_reference(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     if args.source:
         records = list(load_summary(args.source)["cells"].values())
         selected = {r["cell"] for r in records}
+        measured, problems = references.from_records(records)
         note = f"from {args.source}"
     else:
-        settings = replace(_settings(args), profile=PROFILES["reference"])
+        settings = _settings(args)
         cells = [c for c in _cells(parser, args, catalog, settings)
                  if references.needs_reference(c)]
         if not cells:
             parser.error("reference: no sometimes cell selected")
-        _run_cells(cells, settings, catalog, False)
-        records = settings.run_dir.read_cells()
+        budget = PROFILES["reference"].sometimes
+        measured, problems = {}, []
+        for cell in cells:
+            rate, why = references.measure(cell, budget, lambda line: print(line, flush=True))
+            if rate is None:
+                problems.append(f"{cell.id}: {why}: nothing to take as its rate; declare what "
+                                f"{cell.runner} {cell.mode} can show (rarely) or give it a "
+                                f"larger budget")
+            else:
+                measured[cell.id] = rate
         selected = {c.id for c in cells}
-        note = f"measured by run {settings.run_dir.path.name} ({settings.profile.sometimes.text()} a cell)"
-    measured, problems = references.from_records(records)
+        note = (f"measured {time.strftime('%Y-%m-%d')}, {budget.text()} a count, idle and "
+                f"loaded (two copies at once)")
     wanted = {c.id for c in catalog.cells if references.needs_reference(c)}
     rates = {c: r for c, r in old.items() if c in wanted and c not in selected}
     rates.update({c: r for c, r in measured.items() if c in wanted})

@@ -156,7 +156,7 @@ def merge(paths: list[Path], into: RunDir, baseline: dict | None = None,
                          "path": str(folder)} for folder, s in runs],
         "reference": first.get("reference"),
     }
-    rates = {c: Rate(*(int(x) for x in text.split("/")))
+    rates = {c: Rate.parse(text)
              for c, text in ((first.get("reference") or {}).get("rates") or {}).items()}
     return compose_with_baseline(into, records, meta, baseline, baseline_file, rates)
 

@@ -416,25 +416,6 @@ static double deadline_multiplier(void)
 
 /* ---- the leak check: what the runner holds open, before and after ---- */
 
-static bool grew(long before, long after) { return before >= 0 && after > before; }
-
-/* "" when nothing grew, else what did, into buf. */
-static const char *leaked(const ar_resources *b, const ar_resources *a, char *buf, size_t n)
-{
-    const struct { const char *what; long before, after; } kinds[] = {
-        { "loops", b->loops, a->loops }, { "TCP handles", b->tcp, a->tcp },
-        { "timers", b->timers, a->timers }, { "threads", b->threads, a->threads },
-        { "mutexes", b->mutexes, a->mutexes }, { "conds", b->conds, a->conds },
-        { "descriptors", b->descriptors, a->descriptors },
-    };
-    buf[0] = '\0';
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
-        if (grew(kinds[i].before, kinds[i].after))
-            snprintf(buf + strlen(buf), n - strlen(buf), "%s%ld %s", buf[0] ? ", " : "",
-                     kinds[i].after - kinds[i].before, kinds[i].what);
-    return buf;
-}
-
 /* A backend may open process-wide things on first use (libuv's signal pipe,
  * a lazily made worker pool): make that happen before the first count, so
  * every iteration is checked, the first one of a one-iteration replay too. */
@@ -498,7 +479,7 @@ static iteration_run run_one(uint64_t index, uint64_t seed)
     opt.runner->resources(&after);
 
     char what[160];
-    if (run.outcome == AR_OK && *leaked(&before, &after, what, sizeof what)) {
+    if (run.outcome == AR_OK && *ar_resources_grown(&before, &after, what, sizeof what)) {
         run.outcome = AR_LEAK;
         snprintf(run.detail, sizeof run.detail, "still open after the iteration: %s", what);
     }

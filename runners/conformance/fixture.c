@@ -87,39 +87,6 @@ bool conf_expect_streq(const char *file, int line, const char *ea, const char *e
 
 /* ---- one test: setup, run, teardown with the leak check ---- */
 
-static const struct {
-    const char *name;
-    size_t offset;
-} counted[] = {
-    { "loops", offsetof(ar_resources, loops) },
-    { "tcp", offsetof(ar_resources, tcp) },
-    { "timers", offsetof(ar_resources, timers) },
-    { "threads", offsetof(ar_resources, threads) },
-    { "mutexes", offsetof(ar_resources, mutexes) },
-    { "conds", offsetof(ar_resources, conds) },
-    { "descriptors", offsetof(ar_resources, descriptors) },
-};
-
-static long count_of(const ar_resources *r, size_t i)
-{
-    return *(const long *)((const char *)r + counted[i].offset);
-}
-
-/* "leaked tcp 0 -> 1, descriptors 9 -> 10", or "" when nothing changed. */
-static void describe_leaks(const ar_resources *before, const ar_resources *after,
-                           char *out, size_t size)
-{
-    size_t n = 0;
-    out[0] = '\0';
-    for (size_t i = 0; i < sizeof counted / sizeof *counted && n < size; i++) {
-        long a = count_of(before, i), b = count_of(after, i);
-        if (a == b || (counted[i].offset == offsetof(ar_resources, descriptors) && (a < 0 || b < 0)))
-            continue;
-        n += (size_t)snprintf(out + n, size - n, "%s%s %ld -> %ld",
-                              n ? ", " : "leaked ", counted[i].name, a, b);
-    }
-}
-
 static void run_body(void *arg)
 {
     const conf_test *t = arg;
@@ -138,8 +105,9 @@ conf_outcome conf_run(const conf_test *t)
     R->run(run_body, (void *)t);
     long long took = ms_since(t0);
     R->resources(&after);
-    char leaks[256];
-    describe_leaks(&before, &after, leaks, sizeof leaks);
+    char grown[200], leaks[256] = "";
+    if (*ar_resources_grown(&before, &after, grown, sizeof grown))
+        snprintf(leaks, sizeof leaks, "still open after the test: %s", grown);
 
     conf_outcome outcome = atomic_load(&failure_claimed) || leaks[0] ? CONF_FAIL
                          : skip_reason ? CONF_SKIP : CONF_PASS;
