@@ -69,8 +69,13 @@ def _cells(parser: argparse.ArgumentParser, args: argparse.Namespace, catalog: C
     return shard_cells(twins_first(cells), settings)
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_options(lambda name: getattr(args, name, None), probe_rr())
+def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Settings:
+    settings = Settings.from_options(lambda name: getattr(args, name, None), probe_rr())
+    try:
+        settings.reference
+    except references.RatesError as e:
+        parser.error(str(e))
+    return settings
 
 
 def _run_cells(cells: list, settings: Settings, catalog: Catalog, baseline_given: bool) -> int:
@@ -109,7 +114,7 @@ def _run_cells(cells: list, settings: Settings, catalog: Catalog, baseline_given
 
 def cmd_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     catalog = _catalog(parser)
-    settings = _settings(args)
+    settings = _settings(args, parser)
     cells = _cells(parser, args, catalog, settings)
     return _run_cells(cells, settings, catalog, args.asyncrace_baseline is not None)
 
@@ -139,7 +144,7 @@ def cmd_reference(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     catalog = _catalog(parser)
     try:
         old = references.read(args.file)
-    except references.ReferenceError as e:
+    except references.RatesError as e:
         parser.error(str(e))
     if args.source:
         records = list(load_summary(args.source)["cells"].values())
@@ -147,7 +152,7 @@ def cmd_reference(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         measured, problems = references.from_records(records)
         note = f"from {args.source}"
     else:
-        settings = _settings(args)
+        settings = _settings(args, parser)
         cells = [c for c in _cells(parser, args, catalog, settings)
                  if references.needs_reference(c)]
         if not cells:
@@ -254,7 +259,7 @@ def cmd_loop(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         rep = parse_reproducer(declaration, "command line", 0, vocabulary)
     except DeclarationError as e:
         parser.error(str(e).replace("command line: reproducer ", "loop: "))
-    settings = _settings(args)
+    settings = _settings(args, parser)
     cells = external_cells(rep, vocabulary, layout)
     loop_catalog = Catalog(cells=cells, runners=[rep.runner], modes=[rep.mode],
                            versions={rep.runner: "from its report"})

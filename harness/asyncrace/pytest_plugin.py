@@ -18,6 +18,7 @@ from .options import add_to_pytest
 from .paths import SANITIZER_BIN, shown
 from .selftests import FLAVOURS, SelfTestError, listed, program, run as run_selftests
 from .progress import CellProgress, FileSink, StreamSink, Tail, stream_is_live
+from .reference import RatesError
 from .session import (FAILED, SKIP, TOLERATED, Settings, consequence, finish_run,
                       header_lines, rate_line)
 from .shard import select_shard
@@ -56,7 +57,11 @@ def pytest_configure(config: pytest.Config) -> None:
         _selected(config)
     except ValueError as e:
         raise pytest.UsageError(str(e))
-    config.stash[SETTINGS] = Settings.from_options(config.getoption, probe_rr())
+    config.stash[SETTINGS] = settings = Settings.from_options(config.getoption, probe_rr())
+    try:
+        settings.reference
+    except RatesError as e:
+        raise pytest.UsageError(str(e))
 
 
 @pytest.hookimpl(trylast=True)

@@ -89,7 +89,7 @@ class Rate:
         return cls(*counts)
 
 
-class ReferenceError(ValueError):
+class RatesError(ValueError):
     """A rates file that does not read, or a run that cannot be a reference."""
 
 
@@ -104,7 +104,7 @@ def read(path: Path = RATES) -> dict[str, Rate]:
             cell, counts = line.split(maxsplit=1)
             rates[cell] = Rate.parse(counts)
         except ValueError as e:
-            raise ReferenceError(f"{path}:{number}: {line!r}: expected 'CELL IDLE [LOADED]', each "
+            raise RatesError(f"{path}:{number}: {line!r}: expected 'CELL IDLE [LOADED]', each "
                                  f"FAILURES/ITERATIONS ({e})") from e
     return rates
 

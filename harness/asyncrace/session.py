@@ -70,7 +70,7 @@ class Settings:
 
     @cached_property
     def reference(self) -> dict[str, references.Rate]:
-        """cases/rates.txt (references.ReferenceError when it does not read)."""
+        """cases/rates.txt (references.RatesError when it does not read)."""
         return references.read(self.reference_file)
 
     def reference_rate(self, cell: Cell) -> float | None:

@@ -16,34 +16,13 @@
 #include "iteration.h"
 #include "selftest.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const ar_runner *R;
-static ar_selftest results = { "casetest", NULL, 0, 0, 0 };
-
-/* ---- checks: the first failed one ends the test ---- */
-
-static bool failed;
-static char failure[512];
-
-static bool check(bool ok, const char *file, int line, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static bool check(bool ok, const char *file, int line, const char *fmt, ...)
-{
-    if (!ok && !failed) {
-        failed = true;
-        int k = snprintf(failure, sizeof failure, "%s:%d: ", file, line);
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(failure + k, sizeof failure - (size_t)k, fmt, ap);
-        va_end(ap);
-    }
-    return ok;
-}
-#define CHECK(c, ...) do { if (!check((c), __FILE__, __LINE__, __VA_ARGS__)) return; } while (0)
+static ar_selftest results = { .program = "casetest" };
+#define CHECK(c, ...) AR_SELFTEST_CHECK(&results, (c), __VA_ARGS__)
 
 /* One iteration around a test body, as case_main.c runs them. */
 typedef struct {
@@ -306,11 +285,10 @@ static const struct { const char *name; void (*fn)(void); } tests[] = {
 };
 enum { N_TESTS = sizeof tests / sizeof *tests };
 
-static _Noreturn void usage(const char *what, const char *value)
+static void list(void)
 {
-    fprintf(stderr, "casetest: %s '%s' (accepted: --runner %s, --test NAME, --list, "
-            "--list-runners)\n", what, value, ar_runner_names());
-    exit(2);
+    for (int t = 0; t < N_TESTS; t++)
+        printf("%s\n", tests[t].name);
 }
 
 static void warm_up(void *arg)
@@ -322,38 +300,16 @@ static void warm_up(void *arg)
 
 int main(int argc, char **argv)
 {
-    const char *runner = NULL, *only = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--list")) {
-            for (int t = 0; t < N_TESTS; t++)
-                printf("%s\n", tests[t].name);
-            return 0;
-        }
-        if (!strcmp(argv[i], "--list-runners")) {
-            for (const ar_runner *const *r = ar_runners; *r; r++)
-                printf("%s\n", (*r)->name);
-            return 0;
-        }
-        if (strcmp(argv[i], "--runner") && strcmp(argv[i], "--test"))
-            usage("unknown option", argv[i]);
-        if (i + 1 >= argc)
-            usage("a value is missing after", argv[i]);
-        *(!strcmp(argv[i], "--runner") ? &runner : &only) = argv[i + 1];
-        i++;
-    }
-    if (!runner)
-        usage("--runner is required; got", "");
-    if (!(R = ar_runner_find(runner)))
-        usage("unknown runner", runner);
+    ar_selftest_args args = ar_selftest_parse("casetest", argc, argv, list);
+    R = args.runner;
     ar_race_use_runner(R);
     R->run(warm_up, NULL);
     results.subject = R->name;
     bool found = false;
     for (int t = 0; t < N_TESTS; t++) {
-        if (only && strcmp(only, tests[t].name))
+        if (args.only && strcmp(args.only, tests[t].name))
             continue;
         found = true;
-        failed = false;
         ar_selftest_run(&results, tests[t].name);
         ar_resources before, after;
         R->resources(&before);
@@ -361,15 +317,12 @@ int main(int argc, char **argv)
         tests[t].fn();
         R->resources(&after);
         char grown[200];
-        if (!failed && *ar_resources_grown(&before, &after, grown, sizeof grown))
-            check(false, __FILE__, __LINE__, "still open after the test: %s", grown);
-        if (failed)
-            ar_selftest_fail(&results, tests[t].name, failure);
-        else
-            ar_selftest_pass(&results, tests[t].name, (long long)((ar_host_now_ns() - t0) / 1000000));
+        ar_selftest_check(&results, !*ar_resources_grown(&before, &after, grown, sizeof grown),
+                          __FILE__, __LINE__, "still open after the test: %s", grown);
+        ar_selftest_end(&results, tests[t].name, (long long)((ar_host_now_ns() - t0) / 1000000));
     }
     if (!found)
-        usage("unknown test", only);
+        ar_selftest_usage("casetest", "unknown test", args.only);
     ar_selftest_summary(&results);
     return results.failed ? 1 : 0;
 }

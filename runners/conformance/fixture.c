@@ -17,7 +17,7 @@ const ar_runner *R;
 double time_scale = 1.0;
 
 static const char *current_test;
-static ar_selftest results = { "conformance", NULL, 0, 0, 0 };
+static ar_selftest results = { .program = "conformance" };
 static const char *skip_reason;
 
 /* ---- failures ---- */

@@ -12,6 +12,7 @@
  * (valgrind). Nothing is faked: real loops, real threads, real loopback sockets.
  */
 #include "conformance.h"
+#include "selftest.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,22 +37,10 @@ static const conf_test *find_test(const char *name)
     return NULL;
 }
 
-static const char *test_names(void)
+static void list(void)
 {
-    static char names[2048];
-    size_t n = 0;
     FOR_EACH_TEST(t)
-        if (n < sizeof names)
-            n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", n ? ", " : "", t->name);
-    return names;
-}
-
-static _Noreturn void usage_error(const char *fmt, const char *value, const char *accepted)
-{
-    fprintf(stderr, "conformance: ");
-    fprintf(stderr, fmt, value);
-    fprintf(stderr, " (accepted: %s)\n", accepted);
-    exit(2);
+        printf("%s\n", t->name);
 }
 
 /* Process-wide one-time descriptors (libuv keeps a signal pipe) must exist
@@ -66,33 +55,11 @@ static void warm_up(void *arg)
 
 int main(int argc, char **argv)
 {
-    const char *runner = NULL, *only = NULL;
-    static const char options[] = "--runner NAME, --test NAME, --list, --list-runners";
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--list") == 0) {
-            FOR_EACH_TEST(t)
-                printf("%s\n", t->name);
-            return 0;
-        }
-        if (strcmp(a, "--list-runners") == 0) {
-            for (const ar_runner *const *r = ar_runners; *r; r++)
-                printf("%s\n", (*r)->name);
-            return 0;
-        }
-        if (strcmp(a, "--runner") != 0 && strcmp(a, "--test") != 0)
-            usage_error("unknown option '%s'", a, options);
-        if (i + 1 >= argc)
-            usage_error("option %s needs a value", a, options);
-        *(strcmp(a, "--runner") == 0 ? &runner : &only) = argv[++i];
-    }
-    if (!runner)
-        usage_error("%s is required", "--runner", ar_runner_names());
-    if (!(R = ar_runner_find(runner)))
-        usage_error("unknown runner '%s'", runner, ar_runner_names());
-    const conf_test *single = only ? find_test(only) : NULL;
-    if (only && !single)
-        usage_error("unknown test '%s'", only, test_names());
+    ar_selftest_args args = ar_selftest_parse("conformance", argc, argv, list);
+    R = args.runner;
+    const conf_test *single = args.only ? find_test(args.only) : NULL;
+    if (args.only && !single)
+        ar_selftest_usage("conformance", "unknown test", args.only);
     const char *scale = getenv("ASYNCRACE_TIMEOUT_MULTIPLIER");
     if (scale && strtod(scale, NULL) > 1.0)
         time_scale = strtod(scale, NULL);

@@ -17,7 +17,6 @@
 #include "sim.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,23 +32,8 @@ static const char *self_path;
 
 /* ---- checks ---- */
 
-static bool test_failed;
-static char failure[1024];
-static ar_selftest results = { "simtest", "sim", 0, 0, 0 };
-
-static bool check(bool ok, const char *file, int line, const char *fmt, ...)
-{
-    if (!ok && !test_failed) {
-        test_failed = true;
-        int n = snprintf(failure, sizeof failure, "%s:%d: ", file, line);
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(failure + n, sizeof failure - (size_t)n, fmt, ap);
-        va_end(ap);
-    }
-    return ok;
-}
-#define CHECK(c, ...) do { if (!check((c), __FILE__, __LINE__, __VA_ARGS__)) return; } while (0)
+static ar_selftest results = { .program = "simtest", .subject = "sim" };
+#define CHECK(c, ...) AR_SELFTEST_CHECK(&results, (c), __VA_ARGS__)
 
 static uint64_t wall_ns(void) { return ar_host_now_ns(); }
 
@@ -80,9 +64,10 @@ static void expect_no_leaks(const char *file, int line)
 {
     ar_resources r;
     R->resources(&r);
-    check(r.loops == 0 && r.tcp == 0 && r.timers == 0 && r.threads == 0 && r.descriptors == -1,
-          file, line, "open after the run: loops %ld tcp %ld timers %ld threads %ld "
-          "(descriptors %ld)", r.loops, r.tcp, r.timers, r.threads, r.descriptors);
+    ar_selftest_check(&results, r.loops == 0 && r.tcp == 0 && r.timers == 0 && r.threads == 0 &&
+                      r.descriptors == -1, file, line, "open after the run: loops %ld tcp %ld "
+                      "timers %ld threads %ld (descriptors %ld)", r.loops, r.tcp, r.timers,
+                      r.threads, r.descriptors);
 }
 #define EXPECT_NO_LEAKS() expect_no_leaks(__FILE__, __LINE__)
 
@@ -1205,15 +1190,10 @@ int main(int argc, char **argv)
         if (only && strcmp(only, tests[t].name))
             continue;
         found = true;
-        test_failed = false;
         uint64_t t0 = wall_ns();
         ar_selftest_run(&results, tests[t].name);
         tests[t].fn();
-        fflush(stdout);
-        if (test_failed)
-            ar_selftest_fail(&results, tests[t].name, failure);
-        else
-            ar_selftest_pass(&results, tests[t].name, (long long)((wall_ns() - t0) / 1000000));
+        ar_selftest_end(&results, tests[t].name, (long long)((wall_ns() - t0) / 1000000));
     }
     if (!found)
         usage("unknown test");
