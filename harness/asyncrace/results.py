@@ -23,8 +23,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from .judge import (ALWAYS, FAIL, NEVER, NOT_REPRODUCED, PASS, SKIPPED, UNDERPOWERED, Evidence,
-                    never_verdict)
+from .judge import (ALWAYS, FAIL, NEVER, NOT_REPRODUCED, PASS, RARELY, SKIPPED, UNDERPOWERED,
+                    Evidence, never_verdict)
 from .stats import POWER_TARGET, iterations_for_power, percent, power, rate_text
 
 
@@ -151,17 +151,19 @@ def twin_rate(twin: str, twin_kind: str | None, reference: dict, run: dict,
     return None
 
 
-def power_of(iterations: int, twin: str | None, found) -> dict:
+def power_of(iterations: int, twin: str | None, found, twin_kind: str | None = None) -> dict:
     """The chance that `iterations` clean iterations would have seen the twin's rate,
     1-(1-p)^n, with where p came from and how many iterations 95 % needs."""
     if not twin:
         return {"twin": None, "value": None, "note": "no twin declared"}
+    rarely = (" (it is rarely here: its case says this runner and mode show the bug too "
+              "rarely to require it)" if twin_kind == RARELY else "")
     if found is None:
-        return {"twin": twin, "value": None, "note": "the twin's rate is unknown"}
+        return {"twin": twin, "value": None, "note": f"the twin's rate is unknown{rarely}"}
     p, twin_iterations, source = found
     if p <= 0:
         return {"twin": twin, "value": None, "twin_rate": 0.0, "source": source,
-                "note": f"the twin showed no failure ({source})"}
+                "note": f"the twin showed no failure ({source}){rarely}"}
     value = power(p, iterations)
     needed = iterations_for_power(p)
     return {"twin": twin, "twin_rate": p, "twin_iterations": twin_iterations, "source": source,
@@ -181,7 +183,7 @@ def add_power(records: list[dict], baseline: dict | None, reference: dict) -> No
             continue
         twin = r.get("twin")
         found = twin_rate(twin, r.get("twin_kind"), reference, by_id, baseline) if twin else None
-        r["power"] = power_of(r["iterations"], twin, found)
+        r["power"] = power_of(r["iterations"], twin, found, r.get("twin_kind"))
         if r["verdict"]["status"] in (PASS, UNDERPOWERED):
             r["verdict"] = asdict(never_verdict(r["iterations"], Evidence(power=r["power"]),
                                                 r.get("command", "")))

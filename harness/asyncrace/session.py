@@ -181,7 +181,7 @@ def run_cell(cell: Cell, settings: Settings, progress=None) -> dict:
             progress.close()
     ff = loop.first_failure
     rerun = inv.command(0, max(loop.iterations, 1))
-    power = (power_of(loop.iterations, cell.twin_id, settings.twin_found(cell))
+    power = (power_of(loop.iterations, cell.twin_id, settings.twin_found(cell), cell.twin_kind)
              if cell.expect.kind == NEVER else None)
     evidence = Evidence(power=power, reference=settings.reference_rate(cell),
                         search=loop.sim if cell.search else None)
