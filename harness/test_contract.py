@@ -174,7 +174,9 @@ def test_power_comes_from_the_reference_else_this_run_else_the_baseline_and_judg
     verdict = {r["cell"]: r["verdict"]["status"] for r in records}
     assert by["c.uv.buggy.natural"] is None and verdict["c.uv.buggy.natural"] == PASS
     assert by["c.uv.fixed.natural"]["source"] == "run"       # this run's 3/1000, not 500/1000
-    assert by["c.uv.fixed.natural"]["value"] == pytest.approx(power(0.003, 500))
+    low = wilson(3, 1000)[0]                                  # its lower bound, 0.102 %
+    assert by["c.uv.fixed.natural"]["twin_rate"] == pytest.approx(low)
+    assert by["c.uv.fixed.natural"]["value"] == pytest.approx(power(low, 500))
     assert by["c.uv.fixed.natural"]["underpowered"] and verdict["c.uv.fixed.natural"] == UNDERPOWERED
     assert by["c.uv.fixed.chaos"]["source"] == "baseline" and verdict["c.uv.fixed.chaos"] == PASS
     assert (by["c.uv.fixed.forced"]["source"], by["c.uv.fixed.forced"]["value"]) == ("always", 1.0)

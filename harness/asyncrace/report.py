@@ -186,7 +186,7 @@ def _power(records: list[dict]) -> str:
                     f'<td style="{_cell_style(status)}">{e(power_text(p).replace("**", ""))}</td></tr>')
     if not rows:
         return "<p>No never cell in this run.</p>"
-    return ("<table><tr><th>cell</th><th>twin</th><th>twin rate</th><th>iterations</th>"
+    return ("<table><tr><th>cell</th><th>twin</th><th>twin rate (lower bound)</th><th>iterations</th>"
             "<th>power</th></tr>" + "".join(rows) + "</table>")
 
 

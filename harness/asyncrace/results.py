@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .judge import (ALWAYS, FAIL, NEVER, NOT_REPRODUCED, PASS, RARELY, SKIPPED, UNDERPOWERED,
                     Evidence, never_verdict)
-from .stats import POWER_TARGET, iterations_for_power, percent, power, rate_text
+from .stats import POWER_TARGET, iterations_for_power, percent, power, rate_text, wilson
 
 
 def new_run_id() -> str:
@@ -137,8 +137,9 @@ def twin_rate(twin: str, twin_kind: str | None, reference: dict, run: dict,
               baseline: dict | None) -> tuple[float, int | None, str] | None:
     """The twin's failure rate a never cell is measured against, and where it came from:
     1 for an always twin (its expectation, checked by its own cell), else the reference
-    rate (cases/rates.txt: the Wilson lower bound of a long count), else this run's twin,
-    else the baseline's. None when none is known."""
+    rate (cases/rates.txt), else this run's twin, else the baseline's; each a count's
+    Wilson lower bound, so 95 % power holds against any rate the count makes plausible
+    (1 failure in 2,185 is not a rate of 0.046 %). None when none is known."""
     if twin_kind == ALWAYS:
         return 1.0, None, "always"
     ref = reference.get(twin)
@@ -147,7 +148,7 @@ def twin_rate(twin: str, twin_kind: str | None, reference: dict, run: dict,
     for source, cells in (("run", run), ("baseline", (baseline or {}).get("cells", {}))):
         t = cells.get(twin)
         if t and t.get("iterations") and t.get("verdict", {}).get("status") != SKIPPED:
-            return t["failures"] / t["iterations"], t["iterations"], source
+            return wilson(t["failures"], t["iterations"])[0], t["iterations"], source
     return None
 
 
@@ -265,7 +266,8 @@ def matrix_md(summary: dict) -> str:
              f"{', shard ' + summary['shard'] if summary.get('shard') else ''}; rates in percent: "
              f"failures / iterations with the 95 % Wilson interval (for 0 failures, read the "
              f"upper bound). Power: for never cells, the chance their iterations would have "
-             f"seen the twin's rate (below {percent(POWER_TARGET)} %: underpowered).", "",
+             f"seen the twin's rate, taken as its count's lower bound (below "
+             f"{percent(POWER_TARGET)} %: underpowered, never a pass).", "",
              "| case | variant | " + " | ".join(f"{r} {m}" for r, m in cols) + " | power (lowest) |",
              "|---|---|" + "---|" * (len(cols) + 1)]
     for (case, variant), by_column in rows.items():
@@ -281,7 +283,7 @@ def matrix_md(summary: dict) -> str:
     never = [r for r in records if r.get("power")]
     if never:
         lines += ["", "## Power of never cells", "",
-                  "| cell | twin | twin rate | iterations | power |", "|---|---|---|---|---|"]
+                  "| cell | twin | twin rate (lower bound) | iterations | power |", "|---|---|---|---|---|"]
         for r in never:
             p = r["power"]
             lines.append(f"| {r['cell']} | {p.get('twin') or '-'} | {twin_rate_text(p)} | "
