@@ -157,8 +157,8 @@ def power_of(iterations: int, twin: str | None, found, twin_kind: str | None = N
     1-(1-p)^n, with where p came from and how many iterations 95 % needs."""
     if not twin:
         return {"twin": None, "value": None, "note": "no twin declared"}
-    rarely = (" (it is rarely here: its case says this runner and mode show the bug too "
-              "rarely to require it)" if twin_kind == RARELY else "")
+    rarely = ("; the twin is rarely here: its case says this runner and mode show the bug "
+              "too rarely to require it" if twin_kind == RARELY else "")
     if found is None:
         return {"twin": twin, "value": None, "note": f"the twin's rate is unknown{rarely}"}
     p, twin_iterations, source = found

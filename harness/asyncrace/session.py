@@ -9,8 +9,8 @@ from pathlib import Path
 from . import external
 from .baseline import Finding, compare, load_summary
 from .capture import Failure, RrVerdict, capture
-from .judge import (ALWAYS, FAIL, NEVER, NOT_REPRODUCED, SKIPPED, UNDERPOWERED, Evidence,
-                    Expectation, judge)
+from .judge import (ALWAYS, FAIL, NEVER, NOT_REPRODUCED, RARELY, SKIPPED, UNDERPOWERED,
+                    Evidence, Expectation, judge)
 from .matrix import Catalog, Cell
 from .options import CAPTURE_ALL, CAPTURE_REGRESSIONS, Shard
 from .paths import RESULTS
@@ -91,7 +91,10 @@ class Settings:
                          self.baseline_summary)
 
     def budget(self, cell: Cell, use_run: bool = True) -> Budget:
-        found = self.twin_found(cell, use_run) if cell.expect.kind == NEVER else None
+        # A twin that is rarely on this runner and mode has no rate to size against:
+        # chasing one would spend the cap for a power the cell cannot reach.
+        sized = cell.expect.kind == NEVER and cell.twin_kind != RARELY
+        found = self.twin_found(cell, use_run) if sized else None
         twin = found[0] if found and found[0] > 0 else None
         return override(self.profile.budget(cell.expect.kind, twin, cell.search,
                                             self.reference_rate(cell)),
