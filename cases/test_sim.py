@@ -105,13 +105,14 @@ def test_a_bad_schedule_is_refused_in_one_line(tmp_path, damage, words):
 
 @pytest.mark.parametrize("flags, recorded", [
     (("--workers", "1"), "--workers 2"), (("--run-us", "999"), "--run-us 200"),
-    (("--deadline-ms", "100"), "--deadline-ms 2000"),
+    (("--deadline-ms", "100"), "--deadline-ms 2000"), (("--step-bound", "5000"), "--step-bound 1000000"),
 ])
 def test_a_replay_with_other_parameters_is_refused_in_one_line(tmp_path, flags, recorded):
     """The schedule records what changes the program; a replay runs that program or none."""
     program, schedule, _ = failing_schedule(tmp_path)
     assert json.loads(schedule.read_text())["program"] == {
-        "workers": 2, "run_us": 200, "deadline_ms": 2000, "deadline_ns": 2_000_000_000}
+        "workers": 2, "run_us": 200, "deadline_ms": 2000, "deadline_ns": 2_000_000_000,
+        "step_bound": 1_000_000}
     done = run(program, "--runner", "sim", "--variant", "buggy", "--mode", "chaos",
                "--schedule", str(schedule), *flags)
     lines = done.stderr.strip().splitlines()

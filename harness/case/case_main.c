@@ -213,7 +213,10 @@ static size_t program_params(const options *o, sim_param *p)
     p[1] = (sim_param){ "run_us", o->run_us };
     p[2] = (sim_param){ "deadline_ms", o->deadline_ms };
     p[3] = (sim_param){ "deadline_ns", o->deadline_ns };
-    return 4;
+    /* the flag's value: the schedule's own step bound is what a replay runs with */
+    p[4] = (sim_param){ "step_bound", o->sim.step_bound >= 0 ? (uint64_t)o->sim.step_bound
+                                                            : o->sim.options.step_bound };
+    return 5;
 }
 
 /* A replay runs the program its schedule recorded: each parameter comes from
@@ -224,6 +227,7 @@ static void take_recorded(options *o)
     static const struct { const char *name, *flag; enum flag_id id; } params[] = {
         { "workers", "--workers", F_WORKERS }, { "run_us", "--run-us", F_RUN_US },
         { "deadline_ms", "--deadline-ms", F_DEADLINE }, { "deadline_ns", NULL, F_DEADLINE },
+        { "step_bound", "--step-bound", F_STEP_BOUND },
     };
     sim_param now[SIM_PARAMS_MAX];
     program_params(o, now);
