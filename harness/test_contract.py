@@ -86,7 +86,7 @@ def test_a_listing_that_does_not_add_up_is_refused_naming_the_key(path, value, w
 
 
 def test_the_built_programs_list_their_cells_and_the_status_layout():
-    catalog = discover(declarations=None)
+    catalog = discover(declarations=[])
     assert catalog.programs and not catalog.errors, [e.message for e in catalog.errors]
     for program in catalog.programs:
         d = describe(program)
@@ -163,7 +163,8 @@ def test_power_comes_from_the_reference_else_this_run_else_the_baseline_and_judg
                rec("c.uv.fixed.chaos", NEVER, 0, 2000, twin="c.uv.buggy.chaos"),
                rec("c.uv.fixed.forced", NEVER, 0, 100, twin="c.uv.buggy.forced"),
                rec("c.uv.fixed.lost", NEVER, 0, 100, twin="c.uv.buggy.lost"),
-               rec("c.uv.control.natural", NEVER, 0, 100),
+               rec("c.uv.control.natural", NEVER, 0, 100, twin="c.uv.buggy.gone"),
+               rec("c.uv.alone.natural", NEVER, 0, 100),
                rec("c.ev.fixed.natural", NEVER, 0, 3000, twin="c.ev.buggy.natural")]
     records[3]["twin_kind"] = ALWAYS
     baseline = {"cells": {"c.uv.buggy.chaos": rec("c.uv.buggy.chaos", SOMETIMES, 10, 1000),
@@ -181,8 +182,10 @@ def test_power_comes_from_the_reference_else_this_run_else_the_baseline_and_judg
     assert by["c.uv.fixed.chaos"]["source"] == "baseline" and verdict["c.uv.fixed.chaos"] == PASS
     assert (by["c.uv.fixed.forced"]["source"], by["c.uv.fixed.forced"]["value"]) == ("always", 1.0)
     assert by["c.uv.fixed.lost"]["value"] is None and verdict["c.uv.fixed.lost"] == UNDERPOWERED
-    assert by["c.uv.control.natural"]["note"] == "no twin declared"
+    assert by["c.uv.control.natural"]["note"] == "the twin's rate is unknown"
     assert verdict["c.uv.control.natural"] == UNDERPOWERED
+    assert by["c.uv.alone.natural"]["note"] == "no twin declared"   # claims to fix nothing
+    assert verdict["c.uv.alone.natural"] == UNDERPOWERED
     ev = by["c.ev.fixed.natural"]     # 26/10000: its lower bound 0.1775 %, 3000 it: 99.5 %
     assert ev["source"] == "reference" and ev["twin_rate"] == pytest.approx(wilson(26, 10000)[0])
     assert verdict["c.ev.fixed.natural"] == PASS

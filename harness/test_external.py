@@ -95,7 +95,7 @@ def declare(tmp_path: Path, text: str) -> Path:
 
 
 def reproducers(tmp_path: Path, text: str) -> list:
-    return external.load(declare(tmp_path, text), OUTCOMES)
+    return external.load(declare(tmp_path, text))
 
 
 GOOD = """\
@@ -127,7 +127,11 @@ twin = "buggy"
     (("timeout_s = 5", "timeout_s = 5\ncolour = \"red\""), "colour: unknown key"),
     (("loop = \"process\"", "loop = \"forever\""), "loop: 'forever'"),
     (("twin = \"buggy\"", "twin = \"nosuch\""), "variants.fixed.twin"),
-    (("panic = { stderr", "panik = { stderr"), "unknown outcome 'panik'"),
+    (("panic = { stderr", "panik = { stderr"), "expect.outcome: 'panic': no rule in [outcomes] gives it"),
+    (("kind = \"sometimes\", outcome = \"panic\"", "kind = \"sometimes\", any_of = [\"panic\", \"oops\"]"),
+     "variants.buggy.expect.any_of: unknown outcome 'oops'"),
+    (("runner = \"sh\"", "runner = \"sim\""), "runner: 'sim' is a built-in runner's name"),
+    (("timeout_s = 5", "timeout_s = 5\ncwd = \"no/such/folder\""), "cwd: 'no/such/folder': expected a folder"),
     (("[reproducer.variants.fixed]", "[reproducer.variants.\"fixed.one\"]"), "letters, digits"),
 ])
 def test_a_declaration_mistake_is_one_line_naming_file_entry_and_key(tmp_path, programs, change, words):
@@ -157,8 +161,8 @@ def process(programs, name: str, rules: dict, timeout_s: float = 5.0) -> Process
     rep = external.parse_reproducer(
         {"name": "t", "runner": "sh", "loop": "process", "timeout_s": timeout_s, "outcomes": rules,
          "variants": {"v": {"command": [str(programs[name])], "expect": {"kind": "never"}}}},
-        "test", 0, OUTCOMES)
-    return external.invocation(rep, rep.variants[0], 1, OUTCOMES, None)
+        "test", 0)
+    return external.invocation(rep, rep.variants[0], 1, rep.outcomes(), None)
 
 
 def test_one_process_per_iteration_read_by_the_declared_rules(programs):
@@ -231,7 +235,7 @@ def settings(tmp_path, **kwargs) -> Settings:
 def test_cells_whose_needs_are_not_met_skip_naming_the_package(tmp_path, programs):
     text = GOOD.format(panics=programs["panics.sh"]).replace(
         "timeout_s = 5", "timeout_s = 5\nneeds = [{ command = \"no-such-tool-xyz\", package = \"xyz-tools\" }]")
-    catalog = discover(declarations=declare(tmp_path, text))
+    catalog = discover(declarations=[declare(tmp_path, text)])
     cell = next(c for c in catalog.cells if c.case == "panics")
     record = run_cell(cell, settings(tmp_path))
     assert record["verdict"]["status"] == "skipped" and record["iterations"] == 0
@@ -248,7 +252,7 @@ def test_a_crashing_external_gets_a_core_and_gdb_backtraces(tmp_path, programs):
     command = ["{programs['crashes']}"]
     expect = {{ kind = "sometimes", outcome = "crash" }}
     """
-    catalog = discover(declarations=declare(tmp_path, text))
+    catalog = discover(declarations=[declare(tmp_path, text)])
     (cell,) = [c for c in catalog.cells if c.case == "crashes"]
     record = run_cell(cell, settings(tmp_path, capture=CAPTURE_ALL))
     assert record["verdict"]["status"] == "pass" and record["first_failure"]["iteration"] == 3

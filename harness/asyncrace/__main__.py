@@ -79,7 +79,23 @@ def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Sett
 
 
 def _run_cells(cells: list, settings: Settings, catalog: Catalog, baseline_given: bool) -> int:
+    settings.run_dir.path.mkdir(parents=True, exist_ok=True)   # it is named in the header
     print("\n".join(header_lines(settings, catalog, cells)), flush=True)
+    try:
+        return _cells_to_results(cells, settings, catalog, baseline_given)
+    except KeyboardInterrupt:
+        # run_cell wrote the interrupted cell (what it ran) after its process group was
+        # killed; the cells before it are in cells/ too: compose the run from them.
+        summary, _ = finish_run(settings, catalog)
+        done = len((summary or {}).get("cells", {}))
+        print(f"\nasyncrace: interrupted: {done} cell{'' if done == 1 else 's'} written to "
+              f"{settings.run_dir.path}{', the last one as far as it ran' if done else ''}",
+              file=sys.stderr, flush=True)
+        return 130
+
+
+def _cells_to_results(cells: list, settings: Settings, catalog: Catalog,
+                      baseline_given: bool) -> int:
     failed = False
     sink = stdout_sink(settings.progress)
     for cell in cells:
@@ -226,43 +242,67 @@ def cmd_merge(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 RULE = re.compile(r"^([A-Za-z0-9_]+)=(.*)$", re.DOTALL)
 
 
+class RuleOption(argparse.Action):
+    """--stderr/--stdout/--exit/--signal OUTCOME=VALUE and --timeout-is OUTCOME: every rule
+    goes into one list, in the order given, which is the order they apply in (the same as
+    a declaration's [outcomes], top to bottom)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        setattr(namespace, "rules", [*(getattr(namespace, "rules", None) or []), (self.const, value)])
+
+
+def loop_rules(parser: argparse.ArgumentParser, given: list[tuple[str, str]]) -> list[tuple[str, dict]]:
+    """(outcome, rule) pairs in the order given."""
+    pairs = []
+    for on, text in given:
+        if on == "timeout":
+            pairs.append((text, {"timeout": True}))
+            continue
+        match = RULE.match(text)
+        if not match:
+            parser.error(f"--{on} {text!r}: expected OUTCOME=VALUE")
+        name, value = match.groups()
+        if on == "exit":
+            value = [int(v) for v in value.split(",") if v.strip().isdigit()] or value
+        elif on == "signal" and value != "any":
+            value = [int(v) if v.isdigit() else v for v in value.split(",")]
+        pairs.append((name, {on: value}))
+    return pairs
+
+
 def cmd_loop(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     command = args.command
     if command and command[0] == "--":
         command = command[1:]
     if not command:
         parser.error("loop: no command: python -m asyncrace loop [options] -- CMD ...")
-    catalog = discover()   # only for the contract's outcome names and status layout
-    vocabulary = next((c.outcomes for c in catalog.cells if c.program is not None), None)
-    layout = next((c.layout for c in catalog.cells if c.program is not None), None)
-    outcomes = {}
-    for on in ("stderr", "stdout", "exit", "signal"):
-        for text in getattr(args, f"rule_{on}") or ():
-            match = RULE.match(text)
-            if not match:
-                parser.error(f"--{on} {text!r}: expected OUTCOME=VALUE")
-            name, value = match.groups()
-            if on == "exit":
-                value = [int(v) for v in value.split(",") if v.strip().isdigit()] or value
-            elif on == "signal" and value != "any":
-                value = [int(v) if v.isdigit() else v for v in value.split(",")]
-            outcomes[name] = {on: value}
-    if args.rule_timeout:
-        outcomes[args.rule_timeout] = {"timeout": True}
-    kind, _, outcome = args.expect.partition(":")
-    expect = {"kind": kind} if kind == "never" else {"kind": kind, "outcome": outcome}
+    kind, _, named = args.expect.partition(":")
+    names = [n for n in named.split(",") if n]
+    expect = ({"kind": kind} if kind == "never" else
+              {"kind": kind, "any_of": names} if len(names) > 1 else {"kind": kind, "outcome": named})
     name = args.name or re.sub(r"[^A-Za-z0-9_]", "_", Path(command[0]).name) or "command"
     declaration = {"name": name, "runner": args.runner_name, "mode": args.mode_name,
                    "loop": args.loop, "timeout_s": args.timeout_s, "status": args.status,
-                   "outcomes": outcomes, "variants": {args.variant_name: {"command": command, "expect": expect}}}
+                   "outcomes": loop_rules(parser, getattr(args, "rules", None) or []),
+                   "scratch": args.scratch,
+                   "variants": {args.variant_name: {"command": command, "expect": expect}}}
+    if args.cwd:
+        declaration["cwd"] = str(Path(args.cwd).resolve())
     try:
-        rep = parse_reproducer(declaration, "command line", 0, vocabulary)
+        rep = parse_reproducer(declaration, "command line", 0)
     except DeclarationError as e:
         parser.error(str(e).replace("command line: reproducer ", "loop: "))
+    layout = None
+    if args.status:             # the contract's status record, as a built program lays it out
+        catalog = discover(declarations=[])
+        layout = next((c.layout for c in catalog.cells if c.program is not None), None)
+        if layout is None:
+            parser.error(f"loop: --status needs a built case program for the record's layout "
+                         f"({NO_PROGRAMS})")
     settings = _settings(args, parser)
-    cells = external_cells(rep, vocabulary, layout)
+    cells = external_cells(rep, layout)
     loop_catalog = Catalog(cells=cells, runners=[rep.runner], modes=[rep.mode],
-                           versions={rep.runner: "from its report"})
+                           versions={rep.runner: external.runner_text(rep)})
     return _run_cells(cells, settings, loop_catalog, args.asyncrace_baseline is not None)
 
 
@@ -333,19 +373,26 @@ def build_parser() -> argparse.ArgumentParser:
     loop = commands.add_parser("loop", help="loop a command declared nowhere",
                                description="python -m asyncrace loop [options] -- CMD ...: one "
                                "process per iteration (or --loop self), outcome rules from the "
-                               "options, first match wins; exit 0 and no match is ok.")
+                               "options in the order given, first match wins; no match: exit 0 "
+                               "is ok, a timeout a hang, anything else a crash.")
     add_to_argparse(loop, LOOP)
     loop.add_argument("--loop", choices=external.LOOPS, default="process")
     loop.add_argument("--timeout-s", type=positive_float, default=10.0,
                       help="per process (process) or per iteration (self)")
     loop.add_argument("--status", action="store_true", help="(self) the program writes --status FILE")
-    loop.add_argument("--stderr", dest="rule_stderr", action="append", metavar="OUTCOME=REGEX")
-    loop.add_argument("--stdout", dest="rule_stdout", action="append", metavar="OUTCOME=REGEX")
-    loop.add_argument("--exit", dest="rule_exit", action="append", metavar="OUTCOME=CODE[,CODE]")
-    loop.add_argument("--signal", dest="rule_signal", action="append", metavar="OUTCOME=any|SIG")
-    loop.add_argument("--timeout-is", dest="rule_timeout", metavar="OUTCOME",
-                      help="the outcome of a timeout (default hang)")
-    loop.add_argument("--expect", default="never", metavar="never|sometimes:OUTCOME|always:OUTCOME")
+    for flag, meta in (("--stderr", "OUTCOME=REGEX"), ("--stdout", "OUTCOME=REGEX"),
+                       ("--exit", "OUTCOME=CODE[,CODE]"), ("--signal", "OUTCOME=any|SIG[,SIG]")):
+        loop.add_argument(flag, action=RuleOption, const=flag[2:], metavar=meta, dest="rules",
+                          help="a rule (repeatable; rules apply in the order given)")
+    loop.add_argument("--timeout-is", action=RuleOption, const="timeout", metavar="OUTCOME",
+                      dest="rules", help="the outcome of a timeout (default hang)")
+    loop.add_argument("--expect", default="never",
+                      metavar="never|sometimes:OUTCOME[,OUTCOME]|always:OUTCOME[,OUTCOME]")
+    loop.add_argument("--cwd", metavar="DIR", help="run the command in DIR (default: the "
+                                                   "repository root)")
+    loop.add_argument("--scratch", action="store_true",
+                      help="run the cell in a fresh copy of its working folder, under the "
+                           "run's folder")
     loop.add_argument("--name", help="the cell's case name (default: the command's)")
     loop.add_argument("--runner-name", default="command", help=argparse.SUPPRESS)
     loop.add_argument("--mode-name", default="natural", help=argparse.SUPPRESS)
@@ -362,7 +409,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `list | head` ends quietly
     parser = build_parser()
     args = parser.parse_args(argv)
-    return args.func(parser, args)
+    try:
+        return args.func(parser, args)
+    except KeyboardInterrupt:      # elsewhere than a run (which says what it wrote)
+        print("asyncrace: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

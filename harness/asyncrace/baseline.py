@@ -36,10 +36,11 @@ def load_summary(path: Path) -> dict:
 
 
 def _reproduced(record: dict) -> bool:
-    kind, outcome = record["expect"]["kind"], record["expect"]["outcome"]
-    if kind == ALWAYS:
+    expect = record["expect"]
+    if expect["kind"] == ALWAYS:
         return record["verdict"]["status"] == PASS
-    return record["outcomes"].get(outcome, 0) > 0
+    shown = expect.get("any_of") or [expect["outcome"]]
+    return sum(record["outcomes"].get(name, 0) for name in shown) > 0
 
 
 def compare(new: dict, old: dict) -> list[Finding]:

@@ -87,6 +87,7 @@ class Failure:
     outcome: str
     rare: bool      # timing-dependent (natural, chaos): rr records with --chaos
     schedule: str | None = None   # sim: the failing schedule's file, replayed exactly
+    rate: float | None = None     # the cell's failure rate: the odds of a re-run
 
 
 def disk_used(root: Path) -> int:

@@ -5,13 +5,15 @@ import os
 import re
 import shlex
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .contract import StatusLayout
 from .paths import ROOT
-from .program import (EXIT_HANG, Batch, Interruption, ProgramError, Watch, exit_text,
-                      first_line, from_report, from_status, parse_report, run_process)
+from .program import (EXIT_HANG, Batch, Interruption, ProgramError, Stop, Watch, exit_text,
+                      first_line, from_report, from_status, from_stopped, parse_report,
+                      run_interruptible, run_once)
 
 COUNTS_LINE = "asyncrace-counts"
 
@@ -63,10 +65,12 @@ def classify(rules: tuple[Rule, ...], returncode: int, timed_out: bool, stdout: 
     return "crash", exit_text(returncode) + ("" if returncode < 0 else ": no rule maps it")
 
 
-def _resolve(argv: tuple[str, ...]) -> list[str]:
-    """Commands run from the repository root; a relative path names a file in it."""
+def _resolve(argv: tuple[str, ...], cwd: str | None) -> list[str]:
+    """A relative path with a / names a file in the reproducer's cwd (from the repository
+    root), or in the repository root; a bare name is looked up on PATH."""
     first = argv[0]
-    return [str(ROOT / first) if "/" in first and not first.startswith("/") else first, *argv[1:]]
+    base = ROOT / (cwd or ".")
+    return [str(base / first) if "/" in first and not first.startswith("/") else first, *argv[1:]]
 
 
 @dataclass(frozen=True)
@@ -80,11 +84,13 @@ class SelfLoopInvocation:
     rules: tuple[Rule, ...]
     layout: StatusLayout | None    # the contract's, when the program writes --status
     trap: tuple[str, ...] = ()
+    cwd: str | None = None         # the declaration's, for its command's path
+    workdir: Path = ROOT           # where it runs (cwd, or the cell's scratch copy of it)
 
     def argv(self, start: int, iterations: int, *, trap: bool = False,
              status: Path | None = None) -> list[str]:
-        argv = [*_resolve(self.cmdline), "--iterations", str(iterations), "--start", str(start),
-                "--seed", str(self.seed)]
+        argv = [*_resolve(self.cmdline, self.cwd), "--iterations", str(iterations), "--start",
+                str(start), "--seed", str(self.seed)]
         if status is not None:
             argv += ["--status", str(status)]
         return argv + list(self.trap) if trap else argv
@@ -96,16 +102,24 @@ class SelfLoopInvocation:
         return {}
 
     def run_batch(self, start: int, iterations: int, *, stall_s: float | None = None,
-                  env: dict[str, str] | None = None, watch: Watch | None = None) -> Batch:
+                  env: dict[str, str] | None = None, watch: Watch | None = None,
+                  stop: Stop | None = None) -> Batch:
+        """With a status file the driver stops the batch at `stop`; without one it cannot
+        see progress, and the batch runs to its end (or to timeout_s x its iterations)."""
         with tempfile.TemporaryDirectory(prefix="asyncrace-status-") as tmp:
             status_path = Path(tmp) / "status" if self.layout else None
             argv = self.argv(start, iterations, status=status_path)
-            done = run_process(argv, env=env, layout=self.layout,
-                               status_path=status_path, stall_s=self.timeout_s, watch=watch,
-                               outcomes=self.outcomes,
-                               limit_s=None if self.layout else self.timeout_s * iterations,
-                               cwd=ROOT)
+            done = run_interruptible(self, start, iterations, status_path, argv, env=env,
+                                     layout=self.layout, status_path=status_path,
+                                     stall_s=self.timeout_s, watch=watch, outcomes=self.outcomes,
+                                     limit_s=None if self.layout else self.timeout_s * iterations,
+                                     cwd=self.workdir, stop=stop if self.layout else None)
         command = shlex.join(argv)
+        if done.stopped and done.status is not None:
+            batch = from_stopped(self, start, iterations, done.status)
+            batch.wall_s, batch.stderr, batch.pgid = done.wall_s, done.stderr, done.pgid
+            batch.hang_s = done.hang_s
+            return batch
         if done.returncode == 2 and not done.killed:
             raise ProgramError(f"{self.name} refused its arguments: {first_line(done.stderr)}\n  {command}")
         report = None if done.killed else _report(done.stdout, self.outcomes, start, iterations, command)
@@ -144,7 +158,8 @@ class SelfLoopInvocation:
         return {"kind": "self", "name": self.name, "command": list(self.cmdline), "seed": self.seed,
                 "outcomes": list(self.outcomes), "timeout_s": self.timeout_s,
                 "rules": [r.to_dict() for r in self.rules],
-                "layout": self.layout.to_dict() if self.layout else None, "trap": list(self.trap)}
+                "layout": self.layout.to_dict() if self.layout else None, "trap": list(self.trap),
+                "cwd": self.cwd, "workdir": str(self.workdir)}
 
 
 def _resumed(inv: SelfLoopInvocation, start: int, iterations: int, report: dict) -> Batch:
@@ -208,40 +223,58 @@ class ProcessInvocation:
     outcomes: tuple[str, ...]
     timeout_s: float
     rules: tuple[Rule, ...]
+    cwd: str | None = None         # the declaration's, for its command's path
+    workdir: Path = ROOT           # where it runs (cwd, or the cell's scratch copy of it)
 
     def argv(self, start: int, iterations: int, *, trap: bool = False) -> list[str]:
-        return _resolve(self.cmdline)
+        return _resolve(self.cmdline, self.cwd)
 
     def env_for(self, start: int) -> dict[str, str]:
         return {"ASYNCRACE_ITERATION": str(start), "ASYNCRACE_SEED": str(self.seed)}
 
     def command(self, start: int, iterations: int, *, trap: bool = False) -> str:
         prefix = " ".join(f"{k}={v}" for k, v in self.env_for(start).items())
+        where = "" if self.workdir == ROOT else f"cd {shlex.quote(str(self.workdir))} && "
         loop = "" if iterations == 1 else f" (and so on for {iterations} iterations)"
-        return f"{prefix} {shlex.join(self.argv(start, 1))}{loop}"
+        return f"{where}{prefix} {shlex.join(self.argv(start, 1))}{loop}"
 
     def run_batch(self, start: int, iterations: int, *, stall_s: float | None = None,
-                  env: dict[str, str] | None = None, watch: Watch | None = None) -> Batch:
-        """One process per iteration; the batch ends early at a crash or a hang."""
+                  env: dict[str, str] | None = None, watch: Watch | None = None,
+                  stop: Stop | None = None) -> Batch:
+        """One process per iteration; the batch ends early at a crash or a hang, or when
+        `stop` says the cell's time is spent (checked before each process, so a budget
+        overshoots by one process at most). Ctrl-C: the process's group is killed and what
+        the batch counted goes with the exception."""
         counts = {o: 0 for o in self.outcomes}
         batch = Batch(start, iterations, counts, start + iterations)
         base = dict(os.environ if env is None else env)
         argv = self.argv(start, iterations)
+        began = time.monotonic()
         for i in range(start, start + iterations):
-            done = run_process(argv, env={**base, **self.env_for(i)}, layout=None, status_path=None,
-                               stall_s=self.timeout_s, limit_s=self.timeout_s, cwd=ROOT)
+            if stop is not None and stop.reached(time.monotonic() - began, batch.hang_s, i - start):
+                batch.requested, batch.next_start = i - start, i
+                break
+            try:
+                done = run_once(argv, env={**base, **self.env_for(i)}, timeout_s=self.timeout_s,
+                                cwd=self.workdir)
+            except KeyboardInterrupt as e:
+                batch.next_start = i
+                e.batch = batch
+                raise
             outcome, detail = classify(self.rules, done.returncode, done.killed, done.stdout, done.stderr)
             counts[outcome] += 1
             batch.wall_s += done.wall_s
-            batch.stderr = (batch.stderr + done.stderr)[-64 * 1024:]
+            if outcome != "ok" or done.returncode != 0:
+                batch.stderr = (batch.stderr + done.stderr)[-64 * 1024:]
             batch.pgid = done.pgid
             if outcome != "ok" and batch.first_failure is None:
                 batch.first_failure = {"iteration": i, "outcome": outcome, "detail": detail,
-                                       "after_s": batch.wall_s, "replay": self.command(i, 1)}
+                                       "after_s": time.monotonic() - began,
+                                       "replay": self.command(i, 1)}
             if watch:
                 watch(i - start + 1, i - start + 1 - counts["ok"])
-            if outcome == "hang" or done.killed:
-                batch.hang_s += done.wall_s
+            if outcome == "hang":            # free up to the allowance; a timeout a rule
+                batch.hang_s += done.wall_s  # calls something else is charged
             if outcome in ("crash", "hang"):
                 batch.interruption = Interruption(i, outcome, detail)
                 batch.first_failure = None if batch.first_failure["iteration"] == i else batch.first_failure
@@ -252,7 +285,8 @@ class ProcessInvocation:
     def to_dict(self) -> dict:
         return {"kind": "process", "name": self.name, "command": list(self.cmdline),
                 "seed": self.seed, "outcomes": list(self.outcomes), "timeout_s": self.timeout_s,
-                "rules": [r.to_dict() for r in self.rules]}
+                "rules": [r.to_dict() for r in self.rules], "cwd": self.cwd,
+                "workdir": str(self.workdir)}
 
 
 def _rules(d: dict) -> tuple[Rule, ...]:
@@ -261,12 +295,14 @@ def _rules(d: dict) -> tuple[Rule, ...]:
 
 
 def invocation_from_dict(d: dict):
+    workdir = Path(d.get("workdir") or ROOT)
     if d["kind"] == "self":
         outcomes = tuple(d["outcomes"])
         layout = StatusLayout.from_dict(d["layout"], len(outcomes)) if d.get("layout") else None
         return SelfLoopInvocation(d["name"], tuple(d["command"]), int(d["seed"]), outcomes,
-                                  float(d["timeout_s"]), _rules(d), layout, tuple(d.get("trap", ())))
+                                  float(d["timeout_s"]), _rules(d), layout, tuple(d.get("trap", ())),
+                                  d.get("cwd"), workdir)
     if d["kind"] == "process":
         return ProcessInvocation(d["name"], tuple(d["command"]), int(d["seed"]), tuple(d["outcomes"]),
-                                 float(d["timeout_s"]), _rules(d))
+                                 float(d["timeout_s"]), _rules(d), d.get("cwd"), workdir)
     raise ValueError(f"unknown invocation kind {d.get('kind')!r}")

@@ -15,6 +15,11 @@ KINDS = ("never", "sometimes", "always", "rarely")
 # The three outcome names the driver itself gives meaning to: success, and what it counts
 # when a process dies (crash) or stops making progress (hang).
 DRIVER_OUTCOMES = ("ok", "crash", "hang")
+# The C programs' outcome names, in their enum order (harness/race/race.h): what a
+# declaration is checked against before anything is built. harness/test_contract.py
+# checks that every built program lists exactly these.
+BUILTIN_OUTCOMES = ("ok", "panic", "deadlock", "fatal", "lost", "wrong_thread", "leak", "crash",
+                    "hang")
 STATUS_FIELDS = {  # name: (type, count or None for "one per outcome")
     "magic": ("char", None), "current": ("u64", 1), "done": ("u64", 1), "counts": ("u64", None),
     "first_failure_iteration": ("u64", 1), "first_failure_outcome": ("u64", 1),

@@ -6,9 +6,14 @@
                       ``asyncrace-counts iterations=N ok=N <outcome>=N ... [first_failure=I
                       first_outcome=NAME]``, from the end of stdout
     loop = "process"  one process is one iteration: its outcome comes from the declared
-                      rules (first match wins), else exit 0 is ok, a timeout a hang and any
-                      other ending a crash; the iteration number and run seed are in the
-                      environment (ASYNCRACE_ITERATION, ASYNCRACE_SEED)
+                      rules (in the order written, first match wins), else exit 0 is ok, a
+                      timeout a hang and any other ending a crash; the iteration number and
+                      run seed are in the environment (ASYNCRACE_ITERATION, ASYNCRACE_SEED)
+
+Outcome names are the built-in ones (the C programs': ok, panic, deadlock, ...) and any the
+declaration names in its [outcomes] table (assertion, exception, ...). A runner label may
+not be a built-in runner's name (runners/backends.list): an external program runs natively,
+not on libuv or sim.
 
 A declaration with a mistake is one line naming the file, the entry and the key
 (DeclarationError), and nothing runs. ``needs`` not met makes the cells skip with the
@@ -28,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .commands import ProcessInvocation, Rule, SelfLoopInvocation
-from .contract import DRIVER_OUTCOMES, StatusLayout
+from .contract import BUILTIN_OUTCOMES, DRIVER_OUTCOMES, StatusLayout
 from .paths import ROOT, shown
 
 NAME = re.compile(r"^[A-Za-z0-9_]+$")
@@ -36,8 +41,18 @@ LOOPS = ("self", "process")
 DECLARED_KINDS = ("never", "sometimes", "always")
 RULE_KEYS = ("stderr", "stdout", "exit", "signal", "timeout")
 REPRODUCER_KEYS = ("name", "runner", "mode", "summary", "upstream", "doc", "build", "needs",
-                   "loop", "timeout_s", "status", "trap", "outcomes", "variants")
+                   "loop", "timeout_s", "status", "trap", "cwd", "scratch", "outcomes", "variants")
 VARIANT_KEYS = ("command", "expect", "twin", "what")
+EXPECT_KEYS = ("kind", "outcome", "any_of")
+
+
+def builtin_runners() -> tuple[str, ...]:
+    """The runner names of runners/backends.list: reserved for the built-in runners."""
+    try:
+        lines = (ROOT / "runners" / "backends.list").read_text().splitlines()
+    except OSError:
+        return ()
+    return tuple(line.split()[0] for line in lines if line.strip() and not line.startswith("#"))
 BUILD_TIMEOUT_S = 1800
 
 
@@ -68,6 +83,7 @@ class ExternalVariant:
     outcome: str
     twin: str | None
     what: str
+    any_of: tuple[str, ...] = ()   # a failure of any of these shows it (outcome is the first)
 
 
 @dataclass(frozen=True)
@@ -86,15 +102,16 @@ class Reproducer:
     rules: tuple[Rule, ...]
     variants: tuple[ExternalVariant, ...]
     source: str                   # the file it was declared in (or "command line")
+    declared: tuple[str, ...] = ()  # outcome names of its own, beside the built-in ones
+    cwd: str | None = None        # where its commands run, from the repository root
+    scratch: bool = False         # each cell in a fresh copy of cwd under the run folder
 
     def unmet(self) -> list[Need]:
         return [n for n in self.needs if not n.met()]
 
-    def outcomes(self, vocabulary: tuple[str, ...] | None) -> tuple[str, ...]:
-        used = {r.outcome for r in self.rules} | {v.outcome for v in self.variants}
-        if vocabulary:
-            return vocabulary
-        return tuple(dict.fromkeys(["ok", *sorted(used - set(DRIVER_OUTCOMES)), "crash", "hang"]))
+    def outcomes(self) -> tuple[str, ...]:
+        """The built-in outcome names, then its own."""
+        return (*BUILTIN_OUTCOMES, *self.declared)
 
 
 # ---- reading a declaration ------------------------------------------------------------
@@ -122,8 +139,7 @@ def _argv(where: _Where, value, key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _rule(where: _Where, outcome: str, spec) -> Rule:
-    key = f"outcomes.{outcome}"
+def _rule(where: _Where, outcome: str, spec, key: str) -> Rule:
     if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in RULE_KEYS:
         raise where.fail(key, f"expected one of {{ {' | '.join(f'{k} = ...' for k in RULE_KEYS)} }},"
                               f" got {spec!r}")
@@ -158,12 +174,70 @@ def _rule(where: _Where, outcome: str, spec) -> Rule:
     return Rule(outcome, on, values=tuple(numbers))
 
 
-def _command_exists(argv0: str) -> bool:
-    return (ROOT / argv0).exists() if "/" in argv0 else shutil.which(argv0) is not None
+def _rules(where: _Where, table) -> tuple[list[Rule], list[str]]:
+    """[outcomes] in the order written: `name = { rule }`, `name = [{ rule }, ...]` (several,
+    in list order) or `name = []` (a name of its own with no rule: a program that loops
+    itself reports it). The command line passes a list of (name, rule) pairs instead, in
+    the order its options came. (rules, the names of its own)."""
+    pairs = []
+    if isinstance(table, dict):
+        for outcome, spec in table.items():
+            specs = spec if isinstance(spec, list) else [spec]
+            pairs += [(outcome, s, f"outcomes.{outcome}" + (f"[{k}]" if isinstance(spec, list) else ""))
+                      for k, s in enumerate(specs)]
+            if spec == []:
+                pairs.append((outcome, None, f"outcomes.{outcome}"))
+    elif isinstance(table, list):
+        pairs = [(o, s, f"outcomes.{o}") for o, s in table]
+    else:
+        raise where.fail("outcomes", "expected a table of outcome = { rule } or [{ rule }, ...]")
+    rules, declared = [], []
+    for outcome, spec, key in pairs:
+        if not NAME.match(outcome):
+            raise where.fail(key, f"{outcome!r}: expected letters, digits and _ only")
+        if outcome not in BUILTIN_OUTCOMES and outcome not in declared:
+            declared.append(outcome)
+        if spec is not None:
+            rules.append(_rule(where, outcome, spec, key))
+    return rules, declared
 
 
-def parse_reproducer(d: dict, source: str, index: int,
-                     vocabulary: tuple[str, ...] | None) -> Reproducer:
+def _expectation(where: _Where, expect, key: str, outcomes: set[str]) -> tuple[str, str, tuple]:
+    """(kind, outcome, any_of) of a variant's expect table."""
+    shape = (f"expected {{ kind = \"never\" }}, {{ kind = \"sometimes\"|\"always\", outcome = "
+             f"\"...\" }} or {{ kind = ..., any_of = [\"...\", ...] }}, got {expect!r}")
+    if (not isinstance(expect, dict) or expect.get("kind") not in DECLARED_KINDS
+            or set(expect) - set(EXPECT_KEYS) or ("outcome" in expect and "any_of" in expect)):
+        raise where.fail(key, shape)
+    kind = expect["kind"]
+    if "any_of" in expect:
+        any_of = expect["any_of"]
+        if kind == "never" or not (isinstance(any_of, list) and any_of
+                                   and all(isinstance(o, str) for o in any_of)):
+            raise where.fail(f"{key}.any_of", f"a non-empty list of failure outcomes for "
+                                              f"sometimes or always, got {any_of!r}")
+        names = tuple(dict.fromkeys(any_of))
+    else:
+        names = (expect.get("outcome", "ok"),)
+        if (kind == "never") != (names[0] == "ok"):
+            raise where.fail(f"{key}.outcome", f"{kind} takes "
+                                               f"{'no outcome' if kind == 'never' else 'a failure outcome'}")
+    for name in names:
+        if kind != "never" and name not in outcomes:
+            raise where.fail(f"{key}.{'any_of' if 'any_of' in expect else 'outcome'}",
+                             f"unknown outcome {name!r}; accepted: {', '.join(sorted(outcomes))} "
+                             f"(name one of your own in [outcomes])")
+        if kind != "never" and name == "ok":
+            raise where.fail(key, "ok is no failure")
+    return kind, names[0], (names if "any_of" in expect else ())
+
+
+def _command_exists(argv0: str, cwd: str | None = None) -> bool:
+    """A first word with a / is a file (from cwd, else the repository root), else on PATH."""
+    return (ROOT / (cwd or ".") / argv0).exists() if "/" in argv0 else shutil.which(argv0) is not None
+
+
+def parse_reproducer(d: dict, source: str, index: int) -> Reproducer:
     where = _Where(source, f"#{index + 1}")
     if not isinstance(d, dict):
         raise where.fail("reproducer", "expected a table")
@@ -173,6 +247,10 @@ def parse_reproducer(d: dict, source: str, index: int,
     if unknown:
         raise where.fail(unknown[0], f"unknown key; accepted: {', '.join(REPRODUCER_KEYS)}")
     runner, mode = _name(where, d, "runner"), _name(where, d, "mode", "natural")
+    if runner in builtin_runners():
+        raise where.fail("runner", f"{runner!r} is a built-in runner's name (runners/backends.list):"
+                                   f" an external program runs natively, not on it; name your "
+                                   f"runtime instead (tokio, go, native)")
     loop = d.get("loop", "process")
     if loop not in LOOPS:
         raise where.fail("loop", f"{loop!r}: expected \"self\" or \"process\"")
@@ -184,6 +262,12 @@ def parse_reproducer(d: dict, source: str, index: int,
         raise where.fail("status", "true or false, and true only with loop = \"self\"")
     build = _argv(where, d["build"], "build") if "build" in d else None
     trap = _argv(where, d["trap"], "trap") if "trap" in d else ()
+    cwd = d.get("cwd")
+    if cwd is not None and not (isinstance(cwd, str) and (ROOT / cwd).is_dir()):
+        raise where.fail("cwd", f"{cwd!r}: expected a folder, from the repository root")
+    scratch = d.get("scratch", False)
+    if not isinstance(scratch, bool):
+        raise where.fail("scratch", f"expected true or false, got {scratch!r}")
     needs = []
     for k, n in enumerate(d.get("needs", [])):
         key = f"needs[{k}]"
@@ -193,22 +277,12 @@ def parse_reproducer(d: dict, source: str, index: int,
             raise where.fail(key, f"expected {{ command = \"...\", package = \"...\" }} or "
                                   f"{{ path = \"...\", package = \"...\" }}, got {n!r}")
         needs.append(Need(n["package"], n.get("command"), n.get("path")))
-    outcomes_table = d.get("outcomes", {})
-    if not isinstance(outcomes_table, dict):
-        raise where.fail("outcomes", "expected a table of outcome = { rule }")
-    known = set(vocabulary) if vocabulary else None
-
-    def check_outcome(outcome: str, key: str) -> None:
-        if outcome == "ok" and key.startswith("outcomes"):
-            raise where.fail(key, "ok is what no rule matching means: it takes no rule")
-        if known is not None and outcome not in known:
-            raise where.fail(key, f"unknown outcome {outcome!r}; accepted: {', '.join(vocabulary)}")
-        if not NAME.match(outcome):
-            raise where.fail(key, f"{outcome!r}: expected letters, digits and _ only")
-    rules = []
-    for outcome, spec in outcomes_table.items():
-        check_outcome(outcome, f"outcomes.{outcome}")
-        rules.append(_rule(where, outcome, spec))
+    rules, declared = _rules(where, d.get("outcomes", {}))
+    if declared and status:
+        raise where.fail(f"outcomes.{declared[0]}", f"an outcome of its own: a program that keeps "
+                                                    f"the contract's status record counts only "
+                                                    f"{', '.join(BUILTIN_OUTCOMES)}")
+    outcomes = set(BUILTIN_OUTCOMES) | set(declared)
     rule_outcomes = {r.outcome for r in rules} | set(DRIVER_OUTCOMES)
     variants_table = d.get("variants")
     if not isinstance(variants_table, dict) or not variants_table:
@@ -226,37 +300,39 @@ def parse_reproducer(d: dict, source: str, index: int,
         if "command" not in v:
             raise where.fail(f"{key}.command", "missing")
         command = _argv(where, v["command"], f"{key}.command")
-        if build is None and not _command_exists(command[0]) and not any(
+        if build is None and not _command_exists(command[0], cwd) and not any(
                 n.command == command[0] or n.path == command[0] for n in needs):
             raise where.fail(f"{key}.command", f"{command[0]} does not exist "
                                                f"(and no build step makes it)")
-        expect = v.get("expect")
-        if not isinstance(expect, dict) or expect.get("kind") not in DECLARED_KINDS or set(expect) - {"kind", "outcome"}:
-            raise where.fail(f"{key}.expect", f"expected {{ kind = \"never\" }} or {{ kind = "
-                                              f"\"sometimes\"|\"always\", outcome = \"...\" }}, got {expect!r}")
-        kind, outcome = expect["kind"], expect.get("outcome", "ok")
-        if (kind == "never") != (outcome == "ok"):
-            raise where.fail(f"{key}.expect.outcome", f"{kind} takes {'no outcome' if kind == 'never' else 'a failure outcome'}")
-        if kind != "never":
-            check_outcome(outcome, f"{key}.expect.outcome")
-            if loop == "process" and outcome not in rule_outcomes:
-                raise where.fail(f"{key}.expect.outcome", f"{outcome!r}: no rule in [outcomes] "
-                                                          f"gives it (rules: {', '.join(sorted(rule_outcomes))})")
+        kind, outcome, any_of = _expectation(where, v.get("expect"), f"{key}.expect", outcomes)
+        if loop == "process":
+            for shown in any_of or ((outcome,) if kind != "never" else ()):
+                if shown not in rule_outcomes:
+                    raise where.fail(f"{key}.expect.{'any_of' if any_of else 'outcome'}",
+                                     f"{shown!r}: no rule in [outcomes] gives it (rules: "
+                                     f"{', '.join(sorted(rule_outcomes))})")
         twin = v.get("twin")
         if twin is not None and (twin not in variants_table or twin == vname or kind != "never"):
             raise where.fail(f"{key}.twin", f"{twin!r}: a never variant's twin names another variant "
                                             f"of this reproducer")
         what = v.get("what", "")
-        variants.append(ExternalVariant(vname, command, kind, outcome, twin, str(what)))
+        variants.append(ExternalVariant(vname, command, kind, outcome, twin, str(what), any_of))
     for key in ("summary", "upstream", "doc"):
         if not isinstance(d.get(key, ""), str):
             raise where.fail(key, "expected a string")
     return Reproducer(name, runner, mode, d.get("summary", ""), d.get("upstream", ""), build,
                       tuple(needs), loop, float(timeout_s), status, trap, tuple(rules),
-                      tuple(variants), source)
+                      tuple(variants), source, tuple(declared), cwd, scratch)
 
 
-def load(path: Path, vocabulary: tuple[str, ...] | None = None) -> list[Reproducer]:
+def runner_text(rep: Reproducer) -> str:
+    """What the run header says about an external runner in place of a library version."""
+    if rep.loop == "self":
+        return "from its report"
+    return "native, a process per iteration"
+
+
+def load(path: Path) -> list[Reproducer]:
     """Every [[reproducer]] of the file; [] when the file does not exist."""
     source = shown(path)
     try:
@@ -273,7 +349,7 @@ def load(path: Path, vocabulary: tuple[str, ...] | None = None) -> list[Reproduc
     entries = data.get("reproducer", [])
     if not isinstance(entries, list):
         raise DeclarationError(f"{source}: reproducer: expected [[reproducer]] tables")
-    found = [parse_reproducer(d, source, i, vocabulary) for i, d in enumerate(entries)]
+    found = [parse_reproducer(d, source, i) for i, d in enumerate(entries)]
     names = [r.name for r in found]
     for name in names:
         if names.count(name) > 1:
@@ -313,16 +389,31 @@ def run_build(rep: Reproducer) -> tuple[bool, str]:
         tail = (done.stderr.strip() or done.stdout.strip())[-2000:]
         return False, f"{shlex.join(rep.build)} exited {done.returncode}:\n{tail}"
     for v in rep.variants:
-        if not _command_exists(v.command[0]):
+        if not _command_exists(v.command[0], rep.cwd):
             return False, (f"{rep.source}: reproducer {rep.name}: variants.{v.name}.command: "
                            f"{v.command[0]} does not exist after the build step")
     return True, f"built in {time.monotonic() - began:.1f}s: {shlex.join(rep.build)}"
 
 
 def invocation(rep: Reproducer, variant: ExternalVariant, seed: int, outcomes: tuple[str, ...],
-               layout: StatusLayout | None):
+               layout: StatusLayout | None, workdir: Path | None = None):
+    """workdir: where it runs (default: its cwd, or the repository root)."""
     name = f"{rep.name}.{variant.name}"
+    where = workdir or ROOT / (rep.cwd or ".")
     if rep.loop == "self":
         return SelfLoopInvocation(name, variant.command, seed, outcomes, rep.timeout_s, rep.rules,
-                                  layout if rep.status else None, rep.trap)
-    return ProcessInvocation(name, variant.command, seed, outcomes, rep.timeout_s, rep.rules)
+                                  layout if rep.status else None, rep.trap, rep.cwd, where)
+    return ProcessInvocation(name, variant.command, seed, outcomes, rep.timeout_s, rep.rules,
+                             rep.cwd, where)
+
+
+def scratch_copy(rep: Reproducer, dest: Path) -> Path:
+    """A fresh copy of the reproducer's cwd (an empty folder without one) at dest: where a
+    cell with scratch = true runs, so that two variants never share the files they write."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    if rep.cwd:
+        shutil.copytree(ROOT / rep.cwd, dest, symlinks=True)
+    else:
+        dest.mkdir(parents=True)
+    return dest

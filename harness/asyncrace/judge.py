@@ -12,11 +12,11 @@ evidence a claim needs.
 from dataclasses import dataclass
 from typing import Mapping
 
-from .stats import POWER_TARGET, collapsed, percent, rate_text
+from .stats import POWER_TARGET, collapsed, percent, rate_text, wilson
 
 NEVER, SOMETIMES, ALWAYS, RARELY = "never", "sometimes", "always", "rarely"
-PASS, FAIL, NOT_REPRODUCED, UNDERPOWERED, SKIPPED = (
-    "pass", "fail", "not_reproduced", "underpowered", "skipped")
+PASS, FAIL, NOT_REPRODUCED, UNDERPOWERED, SKIPPED, INTERRUPTED = (
+    "pass", "fail", "not_reproduced", "underpowered", "skipped", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -24,11 +24,17 @@ class Expectation:
     kind: str      # never | sometimes | always | rarely
     outcome: str   # the failure a sometimes/always/rarely cell shows; "ok" for never
     why: str = ""  # rarely: why the budget cannot require it
+    any_of: tuple[str, ...] = ()   # a failure of any of these shows it (outcome: the first)
+
+    @property
+    def outcomes(self) -> tuple[str, ...]:
+        """The failures that show what the cell must show."""
+        return tuple(self.any_of) or (self.outcome,)
 
     def text(self) -> str:
         if self.kind == NEVER:
             return "never"
-        return f"{self.kind} {self.outcome}" + (f" ({self.why})" if self.why else "")
+        return f"{self.kind} {'|'.join(self.outcomes)}" + (f" ({self.why})" if self.why else "")
 
 
 @dataclass(frozen=True)
@@ -89,25 +95,28 @@ def judge(expect: Expectation, outcomes: Mapping[str, int], iterations: int,
             return Verdict(FAIL, f"regression: expected no failure, got {counts_text(failures)}"
                                  f" in {iterations} iterations; {how(failures)}")
         return never_verdict(iterations, evidence, rerun)
+    accepted = "|".join(expect.outcomes)
     if expect.kind == ALWAYS:
-        wrong = {name: n for name, n in outcomes.items() if name != expect.outcome and n}
+        wrong = {name: n for name, n in outcomes.items() if name not in expect.outcomes and n}
         if wrong:
-            return Verdict(FAIL, f"expected every iteration to fail {expect.outcome}, got "
+            return Verdict(FAIL, f"expected every iteration to fail {accepted}, got "
                                  f"{counts_text(wrong)} of {iterations}; {how(wrong)}")
         return Verdict(PASS, "")
     if expect.kind in (SOMETIMES, RARELY):
-        others = {name: n for name, n in failures.items() if name != expect.outcome}
+        others = {name: n for name, n in failures.items() if name not in expect.outcomes}
         if others:
-            return Verdict(FAIL, f"expected only {expect.outcome} failures, got "
+            return Verdict(FAIL, f"expected only {accepted} failures, got "
                                  f"{counts_text(failures)} in {iterations} iterations; {how(others)}")
         if expect.kind == RARELY:
             return Verdict(PASS, "")
-        shown = failures.get(expect.outcome, 0)
+        shown = sum(failures.get(name, 0) for name in expect.outcomes)
         ref = evidence.reference
         against = f" against its reference {percent(ref)}%" if ref else " (no reference rate)"
         if not shown:
+            below = wilson(0, iterations)[1]
             return Verdict(NOT_REPRODUCED, f"not reproduced: 0/{iterations} in {elapsed_s:.1f}s"
-                                           f"{against}; rerun: {rerun}")
+                                           f"{against}: a rate above {percent(below)}% would "
+                                           f"have shown (95 %); rerun: {rerun}")
         if ref and collapsed(shown, iterations, ref):
             return Verdict(FAIL, f"collapsed: {rate_text(shown, iterations)}{against} "
                                  f"(below a third of it, p < 1e-4): rerun: {rerun}")

@@ -52,11 +52,13 @@ class Cell:
     def source(self) -> str:
         return self.reproducer.source if self.reproducer else shown(self.program)
 
-    def invocation(self, seed: int, program: Path | None = None) -> Invocation:
-        """program: another build of the same case (build/asan/bin/<case>)."""
+    def invocation(self, seed: int, program: Path | None = None,
+                   workdir: Path | None = None) -> Invocation:
+        """program: another build of the same case (build/asan/bin/<case>); workdir: where
+        an external reproducer runs (its scratch copy)."""
         if self.reproducer is not None:
             return external.invocation(self.reproducer, self.ext_variant, seed, self.outcomes,
-                                       self.layout)
+                                       self.layout, workdir)
         return ContractInvocation(program or self.program, self.runner, self.variant, self.mode,
                                   seed, self.outcomes, self.layout)
 
@@ -138,18 +140,26 @@ def cells_of(program: Path, d: Description) -> list[Cell]:
     return with_twin_kinds(cells)
 
 
-def external_cells(rep: Reproducer, vocabulary: tuple[str, ...] | None,
-                   layout: StatusLayout | None) -> list[Cell]:
-    outcomes = rep.outcomes(vocabulary)
+def external_cells(rep: Reproducer, layout: StatusLayout | None) -> list[Cell]:
     return with_twin_kinds([Cell(rep.name, rep.runner, v.name, rep.mode,
-                                 Expectation(v.kind, v.outcome), v.twin, (i, 0, 0), outcomes,
-                                 layout=layout, reproducer=rep, ext_variant=v)
+                                 Expectation(v.kind, v.outcome, any_of=v.any_of), v.twin,
+                                 (i, 0, 0), rep.outcomes(), layout=layout, reproducer=rep,
+                                 ext_variant=v)
                             for i, v in enumerate(rep.variants)])
 
 
-def discover(bin_dir: Path = BIN, declarations: Path | None = EXTERNAL) -> Catalog:
+def declaration_files() -> list[Path]:
+    """cases/external.toml, then each file ASYNCRACE_EXTERNAL names (os.pathsep between
+    them): a user's own reproducers are added to the project's, never put in its place."""
+    extra = [Path(p) for p in os.environ.get("ASYNCRACE_EXTERNAL", "").split(os.pathsep) if p]
+    return [EXTERNAL, *(p.resolve() for p in extra)]
+
+
+def discover(bin_dir: Path = BIN, declarations: list[Path] | None = None) -> Catalog:
+    """declarations: the files to read reproducers from (default: declaration_files());
+    [] for none."""
     catalog = Catalog()
-    vocabulary, layout = None, None
+    layout = None
     for program in case_programs(bin_dir):
         catalog.programs.append(program)
         try:
@@ -157,28 +167,31 @@ def discover(bin_dir: Path = BIN, declarations: Path | None = EXTERNAL) -> Catal
         except ProgramError as e:
             catalog.errors.append(DiscoveryError(program, f"cannot read {program.name}'s cells: {e}"))
             continue
-        if vocabulary is None:
-            vocabulary, layout = d.outcomes, d.status
+        if layout is None:
+            layout = d.status
         catalog.cells += cells_of(program, d)
         catalog.add_order([r.name for r in d.runners], d.modes)
         catalog.versions.update({r.name: r.version for r in d.runners})
         if not d.cells:
             catalog.errors.append(DiscoveryError(program, f"{program.name} --list names no cells"))
-    if declarations is not None:
+    taken = {c.case for c in catalog.cells}
+    for path in declaration_files() if declarations is None else declarations:
         try:
-            catalog.reproducers = external.load(declarations, vocabulary)
+            found = external.load(path)
         except DeclarationError as e:
             catalog.declaration_error = str(e)
             return catalog
-        taken = {c.case for c in catalog.cells}
-        for rep in catalog.reproducers:
+        for rep in found:
             if rep.name in taken:
                 catalog.declaration_error = (f"{rep.source}: reproducer {rep.name}: name: a case "
-                                             f"program of {shown(bin_dir)} has that name")
+                                             f"program of {shown(bin_dir)} or another "
+                                             f"declaration has that name")
                 return catalog
-            catalog.cells += external_cells(rep, vocabulary, layout)
+            taken.add(rep.name)
+            catalog.reproducers.append(rep)
+            catalog.cells += external_cells(rep, layout)
             catalog.add_order([rep.runner], [rep.mode])
-            catalog.versions.setdefault(rep.runner, "from its report")
+            catalog.versions.setdefault(rep.runner, external.runner_text(rep))
     return catalog
 
 

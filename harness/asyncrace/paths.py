@@ -1,5 +1,4 @@
 """Where things are in the repository."""
-import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -8,8 +7,8 @@ BIN = BUILD / "bin"
 TOOLS = BUILD / "tools"
 SELFTEST = TOOLS / "selftest"
 SANITIZER_BIN = {"asan": BUILD / "asan" / "bin", "tsan": BUILD / "tsan" / "bin"}
-# ASYNCRACE_EXTERNAL names another declarations file (the driver's tests use their own).
-EXTERNAL = Path(os.environ.get("ASYNCRACE_EXTERNAL", ROOT / "cases" / "external.toml"))
+# The project's declarations; ASYNCRACE_EXTERNAL adds files of a user's own (matrix.py).
+EXTERNAL = ROOT / "cases" / "external.toml"
 PINNED = ROOT / "cases" / "cells.txt"
 RESULTS = ROOT / "results"
 

@@ -41,6 +41,28 @@ class ProgramError(Exception):
     """The program could not be run as the contract says: a harness error, never a result."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a cell: its process group is gone; `loop` has what finished before."""
+
+    def __init__(self, loop: "Loop") -> None:
+        super().__init__()
+        self.loop = loop
+
+
+@dataclass(frozen=True)
+class Stop:
+    """When a batch may end before its iterations: its cell's time budget is spent (the
+    charged time: hung time is free up to the allowance left) and it ran `must`. A program
+    the driver can watch (one process per iteration, or a status file) is stopped there,
+    so a budget holds whatever its iterations cost or its rules call a timeout."""
+    time_left_s: float
+    allowance_s: float
+    must: int
+
+    def reached(self, wall_s: float, hang_s: float, done: int) -> bool:
+        return done >= self.must and wall_s - min(hang_s, self.allowance_s) >= self.time_left_s
+
+
 def timeout_multiplier(env: Mapping[str, str] | None = None) -> float:
     """The contract's ASYNCRACE_TIMEOUT_MULTIPLIER, which scales the program's deadline."""
     try:
@@ -92,7 +114,8 @@ class Invocation(Protocol):
     outcomes: tuple[str, ...]
 
     def run_batch(self, start: int, iterations: int, *, stall_s: float | None = None,
-                  env: dict[str, str] | None = None, watch: Watch | None = None) -> Batch: ...
+                  env: dict[str, str] | None = None, watch: Watch | None = None,
+                  stop: Stop | None = None) -> Batch: ...
     def argv(self, start: int, iterations: int, *, trap: bool = False) -> list[str]: ...
     def command(self, start: int, iterations: int, *, trap: bool = False) -> str: ...
     def env_for(self, start: int) -> dict[str, str]: ...
@@ -141,15 +164,48 @@ class Finished:
     wall_s: float
     pgid: int
     hang_s: float = 0.0   # time the status showed hung iterations taking (measured)
+    stopped: bool = False  # by the driver at its Stop: the iterations done are counted
+
+
+def run_once(argv: list[str], *, env: dict[str, str] | None, timeout_s: float,
+             cwd: Path | None = None) -> Finished:
+    """One short process (an iteration of its own) in its own process group, its output
+    through pipes, killed with its group past timeout_s (killed=True) or when the driver
+    is interrupted. The cheap path: no files, no polling."""
+    began = time.monotonic()
+    try:
+        with core_limit(0):
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    stdin=subprocess.DEVNULL, start_new_session=True, env=env,
+                                    cwd=cwd)
+    except OSError as e:
+        raise ProgramError(f"cannot run {argv[0]}: {e}") from e
+    killed = False
+    try:
+        try:
+            out, err = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            kill_group(proc.pid)
+            out, err = proc.communicate()
+            killed = True
+    except BaseException:
+        kill_group(proc.pid)
+        proc.wait()
+        raise
+    kill_group(proc.pid)   # whatever it left behind in its group goes too
+    return Finished(proc.returncode, killed, out[-STDERR_KEEP:].decode("utf-8", "replace"),
+                    err[-STDERR_KEEP:].decode("utf-8", "replace"), None,
+                    time.monotonic() - began, proc.pid)
 
 
 def run_process(argv: list[str], *, env: dict[str, str] | None, layout: StatusLayout | None,
                 status_path: Path | None, stall_s: float, watch: Watch | None = None,
                 outcomes: tuple[str, ...] = (), limit_s: float | None = None,
-                cwd: Path | None = None) -> Finished:
+                cwd: Path | None = None, stop: Stop | None = None) -> Finished:
     """Runs argv in its own process group with stdout/stderr in files. With a status
-    layout, the process is killed when its status stops moving for stall_s; without one,
-    when it runs past limit_s (or stall_s)."""
+    layout, the process is killed when its status stops moving for stall_s, or stopped at
+    `stop`; without one, when it runs past limit_s (or stall_s). Interrupted (Ctrl-C), its
+    group is killed before the exception goes on."""
     with tempfile.TemporaryDirectory(prefix="asyncrace-") as tmp:
         out_path, err_path = Path(tmp) / "stdout", Path(tmp) / "stderr"
         began = time.monotonic()
@@ -160,23 +216,31 @@ def run_process(argv: list[str], *, env: dict[str, str] | None, layout: StatusLa
                                             start_new_session=True, env=env, cwd=cwd)
             except OSError as e:
                 raise ProgramError(f"cannot run {argv[0]}: {e}") from e
-            killed, hang_s = _wait(proc, layout, status_path, stall_s, limit_s, watch, outcomes)
+            try:
+                killed, hang_s, stopped = _wait(proc, layout, status_path, stall_s, limit_s, watch,
+                                                outcomes, stop)
+            except BaseException:
+                kill_group(proc.pid)
+                proc.wait()
+                raise
         wall = time.monotonic() - began
         stdout = out_path.read_text("utf-8", "replace")
         stderr = err_path.read_bytes()[-STDERR_KEEP:].decode("utf-8", "replace")
     status = layout.read(status_path) if layout and status_path else None
-    return Finished(proc.returncode, killed, stdout, stderr, status, wall, proc.pid, hang_s)
+    return Finished(proc.returncode, killed, stdout, stderr, status, wall, proc.pid, hang_s,
+                    stopped)
 
 
 def _wait(proc: subprocess.Popen, layout: StatusLayout | None, status_path: Path | None,
           stall_s: float, limit_s: float | None, watch: Watch | None,
-          outcomes: tuple[str, ...]) -> tuple[bool, float]:
+          outcomes: tuple[str, ...], stop: Stop | None) -> tuple[bool, float, bool]:
     """Waits for the process; kills its whole group when the status stops moving (or the
-    time limit passes). (killed for that, seconds the hung iterations took): an iteration
-    that finished as a hang took the time since the status last moved, and so did the one
+    time limit passes), or when the status shows its Stop reached. (killed for a stall or
+    the limit, seconds the hung iterations took, stopped at its Stop): an iteration that
+    finished as a hang took the time since the status last moved, and so did the one
     running when the process ended by its watchdog (exit 3) or was killed."""
     began = last_change = time.monotonic()
-    last, poll, killed, hang_s, hangs = None, 0.005, False, 0.0, 0
+    last, poll, killed, hang_s, hangs, stopped = None, 0.005, False, 0.0, 0, False
     ok = outcomes.index("ok") if "ok" in outcomes else 0
     hang = outcomes.index("hang") if "hang" in outcomes else None
     while True:
@@ -201,11 +265,30 @@ def _wait(proc: subprocess.Popen, layout: StatusLayout | None, status_path: Path
             proc.wait()
             killed = True
             break
+        if stop is not None and status and stop.reached(now - began, hang_s, status.done):
+            kill_group(proc.pid)
+            proc.wait()
+            stopped = True
+            break
         poll = min(poll * 2, 0.1)
     kill_group(proc.pid)  # whatever the program left behind in its group goes too
     if layout is not None and (killed or proc.returncode == EXIT_HANG):
         hang_s += time.monotonic() - last_change
-    return killed, hang_s
+    return killed, hang_s, stopped
+
+
+def run_interruptible(inv: Invocation, start: int, iterations: int, status: Path | None,
+                      argv: list[str], **kwargs) -> Finished:
+    """run_process; on Ctrl-C, what the status file counted goes with the exception (as
+    `batch`) so that an interrupted cell keeps it."""
+    try:
+        return run_process(argv, **kwargs)
+    except KeyboardInterrupt as e:
+        layout = kwargs.get("layout")
+        read = layout.read(status) if layout is not None and status is not None else None
+        if read is not None:
+            e.batch = from_stopped(inv, start, iterations, read)
+        raise
 
 
 def parse_report(stdout: str, command: str) -> dict:
@@ -236,6 +319,19 @@ def from_report(inv: Invocation, start: int, iterations: int, returncode: int, r
         raise ProgramError(f"asked for {iterations} iterations, the report counts "
                            f"{batch.counted}\n  {command}")
     return batch
+
+
+def from_stopped(inv: Invocation, start: int, iterations: int, status: Status) -> Batch:
+    """A batch the driver stopped at its Stop: the iterations its status counted stand; the
+    one that was running is not counted and runs again in the next batch."""
+    counts = dict(zip(inv.outcomes, status.counts))
+    ff = None
+    if status.first_failure_iteration is not None:
+        ff = {"iteration": status.first_failure_iteration,
+              "outcome": inv.outcomes[status.first_failure_outcome],
+              "detail": status.first_failure_detail, "after_s": None,
+              "replay": inv.command(status.first_failure_iteration, 1, trap=True)}
+    return Batch(start, iterations, counts, start + status.done, first_failure=ff)
 
 
 def from_status(inv: Invocation, start: int, iterations: int, status: Status, outcome: str,
@@ -286,14 +382,18 @@ class ContractInvocation:
         return {}
 
     def run_batch(self, start: int, iterations: int, *, stall_s: float | None = None,
-                  env: dict[str, str] | None = None, watch: Watch | None = None) -> Batch:
-        """Runs iterations [start, start+iterations) in one process and counts them."""
+                  env: dict[str, str] | None = None, watch: Watch | None = None,
+                  stop: Stop | None = None) -> Batch:
+        """Runs iterations [start, start+iterations) in one process and counts them. A case
+        program is not stopped early (its report holds what a kill would lose, a search's
+        state among it): its batches are sized from its speed, and its iterations are even."""
         stall_s = stall_timeout(env) if stall_s is None else stall_s
         with tempfile.TemporaryDirectory(prefix="asyncrace-status-") as tmp:
             status_path = Path(tmp) / "status"
             argv = self.argv(start, iterations, status=status_path)
-            done = run_process(argv, env=env, layout=self.layout, status_path=status_path,
-                               stall_s=stall_s, watch=watch, outcomes=self.outcomes)
+            done = run_interruptible(self, start, iterations, status_path, argv, env=env,
+                                     layout=self.layout, status_path=status_path,
+                                     stall_s=stall_s, watch=watch, outcomes=self.outcomes)
         command = shlex.join(argv)
         if done.returncode == EXIT_BAD_INPUT and not done.killed:
             raise ProgramError(f"{self.program.name} refused its arguments: "
@@ -395,13 +495,26 @@ def run_loop(inv: Invocation, budget: Budget, *, start: int = 0, first_batch: in
         size = _batch_size(budget, loop.iterations, loop.charged_s,
                            loop.charged_s / loop.iterations if loop.iterations else None,
                            first_batch)
+        stop = None if budget.seconds is None else Stop(
+            budget.seconds - loop.charged_s, allowance,
+            max(0, budget.min_iterations - loop.iterations))
         batch_began = time.monotonic()
         watch = None
         if progress is not None:
             def watch(done: int, failures: int) -> None:
                 progress.update(loop.iterations + done, loop.failures + failures,
                                 loop.charged_s + time.monotonic() - batch_began)
-        batch = inv.run_batch(next_start, size, stall_s=stall_s, env=env, watch=watch)
+        try:
+            batch = inv.run_batch(next_start, size, stall_s=stall_s, env=env, watch=watch,
+                                  stop=stop)
+        except KeyboardInterrupt as e:
+            partial = getattr(e, "batch", None)   # what the batch counted before it
+            if partial is not None:
+                partial.wall_s = time.monotonic() - batch_began
+                _add(loop, partial, offset_s=loop.wall_s, inv=inv)
+            else:
+                loop.wall_s += time.monotonic() - batch_began
+            raise Interrupted(loop) from e
         free = min(batch.hang_s, allowance, batch.wall_s)
         allowance -= free
         loop.charged_s += batch.wall_s - free

@@ -139,6 +139,8 @@ def plot_svg(records: list[dict]) -> str:
 
 
 def _plot(records: list[dict]) -> str:
+    if not any(r["iterations"] for r in records):
+        return '<p class="note">No rate plot: no cell ran an iteration.</p>'
     try:
         svg = plot_svg(records)
     except ImportError:

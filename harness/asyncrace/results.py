@@ -194,8 +194,8 @@ def unpowered_fixes(records: list[dict]) -> list[str]:
     """A fix passes on a runner only if at least one of its cells there reached 95 % power
     (or proved it by search): one line per case, variant and runner where none did."""
     groups: dict[tuple[str, str, str], list[dict]] = {}
-    for r in records:
-        if r["expect"]["kind"] == NEVER and r["verdict"]["status"] != SKIPPED:
+    for r in records:   # a never cell without a twin claims to fix nothing
+        if r["expect"]["kind"] == NEVER and r["verdict"]["status"] != SKIPPED and r.get("twin"):
             groups.setdefault((r["case"], r["variant"], r["runner"]), []).append(r)
     lines = []
     for (case, variant, runner), cells in groups.items():

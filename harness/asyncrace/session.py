@@ -9,13 +9,13 @@ from pathlib import Path
 from . import external
 from .baseline import Finding, compare, load_summary
 from .capture import Failure, RrVerdict, capture
-from .judge import (ALWAYS, FAIL, NEVER, NOT_REPRODUCED, RARELY, SKIPPED, UNDERPOWERED,
-                    Evidence, Expectation, judge)
+from .judge import (ALWAYS, FAIL, INTERRUPTED, NEVER, NOT_REPRODUCED, RARELY, SKIPPED,
+                    UNDERPOWERED, Evidence, Expectation, Verdict, judge)
 from .matrix import Catalog, Cell
 from .options import CAPTURE_ALL, CAPTURE_REGRESSIONS, Shard
 from .paths import RESULTS
 from .profiles import PROFILES, Budget, Profile, override
-from .program import ProgramError, run_loop
+from .program import Interrupted, ProgramError, run_loop
 from . import reference as references
 from .results import RunDir, new_run_id, power_of, twin_rate
 from .stats import rate_text, wilson
@@ -31,7 +31,7 @@ def consequence(record: dict, profile: Profile) -> str:
     is tolerated only where the profile says so (quick: the run still fails when no cell of
     that fix on that runner had the power, results.unpowered_fixes)."""
     status = record["verdict"]["status"]
-    if status in (FAIL, NOT_REPRODUCED):
+    if status in (FAIL, NOT_REPRODUCED, INTERRUPTED):
         return FAILED
     if status == UNDERPOWERED:
         return FAILED if profile.underpowered_fails else TOLERATED
@@ -161,15 +161,21 @@ def skipped_record(cell: Cell, settings: Settings, reason: str) -> dict:
 
 def run_cell(cell: Cell, settings: Settings, progress=None) -> dict:
     """Runs the cell and returns its record (also written to cells/<cell>.json).
-    ProgramError: the program (or its build step) could not be run as declared."""
+    ProgramError: the program (or its build step) could not be run as declared. Ctrl-C
+    (program.Interrupted): the record of what ran is written, verdict interrupted, and the
+    interruption goes on."""
     reason = cell.skip_reason()
     if reason:
         return skipped_record(cell, settings, reason)
+    workdir = None
     if cell.reproducer is not None:
         ok, text = external.build_once(cell.reproducer, settings.run_dir.path / ".builds")
         if not ok:
             raise ProgramError(f"{cell.reproducer.name}: the build step failed: {text}")
-    inv = cell.invocation(settings.seed)
+        if cell.reproducer.scratch:
+            workdir = external.scratch_copy(cell.reproducer,
+                                            settings.run_dir.path / "scratch" / cell.id)
+    inv = cell.invocation(settings.seed, workdir=workdir)
     if cell.deterministic:        # failing schedules (and their race logs) go into the run
         inv = replace(inv, extra=(*inv.extra, "--schedules",
                                   str(settings.run_dir.path / "schedules" / cell.id)))
@@ -179,9 +185,28 @@ def run_cell(cell: Cell, settings: Settings, progress=None) -> dict:
     budget = settings.budget(cell)
     try:
         loop = run_loop(inv, budget, progress=progress)
+    except Interrupted as e:
+        record = _record(cell, settings, budget, inv, e.loop, interrupted=True)
+        settings.run_dir.write_cell(record)
+        raise
     finally:
         if progress is not None:
             progress.close()
+    record = _record(cell, settings, budget, inv, loop)
+    ff = loop.first_failure
+    if ff and _wants_capture(settings, cell, record["verdict"]["status"]):
+        failure = Failure(cell.id, inv, ff["iteration"], ff["outcome"],
+                          rare=cell.expect.kind != ALWAYS, schedule=ff.get("schedule"),
+                          rate=record["rate"])
+        record["capture"] = capture(failure, settings.run_dir.captures / cell.id, settings.rr,
+                                    disk_root=settings.run_dir.captures)
+    settings.run_dir.write_cell(record)
+    return record
+
+
+def _record(cell: Cell, settings: Settings, budget: Budget, inv, loop, interrupted: bool = False
+            ) -> dict:
+    """A cell's record from its loop: counts, interval, speed, first failures, verdict."""
     ff = loop.first_failure
     rerun = inv.command(0, max(loop.iterations, 1))
     power = (power_of(loop.iterations, cell.twin_id, settings.twin_found(cell), cell.twin_kind)
@@ -190,6 +215,9 @@ def run_cell(cell: Cell, settings: Settings, progress=None) -> dict:
                         search=loop.sim if cell.search else None)
     verdict = judge(cell.expect, loop.outcomes, loop.iterations, loop.wall_s, loop.replays, rerun,
                     evidence)
+    if interrupted:
+        verdict = Verdict(INTERRUPTED, f"interrupted (Ctrl-C) after {loop.iterations} iterations"
+                                       f" of its budget; rerun: {rerun}")
     low, high = wilson(loop.failures, loop.iterations)
     record = {
         **_base_record(cell, settings, budget), "runner_version": loop.runner_version,
@@ -208,12 +236,6 @@ def run_cell(cell: Cell, settings: Settings, progress=None) -> dict:
         record["sim"] = loop.sim
     if loop.stderr:
         record["stderr_tail"] = loop.stderr[-4000:]
-    if ff and _wants_capture(settings, cell, verdict.status):
-        failure = Failure(cell.id, inv, ff["iteration"], ff["outcome"],
-                          rare=cell.expect.kind != ALWAYS, schedule=ff.get("schedule"))
-        record["capture"] = capture(failure, settings.run_dir.captures / cell.id, settings.rr,
-                                    disk_root=settings.run_dir.captures)
-    settings.run_dir.write_cell(record)
     return record
 
 
