@@ -242,26 +242,42 @@ def test_cells_whose_needs_are_not_met_skip_naming_the_package(tmp_path, program
     assert record["verdict"]["message"] == "panics: needs command no-such-tool-xyz: apt-get install xyz-tools"
 
 
-def test_a_crashing_external_gets_a_core_and_gdb_backtraces(tmp_path, programs):
+@pytest.mark.parametrize("wrapped", [False, True], ids=["elf", "behind-a-wrapper-script"])
+def test_a_failing_external_keeps_its_core_compressed_and_every_backtrace(tmp_path, programs,
+                                                                          wrapped):
+    """Whatever the outcome is called (here `fatal`, by a signal rule) and even behind a
+    shell wrapper, the capture keeps the core, gzip-compressed with its sizes said, and
+    every thread's backtrace read from it."""
     assert shutil.which("gdb"), "gdb is not installed: run make deps"
+    command = [str(programs["crashes"])]
+    if wrapped:
+        wrapper = tmp_path / "wrapper.sh"
+        wrapper.write_text(f"#!/bin/sh\n{programs['crashes']}\nexit $?\n")
+        wrapper.chmod(0o755)
+        command = [str(wrapper)]
     text = f"""
     [[reproducer]]
     name = "crashes"
     runner = "c"
+    [reproducer.outcomes]
+    fatal = [{{ signal = "SIGSEGV" }}, {{ exit = 139 }}]
     [reproducer.variants.buggy]
-    command = ["{programs['crashes']}"]
-    expect = {{ kind = "sometimes", outcome = "crash" }}
+    command = {json.dumps(command)}
+    expect = {{ kind = "sometimes", outcome = "fatal" }}
     """
     catalog = discover(declarations=[declare(tmp_path, text)])
     (cell,) = [c for c in catalog.cells if c.case == "crashes"]
     record = run_cell(cell, settings(tmp_path, capture=CAPTURE_ALL))
     assert record["verdict"]["status"] == "pass" and record["first_failure"]["iteration"] == 3
     info = record["capture"]
-    assert info["method"] == "gdb" and info["reproduced"], info
+    assert info["method"] == "core" and info["reproduced"], info
     folder = Path(info["replay_sh"]).parent
-    assert (folder / "core").stat().st_size > 0
-    assert "SIGSEGV" in (folder / "backtrace.txt").read_text()
+    assert (folder / "core.gz").stat().st_size > 0 and not (folder / "core").exists()
+    assert any("kept as core.gz" in note and "MiB" in note for note in info["notes"]), info["notes"]
+    backtrace = (folder / "backtrace.txt").read_text()
+    assert "SIGSEGV" in backtrace and "main" in backtrace, backtrace[-2000:]
     assert "ASYNCRACE_ITERATION=3" in (folder / "replay.sh").read_text()
+    assert "A re-run, not a replay" in (folder / "replay.sh").read_text()
 
 
 def test_pytest_k_selects_external_cells_and_they_join_the_results(tmp_path, programs):

@@ -87,6 +87,8 @@ def test_the_report_is_well_formed_self_contained_and_has_the_plot(tmp_path):
     assert page.links == ["captures/c.uv.fixed.natural/"], "the capture, linked relative to the page"
     assert "build/bin/c --runner uv --start 17 --iterations 1 --trap" in text
     assert "0.25s" in text, "time to first failure"
+    assert "900 it/s" in text and "panic 26" in text, "speed and outcomes in the matrix"
+    assert "<td>d</td>" in text, "the first failure's detail"
     assert "why &lt;b&gt;" in text, "messages are escaped"
     assert "Power of never cells" in text and "underpowered" in text
     assert "-0.04 points" in text, "the change against the baseline: 0.26 % now, 0.30 % before"

@@ -143,25 +143,25 @@ def cmd_list(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 def cmd_pin(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Rewrites cases/cells.txt, and the pin file beside each declarations file of the
+    user's own (ASYNCRACE_EXTERNAL), and prints the difference."""
     catalog = _catalog(parser)
-    found = {c.id for c in catalog.cells}
-    missing, extra = pin.difference(found, set(pin.read(args.file)))
-    pin.write(found, args.file)
-    for line in pin.diff_lines(missing, extra):
-        print(line)
-    print(f"{shown(args.file)}: {len(found)} cells ({len(extra)} added, {len(missing)} removed)")
+    for path, found in pin.groups(catalog.cells).items():
+        path = args.file if path == PINNED else path
+        missing, extra = pin.difference(found, set(pin.read(path)))
+        pin.write(found, path)
+        for line in pin.diff_lines(missing, extra):
+            print(line)
+        print(f"{shown(path)}: {len(found)} cells ({len(extra)} added, {len(missing)} removed)")
     return 0
 
 
 def cmd_reference(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    """cases/rates.txt from a long run of the sometimes cells (or from --from RUN): the
-    selected cells' rates are replaced, the others kept, cells that no longer exist
-    dropped. Exit 1 when a selected cell showed nothing: it cannot have a rate."""
+    """cases/rates.txt (and my.rates.txt beside a declarations file of the user's own) from
+    a long measurement of the sometimes cells (or from --from RUN): the selected cells'
+    rates are replaced, the others kept, cells that no longer exist dropped. Exit 1 when a
+    selected cell showed nothing: it cannot have a rate."""
     catalog = _catalog(parser)
-    try:
-        old = references.read(args.file)
-    except references.RatesError as e:
-        parser.error(str(e))
     if args.source:
         records = list(load_summary(args.source)["cells"].values())
         selected = {r["cell"] for r in records}
@@ -186,17 +186,27 @@ def cmd_reference(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         selected = {c.id for c in cells}
         note = (f"measured {time.strftime('%Y-%m-%d')}, {budget.text()} a count, idle and "
                 f"loaded (two copies at once)")
-    wanted = {c.id for c in catalog.cells if references.needs_reference(c)}
-    rates = {c: r for c, r in old.items() if c in wanted and c not in selected}
-    rates.update({c: r for c, r in measured.items() if c in wanted})
-    references.write(rates, args.file, note)
-    for line in references.diff_lines(old, rates):
-        print(line)
+    wanted = [c for c in catalog.cells if references.needs_reference(c)]
+    files: dict[Path, list] = {}
+    for c in wanted:
+        path = references.rates_file(c)
+        files.setdefault(args.file if path == references.RATES else path, []).append(c.id)
+    try:
+        for path, ids in files.items():
+            old = references.read(path)
+            rates = {c: r for c, r in old.items() if c in ids and c not in selected}
+            rates.update({c: r for c, r in measured.items() if c in ids})
+            references.write(rates, path, note)
+            for line in references.diff_lines(old, rates):
+                print(line)
+            missing = sorted(set(ids) - set(rates))
+            print(f"{shown(path)}: {len(rates)} rates; {len(missing)} sometimes cells without "
+                  f"one" + (f" ({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''})"
+                            if missing else ""))
+    except references.RatesError as e:
+        parser.error(str(e))
     for line in problems:
         print(f"no rate: {line}")
-    missing = sorted(wanted - set(rates))
-    print(f"{shown(args.file)}: {len(rates)} rates; {len(missing)} sometimes cells without one"
-          + (f" ({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''})" if missing else ""))
     return 1 if problems else 0
 
 

@@ -7,13 +7,16 @@ failure: the iteration runs under ``gdb -batch``, which prints every thread's ba
 and writes the core itself (so kernel.core_pattern does not matter), and the program's
 stderr is kept: with --trap it prints its log of the last race-point events there.
 
-An external reproducer's failure gets the same where it can be trapped (a declared
-``trap`` flag) or where it crashed and the program is an ELF executable; otherwise its
-failing iteration is re-run once, plainly, and its stdout and stderr kept.
+An external reproducer's failing iteration is re-run with its trap flag (when declared),
+RUST_BACKTRACE=1 and core dumps on, whatever its outcome is named: every core it (or a
+program a wrapper script started) leaves gets every thread's backtrace from gdb, and is
+kept gzip-compressed with its sizes said; stdout and stderr are kept too. A program that
+ended without a signal leaves no core: its stderr is what there is.
 
 Always: command.txt and replay.sh re-run that iteration alone. Attempts and disk are
 bounded; capture.json says which bound was hit.
 """
+import gzip
 import json
 import os
 import re
@@ -28,6 +31,7 @@ from pathlib import Path
 from .paths import ROOT
 from .program import ContractInvocation, Invocation, core_limit, invocation_from_dict, stall_timeout
 from .results import atomic_write_json, atomic_write_text
+from .stats import iterations_for_power, percent
 
 ATTEMPTS = 5
 DISK_BUDGET = 200 * 1024 * 1024     # bytes of captures per run before cores are skipped
@@ -113,19 +117,21 @@ def capture(failure: Failure, dest: Path, rr: RrVerdict, *, disk_root: Path,
     command = inv.command(i, 1, trap=True)
     env = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in inv.env_for(i).items())
     atomic_write_text(dest / "command.txt", command + "\n")
+    trap = ("; --trap aborts at the failure and prints the race-point log"
+            if isinstance(inv, ContractInvocation) else "")
     atomic_write_text(dest / "replay.sh",
-                      f"#!/bin/sh\n# {failure.cell}: iteration {i} alone ({failure.outcome})"
-                      f"{'; --trap aborts at the failure and prints the race-point log' if isinstance(inv, ContractInvocation) else ''}.\n"
-                      f"cd {shlex.quote(str(ROOT))}\n{env}"
+                      f"#!/bin/sh\n# {failure.cell}: iteration {i} alone ({failure.outcome}){trap}.\n"
+                      f"# A re-run, not a replay: {rerun_odds(failure.rate)}.\n"
+                      f"cd {shlex.quote(str(getattr(inv, 'workdir', ROOT)))}\n{env}"
                       f"exec {shlex.join(inv.argv(i, 1, trap=True))} \"$@\"\n")
     os.chmod(dest / "replay.sh", 0o755)
     info: dict = {"cell": failure.cell, "iteration": i, "outcome": failure.outcome,
                   "invocation": inv.to_dict(), "command": command,
                   "replay_sh": str(dest / "replay.sh"), "rr": asdict(rr), "method": None,
                   "attempts": 0, "reproduced": False, "rr_replay": None, "bounds_hit": [],
-                  "notes": []}
-    if not _debuggable(failure):
-        _run_plainly(failure, dest, info)
+                  "notes": [], "rate": failure.rate}
+    if not isinstance(inv, ContractInvocation):
+        _rerun_with_cores(failure, dest, info, disk_root, disk_budget)
     else:
         if rr.can_record:
             _record_with_rr(failure, dest, info, attempts, disk_root, disk_budget)
@@ -138,42 +144,76 @@ def capture(failure: Failure, dest: Path, rr: RrVerdict, *, disk_root: Path,
     return info
 
 
-def _is_elf(argv0: str) -> bool:
-    path = Path(argv0) if "/" in argv0 else Path(shutil.which(argv0) or "/nonexistent")
-    try:
-        with open(path if path.is_absolute() else ROOT / path, "rb") as f:
-            return f.read(4) == b"\x7fELF"
-    except OSError:
-        return False
-
-
-def _debuggable(failure: Failure) -> bool:
-    """A trap stops at the failure; a crash stops by itself; either needs an ELF for gdb."""
-    inv = failure.inv
-    if isinstance(inv, ContractInvocation):
-        return True
-    trap = bool(getattr(inv, "trap", ()))
-    return (trap or failure.outcome == "crash") and _is_elf(inv.argv(failure.iteration, 1)[0])
-
-
 def _env(failure: Failure) -> dict[str, str] | None:
     """None for a case program (it runs in the capture folder); an external command runs
-    from the repository root with its iteration in the environment."""
+    where it ran, with its iteration in the environment."""
     if isinstance(failure.inv, ContractInvocation):
         return None
     return failure.inv.env_for(failure.iteration)
 
 
-def _run_plainly(failure: Failure, dest: Path, info: dict) -> None:
-    """Re-runs the iteration once as it ran; keeps what it printed."""
-    info["method"] = "run"
+CORE_CAP = 512 * 1024 * 1024       # RLIMIT_CORE for a capture's re-run: a core past it is cut
+
+
+def _cores(folder: Path) -> set[Path]:
+    return {p for p in folder.glob("core*") if p.is_file() and not p.name.endswith(".gz")}
+
+
+def _rerun_with_cores(failure: Failure, dest: Path, info: dict, disk_root: Path,
+                      disk_budget: int) -> None:
+    """An external's failing iteration once more, as it ran (its trap flag appended when
+    declared), with cores on: whatever it is called, a failure that ends in a signal (or a
+    child's, behind a wrapper) leaves a core, and gdb reads every thread's backtrace from
+    it. The core is kept gzip-compressed; its sizes go into capture.json."""
+    inv = failure.inv
+    info["method"] = "core"
     info["attempts"] = 1
-    batch = failure.inv.run_batch(failure.iteration, 1)
-    came = next((name for name, n in batch.counts.items() if n and name != "ok"), "ok")
-    info["reproduced"] = came == failure.outcome
-    info["notes"].append(f"re-run once without a debugger (no trap flag declared, or not an "
-                         f"ELF executable): {came}")
-    atomic_write_text(dest / "stderr.txt", batch.stderr)
+    workdir = getattr(inv, "workdir", ROOT)
+    before = _cores(workdir)
+    room = 0 if _over_budget(disk_root, disk_budget, info, "core dump") else \
+        min(CORE_CAP, max(0, disk_budget - disk_used(disk_root)))
+    argv = inv.argv(failure.iteration, 1, trap=True)
+    env = {**os.environ, **inv.env_for(failure.iteration), "RUST_BACKTRACE": "1"}
+    code = _run_bounded(argv, workdir, dest / "stdout.txt", dest / "stderr.txt", core_bytes=room,
+                        env=env)
+    ended = "killed by the capture's time limit" if code is None else (
+        f"killed by signal {-code}" if code < 0 else f"exit {code}")
+    info["notes"].append(f"re-run once, as it ran{' with its trap' if getattr(inv, 'trap', ()) else ''}: {ended}")
+    new = sorted(_cores(workdir) - before)
+    for k, core in enumerate(new):
+        name = "core" if k == 0 else f"core.{k}"
+        text = _backtrace_of(core)
+        if text:
+            atomic_write_text(dest / ("backtrace.txt" if k == 0 else f"backtrace.{k}.txt"), text)
+        raw = core.stat().st_size
+        with open(core, "rb") as src, gzip.open(dest / f"{name}.gz", "wb", compresslevel=1) as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+        core.unlink()
+        packed = (dest / f"{name}.gz").stat().st_size
+        info["notes"].append(f"{name}: {raw >> 20} MiB{' (cut at the cap)' if raw >= room > 0 else ''}, "
+                             f"kept as {name}.gz, {packed >> 10} KiB; its backtrace: "
+                             f"{'backtrace.txt' if k == 0 else f'backtrace.{k}.txt'}")
+    info["reproduced"] = bool(new) or (code is not None and code != 0)
+    if not new:
+        info["notes"].append("no core: the program ended without a signal (or dumps are off); "
+                             "stderr.txt has what it printed (RUST_BACKTRACE=1)")
+
+
+def _backtrace_of(core: Path) -> str:
+    """Every thread's backtrace from a core, the executable found from the core itself."""
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        return ""
+    found = subprocess.run([gdb, "-batch", "-nx", "-c", str(core)], capture_output=True,
+                           text=True, timeout=120)
+    match = re.search(r"Core was generated by `([^\s']+)", found.stdout + found.stderr)
+    if not match:
+        return found.stdout + found.stderr
+    exe = match.group(1)
+    exe = shutil.which(exe) or exe
+    done = subprocess.run([gdb, "-batch", "-nx", "-ex", "thread apply all bt full", exe,
+                           str(core)], capture_output=True, text=True, timeout=300)
+    return done.stdout + done.stderr
 
 
 def _attempt_timeout() -> float:
@@ -181,14 +221,14 @@ def _attempt_timeout() -> float:
     return 2 * stall_timeout() + 30
 
 
-def _run_bounded(argv: list[str], dest: Path, stdout: Path, stderr: Path,
+def _run_bounded(argv: list[str], cwd: Path, stdout: Path, stderr: Path,
                  core_bytes: int, env: dict[str, str] | None = None) -> int | None:
     """Runs in its own process group; None when it had to be killed for taking too long.
     core_bytes bounds a core the kernel would write (gdb writes its own)."""
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
         with core_limit(core_bytes):
             proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                    cwd=dest if env is None else ROOT, start_new_session=True,
+                                    cwd=cwd, start_new_session=True,
                                     env={**os.environ, **(env or {})})
         try:
             return proc.wait(timeout=_attempt_timeout())
@@ -286,20 +326,37 @@ def _debug_with_gdb(failure: Failure, dest: Path, info: dict, attempts: int,
                               f"{attempts} tries")
 
 
+def rerun_odds(rate: float | None) -> str:
+    """What a re-run of a failure on real threads is worth, in words."""
+    what = ("the program runs on real threads, not under asyncrace's scheduler, so each "
+            "re-run is a new sample of its timing")
+    if not rate:
+        return what
+    if rate >= 1:
+        return f"{what}; the cell failed every iteration"
+    return (f"{what}: at the cell's rate, {percent(rate)}%, a re-run shows the failure about "
+            f"once in {max(1, round(1 / rate)):,}, and {iterations_for_power(rate):,} re-runs "
+            f"show it with 95 % chance")
+
+
 def replay(capture_dir: Path, attempts: int = 1) -> tuple[bool, str]:
-    """Re-runs a captured iteration (without --trap, to read its outcome from the report).
-    True when the same outcome came back."""
+    """Replays a sim capture (its schedule, exactly); re-runs any other (without --trap, to
+    read its outcome), and says it is a re-run, with the odds. True when the same outcome
+    came back."""
     info = json.loads((capture_dir / "capture.json").read_text())
     if info.get("method") == "sim-schedule":
         from . import schedule_capture
         return schedule_capture.replay(capture_dir, info, attempts)
     inv, i, expected = invocation_from_dict(info["invocation"]), info["iteration"], info["outcome"]
+    odds = rerun_odds(info.get("rate"))
     came = "nothing"
     for attempt in range(1, attempts + 1):
         batch = inv.run_batch(i, 1)
         came = next((name for name, n in batch.counts.items() if n), "nothing")
         if came == expected:
-            return True, (f"{info['cell']} iteration {i}: {came} again (same outcome, "
-                          f"try {attempt}); command: {inv.command(i, 1)}")
-    return False, (f"{info['cell']} iteration {i}: expected {expected}, got {came} "
-                   f"({attempts} tries); command: {inv.command(i, 1)}")
+            return True, (f"{info['cell']} iteration {i}: {came} again on re-run {attempt} of "
+                          f"{attempts}: a re-run, not a replay ({odds}); command: "
+                          f"{inv.command(i, 1)}")
+    return False, (f"{info['cell']} iteration {i}: expected {expected}, got {came} in "
+                   f"{attempts} re-run{'s' if attempts != 1 else ''}: a re-run, not a replay "
+                   f"({odds}); command: {inv.command(i, 1)}")

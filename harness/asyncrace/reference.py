@@ -109,6 +109,22 @@ def read(path: Path = RATES) -> dict[str, Rate]:
     return rates
 
 
+def rates_file(cell) -> Path:
+    """cases/rates.txt, or beside a declarations file of the user's own: my.rates.txt
+    next to my.toml (as its cells are pinned in my.cells.txt)."""
+    from .pin import pin_file
+    from .paths import PINNED
+    pinned = pin_file(cell)
+    return RATES if pinned == PINNED else pinned.with_name(
+        pinned.name.removesuffix(".cells.txt") + ".rates.txt")
+
+
+def user_rates_files() -> list[Path]:
+    """my.rates.txt beside each declarations file ASYNCRACE_EXTERNAL adds."""
+    from .matrix import declaration_files
+    return [p.with_suffix(".rates.txt") for p in declaration_files()[1:]]
+
+
 def needs_reference(cell) -> bool:
     """A sometimes cell that samples a rate (a search finds or does not: no rate)."""
     return cell.expect.kind == SOMETIMES and not cell.search

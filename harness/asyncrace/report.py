@@ -90,7 +90,11 @@ def _matrix_cell(r: dict | None) -> str:
     else:
         low, high = r["ci"]
         lines = [f"{percent(r['rate'])}% ({r['failures']}/{r['iterations']})",
-                 f"[{percent(low)}, {percent(high)}]"]
+                 f"[{percent(low)}, {percent(high)}]",
+                 f"{r.get('iterations_per_s', 0):,.0f} it/s"]
+        shown = [f"{name} {n}" for name, n in r["outcomes"].items() if name != "ok" and n]
+        if shown:
+            lines.append(", ".join(shown))
     if r.get("power") and r["power"].get("value") is not None:
         lines.append(f"power {power_text(r['power']).replace('**', '')}")
     tip = r["verdict"]["message"] or f"{r['cell']}: expect {r['expect']['kind']}"
@@ -164,10 +168,12 @@ def _first_failures(records: list[dict], run_dir: Path) -> str:
         replay = (ff.get("replay") or "").replace(str(ROOT) + "/", "")
         row = (f'<tr><td class="cell" style="{_cell_style(r["verdict"]["status"])}">'
                f"{e(r['cell'])}</td><td>{e(after)}</td><td>{e(ff['iteration'])}</td>"
-               f"<td>{e(ff['outcome'])}</td><td><code>{e(replay)}</code></td><td>{link}</td></tr>")
+               f"<td>{e(ff['outcome'])}</td><td>{e(ff.get('detail') or '')}</td>"
+               f"<td><code>{e(replay)}</code></td><td>{link}</td></tr>")
         (expected if r["expect"]["kind"] != NEVER and r["verdict"]["status"] == PASS else unexpected).append(row)
     head = ("<table><tr><th>cell</th><th>time to first failure</th><th>iteration</th>"
-            "<th>outcome</th><th>replay (from the repository root)</th><th>capture</th></tr>")
+            "<th>outcome</th><th>detail</th><th>replay (from the repository root)</th>"
+            "<th>capture</th></tr>")
     parts = [head + "".join(unexpected) + "</table>" if unexpected else
              "<p>No failure that was not expected.</p>"]
     if expected:

@@ -70,8 +70,12 @@ class Settings:
 
     @cached_property
     def reference(self) -> dict[str, references.Rate]:
-        """cases/rates.txt (references.RatesError when it does not read)."""
-        return references.read(self.reference_file)
+        """cases/rates.txt, and my.rates.txt beside each declarations file of the user's
+        own (references.RatesError when one does not read)."""
+        rates = {}
+        for path in [self.reference_file, *references.user_rates_files()]:
+            rates.update(references.read(path))
+        return rates
 
     def reference_rate(self, cell: Cell) -> float | None:
         """A sometimes cell's reference rate (the lower bound of its count), or None."""
@@ -294,9 +298,19 @@ def header_lines(settings: Settings, catalog: Catalog, cells: list[Cell]) -> lis
         every = override(settings.profile.sometimes, settings.iterations, settings.seconds)
         budget += f"; every cell {every.text()}"
     shard = f"; shard {settings.shard.text()} ({len(cells)} cells)" if settings.shard else ""
-    return [f"asyncrace: runners {runners}; seed {settings.seed}; profile {budget}{shard}",
+    return [f"asyncrace: runners {runners}; {seed_text(settings.seed, cells)}; profile "
+            f"{budget}{shard}",
             f"asyncrace: {settings.rr.line()}",
             f"asyncrace: cells write to {settings.run_dir.path}"]
+
+
+def seed_text(seed: int, cells: list[Cell]) -> str:
+    """The run seed where it decides something: the case programs draw every iteration's
+    seed from it, a program that loops itself gets --seed; a command run once per
+    iteration only finds it in ASYNCRACE_SEED, and may well ignore it."""
+    if cells and all(c.reproducer is not None and c.reproducer.loop == "process" for c in cells):
+        return f"seed {seed} (in ASYNCRACE_SEED only: the command decides whether it uses it)"
+    return f"seed {seed}"
 
 
 def finish_run(settings: Settings, catalog: Catalog) -> tuple[dict | None, list[Finding]]:
