@@ -3,9 +3,11 @@ programs: shell scripts and a C program that panic, crash, hang or loop themselv
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -304,7 +306,224 @@ def test_loop_runs_a_command_declared_nowhere(tmp_path, programs):
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "panics_sh.command.as_given.natural: PASS; expect sometimes panic; 25% [" in done.stdout
+    header = done.stdout.splitlines()[0]   # a process per iteration has no report to read
+    assert "(native, a process per iteration)" in header and "from its report" not in header
+    assert "seed 1 (in ASYNCRACE_SEED only" in header
     last = done.stdout.strip().splitlines()[-1]
     assert last.startswith("report: ") and Path(last[len("report: "):]).is_file()
     summary = json.loads((tmp_path / "latest" / "summary.json").read_text())
     assert summary["cells"]["panics_sh.command.as_given.natural"]["iterations"] == 40
+
+
+# ---- issue 17: budgets, Ctrl-C, rules, working folders, files of one's own ----------------
+
+def loop_cli(tmp_path: Path, *args: str, env: dict | None = None, timeout: float = 120
+             ) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "asyncrace", "loop", "--progress", "off",
+                           "--results-dir", str(tmp_path / "r"), *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def cell_of(tmp_path: Path) -> dict:
+    (record,) = json.loads((tmp_path / "r" / "latest" / "summary.json").read_text())["cells"].values()
+    return record
+
+
+@pytest.mark.parametrize("script, timeout_is, timeout_s", [
+    ("sleep 5", "deadlock", 0.5),                          # every run times out: deadlock
+    # 10 ms for the first 10 runs, then 0.3 s: the next batch used to be sized from the
+    # first 10 and never checked again
+    ("if [ $ASYNCRACE_ITERATION -lt 10 ]; then sleep 0.01; else sleep 0.3; fi", None, 5.0),
+])
+def test_a_time_budget_holds_whatever_a_timeout_is_called(tmp_path, script, timeout_is, timeout_s):
+    """A 2 s budget ends within 10 % of it plus one process's timeout, also when a timeout
+    is mapped to an outcome other than hang (it used to run on: 150 one-second timeouts
+    took 158.8 s on a 20 s budget) and when runs slow down after the first batch."""
+    rule = ["--timeout-is", timeout_is, "--expect", f"always:{timeout_is}"] if timeout_is else []
+    began = time.monotonic()
+    done = loop_cli(tmp_path, "--iterations", "150", "--seconds", "2", "--timeout-s", str(timeout_s),
+                    *rule, "--", "sh", "-c", script)
+    took = time.monotonic() - began
+    record = cell_of(tmp_path)
+    assert record["elapsed_s"] <= 2 * 1.1 + timeout_s, (record["elapsed_s"], done.stdout[-500:])
+    assert record["iterations"] < 150 and took < 2 * 1.1 + timeout_s + 5, took
+    if timeout_is:
+        assert record["outcomes"][timeout_is] == record["iterations"] >= 3
+
+
+def test_ctrl_c_kills_the_program_writes_what_ran_and_exits_130(tmp_path):
+    """Ctrl-C (SIGINT to the driver's process group, as a terminal sends it) during a
+    `loop` whose command hangs: no traceback, one line, exit 130, the run folder written
+    with the interrupted cell, and nothing left running."""
+    marker = f"asyncrace-ctrl-c-{os.getpid()}"
+    proc = subprocess.Popen([sys.executable, "-m", "asyncrace", "loop", "--progress", "off",
+                             "--results-dir", str(tmp_path / "r"), "--iterations", "100",
+                             "--timeout-s", "60", "--", "bash", "-c", f"exec -a {marker} sleep 60"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and subprocess.run(["pgrep", "-f", f"^{marker}"],
+                                                         capture_output=True).returncode != 0:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, (out[-1000:], err)
+    assert "Traceback" not in err and err.strip().splitlines() == [
+        next(line for line in err.splitlines() if line.startswith("asyncrace: interrupted"))], err
+    record = cell_of(tmp_path)
+    assert record["verdict"]["status"] == "interrupted", record["verdict"]
+    assert subprocess.run(["pgrep", "-f", f"^{marker}"], capture_output=True).returncode == 1, \
+        "the program was left running"
+
+
+ASSERTS = """\
+#!/bin/sh
+# the C assert way: a line on stderr, then SIGABRT; iteration 2 of every 3 exits 6
+case $(( ${ASYNCRACE_ITERATION:-0} % 3 )) in
+1) echo "prog: queue.c:17: pop: Assertion 'n > 0' failed." >&2; kill -ABRT $$ ;;
+2) exit 6 ;;
+esac
+exit 0
+"""
+
+
+@pytest.mark.parametrize("order, got", [
+    (["--stderr", "assertion=Assertion", "--signal", "crash=SIGABRT"], "assertion"),
+    (["--signal", "crash=SIGABRT", "--stderr", "assertion=Assertion"], "crash"),
+])
+def test_rules_apply_in_the_order_given_with_several_per_outcome_and_an_ok_rule(tmp_path, order, got):
+    """The command line applies its rules in the order given, like a declaration's
+    [outcomes] top to bottom; `--exit ok=6` makes a success status of 6; an outcome of
+    one's own (assertion) needs no built program to be checked."""
+    script = tmp_path / "asserts.sh"
+    script.write_text(ASSERTS)
+    script.chmod(0o755)
+    done = loop_cli(tmp_path, "--iterations", "9", *order, "--exit", "ok=6",
+                    "--expect", f"sometimes:{got}", "--", str(script))
+    record = cell_of(tmp_path)
+    assert record["outcomes"][got] == 3 and record["outcomes"]["ok"] == 6, record["outcomes"]
+    assert done.returncode == 0, done.stdout[-1500:]
+    declared = declare(tmp_path, f"""
+        [[reproducer]]
+        name = "asserts"
+        runner = "sh"
+        [reproducer.outcomes]
+        ok = {{ exit = 6 }}
+        assertion = [{{ stderr = "Assertion" }}, {{ signal = "SIGABRT" }}]
+        [reproducer.variants.buggy]
+        command = ["{script}"]
+        expect = {{ kind = "sometimes", any_of = ["assertion", "crash"] }}
+        """)
+    (rep,) = external.load(declared)
+    assert [(r.outcome, r.on) for r in rep.rules] == [("ok", "exit"), ("assertion", "stderr"),
+                                                      ("assertion", "signal")]
+    assert rep.declared == ("assertion",) and rep.variants[0].any_of == ("assertion", "crash")
+
+
+def test_any_of_accepts_either_failure(tmp_path, programs):
+    """A sometimes cell that may fail by its assertion or by a crash shows the bug either
+    way (an uncaught exception instead of the assertion used to read FAIL)."""
+    done = loop_cli(tmp_path, "--iterations", "20", "--stderr", "panic=panicked at",
+                    "--expect", "sometimes:assertion,panic", "--", str(programs["panics.sh"]))
+    assert done.returncode == 2 and "unknown outcome 'assertion'" in done.stderr, done.stderr
+    done = loop_cli(tmp_path, "--iterations", "20", "--stderr", "panic=panicked at",
+                    "--exit", "assertion=7", "--expect", "sometimes:assertion,panic", "--",
+                    str(programs["panics.sh"]))
+    record = cell_of(tmp_path)
+    assert done.returncode == 0 and record["verdict"]["status"] == "pass", done.stdout[-1500:]
+    assert record["expect"]["any_of"] == ["assertion", "panic"]
+
+
+READS_INPUT = """\
+#!/bin/sh
+# reads ./input, appends to ./output: it must run where its input is, alone
+[ -f input ] || { echo "no ./input here: $(pwd)" >&2; exit 9; }
+cat input >> output
+exit 0
+"""
+
+
+def test_a_cwd_runs_the_command_where_its_files_are_and_scratch_gives_each_cell_its_copy(tmp_path):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "input").write_text("x\n")
+    (folder / "reads.sh").write_text(READS_INPUT)
+    (folder / "reads.sh").chmod(0o755)
+    declared = declare(tmp_path, f"""
+        [[reproducer]]
+        name = "reads"
+        runner = "sh"
+        cwd = "{folder}"
+        scratch = true
+        [reproducer.variants.one]
+        command = ["./reads.sh"]
+        expect = {{ kind = "never" }}
+        [reproducer.variants.two]
+        command = ["./reads.sh"]
+        expect = {{ kind = "never" }}
+        """)
+    cells = [c for c in discover(declarations=[declared]).cells if c.case == "reads"]
+    s = settings(tmp_path)
+    for cell in cells:
+        record = run_cell(cell, s)
+        assert record["outcomes"]["ok"] == 20, record["outcomes"]
+    for variant in ("one", "two"):   # each cell wrote into its own copy, 20 lines
+        out = s.run_dir.path / "scratch" / f"reads.sh.{variant}.natural" / "output"
+        assert out.read_text() == "x\n" * 20
+    assert not (folder / "output").exists(), "the original folder was written to"
+
+
+def test_a_declarations_file_of_ones_own_is_added_and_pinned_beside_it(tmp_path, programs):
+    """ASYNCRACE_EXTERNAL adds a file to cases/external.toml (the tokio cells stay), and
+    `pin` pins its cells beside it, in its own .cells.txt: the project's list is not
+    touched, and the pinned-cells test checks both."""
+    mine = tmp_path / "mine.toml"
+    mine.write_text(textwrap.dedent(GOOD.format(panics=programs["panics.sh"])))
+    env = {**os.environ, "ASYNCRACE_EXTERNAL": str(mine)}
+    listed = subprocess.run([sys.executable, "-m", "asyncrace", "list"], capture_output=True,
+                            text=True, cwd=ROOT, env=env, timeout=60)
+    assert "panics.sh.buggy.natural" in listed.stdout and "tokio_shutdown_order" in listed.stdout
+    project = tmp_path / "cells.txt"
+    project.write_text((ROOT / "cases" / "cells.txt").read_text())
+    pinned = subprocess.run([sys.executable, "-m", "asyncrace", "pin", "--file", str(project)],
+                            capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+    assert pinned.returncode == 0, pinned.stderr
+    assert (tmp_path / "mine.cells.txt").read_text().split("\n", 2)[2].split() == [
+        "panics.sh.buggy.natural", "panics.sh.fixed.natural"]
+    assert project.read_text() == (ROOT / "cases" / "cells.txt").read_text()
+    checked = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                              "cases/test_pinned.py", "-k", "discovered"], capture_output=True,
+                             text=True, cwd=ROOT, env=env, timeout=120)
+    assert checked.returncode == 0 and "2 passed" in checked.stdout, checked.stdout[-1500:]
+
+
+def test_the_built_in_outcome_names_are_the_programs(tmp_path):
+    """What a declaration is checked against before anything is built is exactly what the
+    case programs list (contract.BUILTIN_OUTCOMES)."""
+    from asyncrace.contract import BUILTIN_OUTCOMES
+    catalog = discover(declarations=[])
+    assert catalog.programs, "no case programs: run make"
+    for program in catalog.programs:
+        assert describe(program).outcomes == BUILTIN_OUTCOMES, program
+
+
+def test_a_rerun_of_an_external_failure_says_it_is_one_with_its_odds(tmp_path, programs):
+    record = run_cell(next(c for c in discover(declarations=[declare(
+        tmp_path, GOOD.format(panics=programs["panics.sh"]))]).cells
+        if c.id == "panics.sh.buggy.natural"), settings(tmp_path, capture=CAPTURE_ALL))
+    folder = Path(record["capture"]["replay_sh"]).parent
+    from asyncrace.capture import replay
+    same, message = replay(folder)
+    assert "a re-run, not a replay" in message and "once in 4" in message, message
+
+
+def test_not_reproduced_on_a_first_try_says_what_the_budget_could_see(tmp_path):
+    """No "(reproducer rot?)" on a first try: what 0 failures in n rules out."""
+    done = loop_cli(tmp_path, "--iterations", "30", "--stderr", "panic=never printed",
+                    "--expect", "sometimes:panic", "--", "true")
+    record = cell_of(tmp_path)
+    message = record["verdict"]["message"]
+    assert done.returncode == 1 and record["verdict"]["status"] == "not_reproduced"
+    assert "rot" not in message and "a rate above 11.4% would have shown (95 %)" in message, message

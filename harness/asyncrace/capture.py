@@ -174,8 +174,10 @@ def _rerun_with_cores(failure: Failure, dest: Path, info: dict, disk_root: Path,
         min(CORE_CAP, max(0, disk_budget - disk_used(disk_root)))
     argv = inv.argv(failure.iteration, 1, trap=True)
     env = {**os.environ, **inv.env_for(failure.iteration), "RUST_BACKTRACE": "1"}
+    # an external's own time limit: a process per iteration has timeout_s; a program that
+    # loops itself has it per iteration, and runs one here
     code = _run_bounded(argv, workdir, dest / "stdout.txt", dest / "stderr.txt", core_bytes=room,
-                        env=env)
+                        env=env, timeout_s=getattr(inv, "timeout_s", None))
     ended = "killed by the capture's time limit" if code is None else (
         f"killed by signal {-code}" if code < 0 else f"exit {code}")
     info["notes"].append(f"re-run once, as it ran{' with its trap' if getattr(inv, 'trap', ()) else ''}: {ended}")
@@ -222,16 +224,18 @@ def _attempt_timeout() -> float:
 
 
 def _run_bounded(argv: list[str], cwd: Path, stdout: Path, stderr: Path,
-                 core_bytes: int, env: dict[str, str] | None = None) -> int | None:
-    """Runs in its own process group; None when it had to be killed for taking too long.
-    core_bytes bounds a core the kernel would write (gdb writes its own)."""
+                 core_bytes: int, env: dict[str, str] | None = None,
+                 timeout_s: float | None = None) -> int | None:
+    """Runs in its own process group; None when it had to be killed for taking too long
+    (timeout_s, else _attempt_timeout()). core_bytes bounds a core the kernel would write
+    (gdb writes its own)."""
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
         with core_limit(core_bytes):
             proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                     cwd=cwd, start_new_session=True,
                                     env={**os.environ, **(env or {})})
         try:
-            return proc.wait(timeout=_attempt_timeout())
+            return proc.wait(timeout=timeout_s or _attempt_timeout())
         except subprocess.TimeoutExpired:
             return None
         finally:
