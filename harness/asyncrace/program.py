@@ -350,17 +350,21 @@ def from_report(inv: Invocation, start: int, iterations: int, returncode: int, r
     return batch
 
 
+def _status_failure(inv: Invocation, status: Status) -> dict | None:
+    """The first failure a status file recorded, in the report's shape."""
+    if status.first_failure_iteration is None:
+        return None
+    return {"iteration": status.first_failure_iteration,
+            "outcome": inv.outcomes[status.first_failure_outcome],
+            "detail": status.first_failure_detail, "after_s": None,
+            "replay": inv.command(status.first_failure_iteration, 1, trap=True)}
+
+
 def from_stopped(inv: Invocation, start: int, iterations: int, status: Status) -> Batch:
     """A batch the driver stopped at its Stop: the iterations its status counted stand; the
     one that was running is not counted and runs again in the next batch."""
-    counts = dict(zip(inv.outcomes, status.counts))
-    ff = None
-    if status.first_failure_iteration is not None:
-        ff = {"iteration": status.first_failure_iteration,
-              "outcome": inv.outcomes[status.first_failure_outcome],
-              "detail": status.first_failure_detail, "after_s": None,
-              "replay": inv.command(status.first_failure_iteration, 1, trap=True)}
-    return Batch(start, iterations, counts, start + status.done, first_failure=ff)
+    return Batch(start, iterations, dict(zip(inv.outcomes, status.counts)), start + status.done,
+                 first_failure=_status_failure(inv, status))
 
 
 def from_status(inv: Invocation, start: int, iterations: int, status: Status, outcome: str,
@@ -373,13 +377,8 @@ def from_status(inv: Invocation, start: int, iterations: int, status: Status, ou
         # as one more iteration, so it cannot pass unseen.
         reason += " at exit, after the last iteration"
     counts[outcome] = counts.get(outcome, 0) + 1
-    ff = None
-    if status.first_failure_iteration is not None:
-        ff = {"iteration": status.first_failure_iteration,
-              "outcome": inv.outcomes[status.first_failure_outcome],
-              "detail": status.first_failure_detail, "after_s": None,
-              "replay": inv.command(status.first_failure_iteration, 1, trap=True)}
-    return Batch(start, iterations, counts, status.current + 1, first_failure=ff,
+    return Batch(start, iterations, counts, status.current + 1,
+                 first_failure=_status_failure(inv, status),
                  interruption=Interruption(status.current, outcome, reason))
 
 
