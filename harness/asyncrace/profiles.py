@@ -5,7 +5,7 @@ make a claim about it checkable, never from its mode's name, so a mode or runner
 adds gets a budget without a Python edit:
 
     profile   sometimes (reference rate p)                  never (twin rate p)              always            search
-    quick     60/p it (100..200,000) or 10 s, at least 9.2/p   n95(p), 300..20,000 it, all run   200 it or 20 s    30,000 it or 8 s
+    quick     60/p it (100..200,000) or 8 s, at least 9.2/p    n95(p), 300..20,000 it, all run   200 it or 20 s    30,000 it or 8 s
     nightly   100,000 it or 60 s, at least 9.2/p              n95(p), 10,000..300,000 it        1,000 it or 120 s 1,000,000 it or 180 s
     reference 200,000 it or 10 s a count (what `asyncrace reference` measures with: a real
               loop's cell idle, then two copies at once)
@@ -88,7 +88,7 @@ class Profile:
     # the sometimes budget's), between 100 and sometimes_cap, or shown_seconds; at least
     # the iterations that show it with 99.99 % chance.
     shown_expected: int | None = COLLAPSE_EXPECTED
-    shown_seconds: float = 10.0
+    shown_seconds: float = 8.0
     sometimes_cap: int = 200_000
 
     def budget(self, kind: str, twin_rate: float | None = None, search: bool = False,
