@@ -630,14 +630,7 @@ static const ar_variant variants[] = {
       .what = "the accept stream, shut down gracefully: close the listener and wait, then "
               "cancel; connections already queued are still dropped",
       .workers = 3, .wake = AR_WAKE_DEFERRED, .shutdown = AR_SHUTDOWN_STOP_THEN_DROP,
-      .design = &(const struct design){ ACCEPT_STREAM, CLOSE_THEN_CANCEL }, .expect = AR_REPRODUCES(AR_FATAL),
-      /* The window needs one worker starved over several steps: PCT's
-       * priorities do that (chaos, a median of 16 schedules); a uniform choice
-       * at every step almost never does. */
-      .rarely = (const ar_rarely[]){
-          { "sim", AR_NATURAL, "uniform random schedules starve a worker long enough about once "
-            "in 4 million (1 of 20 seeds within 200,000 each); chaos (pct) shows it" },
-          { NULL } } },
+      .design = &(const struct design){ ACCEPT_STREAM, CLOSE_THEN_CANCEL }, .expect = AR_REPRODUCES(AR_FATAL) },
     { .name = "fixed",
       .what = "PR #636: the accept callback hands each connection to its own detached "
               "handler task (executeThenClose); no stream; shutdown cancels the serving task",

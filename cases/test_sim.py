@@ -10,6 +10,7 @@
   with other parameters (--workers, --run-us, --deadline-ms) than the schedule recorded;
 - a replay that leaves its schedule says where, and is not a reproduction.
 """
+import functools
 import json
 import os
 import re
@@ -226,28 +227,52 @@ def test_the_driver_counts_a_searchs_schedules_once_over_its_batches(tmp_path):
     assert record["sim"]["rerun"] == 0, record["sim"]
 
 
-# ---- strategies: chaos (PCT) must beat natural (uniform random) ----------------------
+# ---- strategies: PCT and POS must beat uniform random -----------------------------------
 
-def schedules_to_first_failure(case: str, variant: str, mode: str, seeds: int,
-                               cap: int) -> list[int | None]:
+@functools.lru_cache(maxsize=None)
+def schedules_to_first_failure_with(strategy: str, case: str, variant: str, seeds: int,
+                                    cap: int) -> tuple:
+    """Per seed: (schedules up to the first failure, or None; its outcome)."""
     found = []
     for seed in range(1, seeds + 1):
         r = report(ROOT / "build" / "bin" / case, "--runner", "sim", "--variant", variant,
-                   "--mode", mode, "--seed", str(seed), "--iterations", str(cap))
+                   "--mode", "natural", "--strategy", strategy, "--seed", str(seed),
+                   "--iterations", str(cap), "--step-bound", "50000")   # their runs: < 20,000
         ff = r["first_failure"]
-        found.append(ff["iteration"] + 1 if ff else None)
-    return found
+        found.append((ff["iteration"] + 1, ff["outcome"]) if ff else (None, None))
+    return tuple(found)
 
 
-@pytest.mark.parametrize("case, variant", [("shutdown_order", "buggy"),
-                                           ("dropped_writer", "partial")])
-def test_chaos_finds_what_natural_rarely_does_at_every_seed(case, variant):
-    """On sim, chaos is PCT: within 200 schedules it finds each of these at every one of 20
-    run seeds (shutdown_order: at most 82 schedules), where uniform random (natural) finds
-    shutdown_order at 5 of them and dropped_writer.partial at none. PCT without its
-    priority change points found shutdown_order at 3 of 20: this fails."""
-    pct = schedules_to_first_failure(case, variant, "chaos", 20, 200)
-    random = schedules_to_first_failure(case, variant, "natural", 20, 200)
-    found = sum(n is not None for n in pct), sum(n is not None for n in random)
-    assert found[0] == 20, f"pct found {case}.{variant} at {found[0]} of 20 seeds: {pct}"
-    assert found[0] >= 2 * found[1], f"pct {found[0]} seeds, random {found[1]}: {pct} {random}"
+@pytest.mark.parametrize("strategy, case, variant, outcome", [
+    ("pct", "shutdown_order", "buggy", "panic"), ("pct", "dropped_writer", "partial", "fatal"),
+    ("pos", "shutdown_order", "buggy", "panic"), ("pos", "dropped_writer", "partial", "fatal"),
+])
+def test_pct_and_pos_find_what_uniform_random_rarely_does_at_every_seed(strategy, case, variant,
+                                                                        outcome):
+    """Within 600 schedules, PCT (chaos's) and POS (natural's) find each of these at every one
+    of 20 run seeds, and with the case's own failure, where uniform random finds
+    shutdown_order at 7 of them and dropped_writer.partial at none. PCT without its
+    priority change points found shutdown_order at 3 of 20; POS without its racing resets
+    starves a task until the step bound (a hang, not the bug); POS choosing uniformly is
+    random: each of these fails."""
+    found = schedules_to_first_failure_with(strategy, case, variant, 20, 600)
+    random = schedules_to_first_failure_with("random", case, variant, 20, 600)
+    hits = sum(n is not None for n, _ in found), sum(n is not None for n, _ in random)
+    assert hits[0] == 20, f"{strategy} found {case}.{variant} at {hits[0]} of 20 seeds: {found}"
+    assert {o for _, o in found} == {outcome}, f"{strategy}: {found}"
+    assert hits[0] >= 2 * hits[1], f"{strategy} {hits[0]} seeds, random {hits[1]}: {found} {random}"
+@pytest.mark.parametrize("mode, strategy", [("chaos", None), ("natural", "surw")])
+def test_a_profiling_strategy_gives_the_same_schedules_however_the_iterations_are_batched(
+        tmp_path, mode, strategy):
+    """pct and surw learn from profile runs: every process makes them on the run's first
+    iterations' seeds, so iteration i fails or not, with the same schedule, whether it ran
+    in one batch of 400 or in four of 100 (it used to depend on the batch it was in)."""
+    program = ROOT / "build" / "bin" / "shutdown_order"
+    args = ["--runner", "sim", "--variant", "buggy", "--mode", mode,
+            *(["--strategy", strategy] if strategy else [])]
+    whole = report(program, *args, "--iterations", "400")
+    parts = [report(program, *args, "--start", str(start), "--iterations", "100")
+             for start in (0, 100, 200, 300)]
+    failing = [(f["iteration"], f["hash"]) for p in parts for f in p["sim"]["failing"]]
+    assert [(f["iteration"], f["hash"]) for f in whole["sim"]["failing"]][:32] == failing[:32]
+    assert whole["outcomes"] == {k: sum(p["outcomes"][k] for p in parts) for k in whole["outcomes"]}

@@ -340,6 +340,7 @@ static const ar_scheduler scheduler = {
     .configure = sim_configure,
     .set_seed = sim_set_seed,
     .exhausted = sim_exhausted,
+    .profile_runs = sim_profile_runs,
     .search_save = sim_search_save,
     .search_restore = sim_search_restore,
     .describe = sim_describe,

@@ -111,7 +111,7 @@ static void usage(const ar_case *c, const char *argv0)
            "usage: %s --runner NAME --variant NAME --mode NAME [--iterations N] [--start I]\n"
            "       [--seed S] [--workers W] [--deadline-ms T] [--run-us U] [--trap]\n"
            "       [--status FILE] [--race-log FILE] [--list]\n"
-           "  sim:  [--strategy random|pct|dfs|delay] [--bound P] [--pct-depth D]\n"
+           "  sim:  [--strategy random|pos|surw|pct|dfs|delay] [--bound P] [--pct-depth D]\n"
            "        [--step-bound N] [--schedule FILE] [--schedules DIR] [--search-state FILE]\n\n"
            "  runners:  %s\n  variants: %s\n  modes:    %s\n\n"
            "Prints one JSON report; see docs/contract.md.\n",
@@ -533,6 +533,12 @@ int ar_case_main(const ar_case *c, int argc, char **argv)
         run_one(i, ar_controlled_seed(sim, i, iteration_seed));
         sim->rerun++;
     }
+    /* A strategy that profiles (pct, surw) does it on the run's first iterations'
+     * seeds in every process: iteration i's schedule is the same whatever the
+     * batches. */
+    int profile = sim->sched && !sim->replaying ? sim->sched->profile_runs() : 0;
+    for (int k = 0; k < profile; k++)
+        run_one((uint64_t)k, iteration_seed(opt.seed, (uint64_t)k));
     sim->uncounted = false;
     for (uint64_t i = first; i < first + count; i++) {
         status->current = i;

@@ -42,28 +42,43 @@ static void drop_replay(void)
     A.replaying = NULL;
 }
 
+/* The strategies, by name: the one table that knows them. */
+static sim_strategy *make_random(const sim_options *o) { (void)o; return sim_random_new(); }
+static sim_strategy *make_pos(const sim_options *o) { (void)o; return sim_pos_new(); }
+static sim_strategy *make_surw(const sim_options *o) { (void)o; return sim_surw_new(); }
+static sim_strategy *make_pct(const sim_options *o) { return sim_pct_new(o->pct_depth, o->pct_steps); }
+static sim_strategy *make_dfs(const sim_options *o) { return sim_dfs_new(o->dfs_bound, false); }
+static sim_strategy *make_delay(const sim_options *o) { return sim_dfs_new(o->dfs_bound, true); }
+
+static const struct {
+    const char *name;
+    sim_strategy *(*make)(const sim_options *o);
+} strategies[] = {
+    { "random", make_random }, { "pos", make_pos }, { "surw", make_surw }, { "pct", make_pct },
+    { "dfs", make_dfs }, { "delay", make_delay },
+};
+#define STRATEGY_NAMES "random, pos, surw, pct, dfs, delay"
+
 int sim_configure(const sim_options *o, char *err, size_t n)
 {
     sim_strategy *s = NULL;
     const char *name = o->strategy ? o->strategy : "random";
-    if (!strcmp(name, "random"))
-        s = sim_random_new();
-    else if (!strcmp(name, "pct")) {
-        if (o->pct_depth < 1 || o->pct_depth > 16) {
-            snprintf(err, n, "pct depth must be 1..16, got %d", o->pct_depth);
-            return -1;
-        }
-        s = sim_pct_new(o->pct_depth, o->pct_steps);
-    } else if (!strcmp(name, "dfs") || !strcmp(name, "delay")) {
-        if (o->dfs_bound < 0 || o->dfs_bound > 64) {
-            snprintf(err, n, "%s bound must be 0..64, got %d", name, o->dfs_bound);
-            return -1;
-        }
-        s = sim_dfs_new(o->dfs_bound, !strcmp(name, "delay"));
-    } else {
-        snprintf(err, n, "unknown sim strategy '%s' (accepted: random, pct, dfs, delay)", name);
+    size_t k = 0;
+    while (k < sizeof strategies / sizeof *strategies && strcmp(strategies[k].name, name))
+        k++;
+    if (k == sizeof strategies / sizeof *strategies) {
+        snprintf(err, n, "unknown sim strategy '%s' (accepted: " STRATEGY_NAMES ")", name);
         return -1;
     }
+    if (!strcmp(name, "pct") && (o->pct_depth < 1 || o->pct_depth > 16)) {
+        snprintf(err, n, "pct depth must be 1..16, got %d", o->pct_depth);
+        return -1;
+    }
+    if ((!strcmp(name, "dfs") || !strcmp(name, "delay")) && (o->dfs_bound < 0 || o->dfs_bound > 64)) {
+        snprintf(err, n, "%s bound must be 0..64, got %d", name, o->dfs_bound);
+        return -1;
+    }
+    s = strategies[k].make(o);
     if (!s) {
         snprintf(err, n, "out of memory");
         return -1;
@@ -105,6 +120,11 @@ static bool is_search(const char *name) { return !strcmp(name, "dfs") || !strcmp
 bool sim_exhausted(void)
 {
     return A.strategy && !A.replaying && is_search(A.opt.strategy) && sim_dfs_exhausted(A.strategy);
+}
+
+int sim_profile_runs(void)
+{
+    return A.strategy && !A.replaying ? A.strategy->profile_runs : 0;
 }
 
 void sim_search_save(FILE *f)

@@ -30,6 +30,7 @@ struct sim_task {
     sim_task *t_prev, *t_next; /* the timed list, by (deadline, id) */
     sim_wait_info wait;
     sim_waitq joiners;
+    sim_event next;            /* what it does when it runs next (the decisions' events) */
     sim_task *all_prev, *all_next; /* every task of the session, by id */
     unsigned char *locals;
     _Alignas(16) unsigned char own_locals[SIM_LOCALS_BYTES];
@@ -49,6 +50,7 @@ static struct {
     sim_task *host_task;       /* an adopted session's task 0 */
     sim_task **runnable;       /* by id */
     int *runnable_ids;
+    sim_event *runnable_events; /* filled for each decision */
     int n_runnable, cap_runnable;
     int n_blocked;
     sim_task *timed;
@@ -105,7 +107,8 @@ static void runnable_insert(sim_task *t)
         int cap = S.cap_runnable ? 2 * S.cap_runnable : 16;
         S.runnable = realloc(S.runnable, (size_t)cap * sizeof *S.runnable);
         S.runnable_ids = realloc(S.runnable_ids, (size_t)cap * sizeof *S.runnable_ids);
-        if (!S.runnable || !S.runnable_ids)
+        S.runnable_events = realloc(S.runnable_events, (size_t)cap * sizeof *S.runnable_events);
+        if (!S.runnable || !S.runnable_ids || !S.runnable_events)
             fatal("out of memory");
         S.cap_runnable = cap;
     }
@@ -349,11 +352,13 @@ static sim_task *pick(const char *point, long arg, sim_point_kind kind, sim_task
     }
     if (S.n_runnable == 1)
         return S.runnable[0];
+    for (int k = 0; k < S.n_runnable; k++)
+        S.runnable_events[k] = S.runnable[k]->next;
     sim_decision_ctx d = {
         .step = S.steps, .index = S.decisions, .point = point, .arg = arg, .kind = kind,
         .task = task->id,
         .current = kind != SIM_POINT_BLOCKED && task->state == T_RUNNABLE ? task->id : -1,
-        .enabled = S.runnable_ids, .n = S.n_runnable,
+        .enabled = S.runnable_ids, .events = S.runnable_events, .n = S.n_runnable,
     };
     int i = S.cfg.strategy->pick(S.cfg.strategy, &d);
     if (i < 0 || i >= S.n_runnable)
@@ -379,6 +384,7 @@ void sim_point(const char *name, long arg, sim_point_kind kind)
     if (!cur)
         return;                 /* the host outside tasks: nothing to interleave with */
     check_thread();
+    cur->next = (sim_event){ name, arg };
     step(name);
     if (S.n_runnable == 1)
         return;
@@ -425,6 +431,7 @@ bool sim_wait(sim_waitq *q, const sim_wait_info *why, uint64_t deadline_ns)
     if (q)
         waitq_push(q, cur);
     cur->wait = *why;
+    cur->next = (sim_event){ why->what, why->id };
     cur->state = T_BLOCKED;
     cur->timed_out = false;
     S.n_blocked++;
@@ -541,6 +548,7 @@ sim_task *sim_spawn(void (*fn)(void *), void *arg)
     t->fn = fn;
     t->arg = arg;
     t->locals = t->own_locals;
+    t->next = (sim_event){ "start", t->id };
     t->state = T_RUNNABLE;
     runnable_insert(t);
     all_link(t);

@@ -45,6 +45,9 @@ typedef struct sim_options {
 int sim_configure(const sim_options *o, char *err, size_t n);
 /* The seed of the next schedule (random and pct choose from it; dfs does not). */
 void sim_set_seed(uint64_t seed);
+/* How many runs the strategy profiles before it follows its own rule (pct,
+ * surw; 0 for the others): run them first, uncounted, in every process. */
+int sim_profile_runs(void);
 /* dfs, delay: every schedule within the bound has run. Always false otherwise. */
 bool sim_exhausted(void);
 /* dfs, delay: the search's state between two schedules, as text, so another

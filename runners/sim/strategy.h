@@ -20,6 +20,18 @@
 
 #include <stdio.h>
 
+/* What a runnable task will do when it runs next: the point it stopped at (or
+ * the wait it was woken from, or "start"), with the point's argument. */
+typedef struct sim_event {
+    const char *name;
+    long arg;
+} sim_event;
+
+/* Whether two tasks' next events may race: the same mutex, condition, loop or
+ * task, or two race points (a case's points are taken to race with each
+ * other). A guess POS and SURW steer by, not a proof of independence. */
+bool sim_events_race(const sim_event *a, const sim_event *b);
+
 typedef struct sim_decision_ctx {
     uint64_t step;            /* steps of this run so far */
     uint64_t index;           /* decisions of this run before this one */
@@ -29,11 +41,16 @@ typedef struct sim_decision_ctx {
     int task;                 /* the task that reached the point */
     int current;              /* task, when it may go on (among enabled); else -1 */
     const int *enabled;       /* runnable task ids, ascending (task decisions) */
+    const sim_event *events;  /* each one's next event, parallel to enabled */
     int n;                    /* how many: >= 2 */
 } sim_decision_ctx;
 
 struct sim_strategy {
     const char *name;
+    /* Runs it learns from before its choices follow its own rule (pct: k, surw:
+     * the events per task); the case plumbing runs them first in every process,
+     * uncounted, so a schedule does not depend on how iterations were batched. */
+    int profile_runs;
     void (*begin)(sim_strategy *s, uint64_t seed);                  /* a run starts */
     int (*pick)(sim_strategy *s, const sim_decision_ctx *d);        /* index into d->enabled */
     uint64_t (*pick_value)(sim_strategy *s, const sim_decision_ctx *d, uint64_t n); /* [0, n) */
@@ -42,6 +59,14 @@ struct sim_strategy {
 };
 
 sim_strategy *sim_random_new(void);
+/* Partial-order sampling (Yuan, Yang, Gu, CAV 2018): random priorities per
+ * task, the highest runnable one runs, and the tasks whose next event races
+ * with the one that ran draw new priorities. */
+sim_strategy *sim_pos_new(void);
+/* A uniform random walk over interleavings (Zhao et al., ASPLOS 2025, as
+ * shuttle's urw.rs): a task is picked with weight its events left, estimated
+ * from profile runs. */
+sim_strategy *sim_surw_new(void);
 /* depth d >= 1; steps k = 0: measured, the running maximum of decisions per run. */
 sim_strategy *sim_pct_new(int depth, uint64_t steps);
 uint64_t sim_pct_steps(const sim_strategy *s);   /* k in use (0 before the profile run) */

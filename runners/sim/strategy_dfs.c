@@ -219,7 +219,7 @@ sim_strategy *sim_dfs_new(int bound, bool delays)
     dfs *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
-    s->base = (sim_strategy){ delays ? "delay" : "dfs", begin, pick, pick_value, end, destroy };
+    s->base = (sim_strategy){ delays ? "delay" : "dfs", 0, begin, pick, pick_value, end, destroy };
     s->bound = bound;
     s->delays = delays;
     return &s->base;

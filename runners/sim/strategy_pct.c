@@ -132,7 +132,7 @@ sim_strategy *sim_pct_new(int depth, uint64_t steps)
     pct *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    p->base = (sim_strategy){ "pct", begin, pick, pick_value, end, destroy };
+    p->base = (sim_strategy){ "pct", steps ? 0 : PROFILE_RUNS, begin, pick, pick_value, end, destroy };
     p->depth = depth;
     p->k_fixed = p->k = steps;
     return &p->base;

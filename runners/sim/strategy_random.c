@@ -28,6 +28,6 @@ sim_strategy *sim_random_new(void)
     random_strategy *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
-    r->base = (sim_strategy){ "random", begin, pick, pick_value, end, destroy };
+    r->base = (sim_strategy){ "random", 0, begin, pick, pick_value, end, destroy };
     return &r->base;
 }

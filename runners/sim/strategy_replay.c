@@ -116,7 +116,7 @@ sim_strategy *sim_replay_new(const sim_log *log)
     replay *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
-    r->base = (sim_strategy){ "replay", begin, pick, pick_value, end, destroy };
+    r->base = (sim_strategy){ "replay", 0, begin, pick, pick_value, end, destroy };
     r->rec = log;
     return &r->base;
 }

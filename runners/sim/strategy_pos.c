@@ -1,0 +1,111 @@
+/* strategy_pos.c: partial-order sampling (Yuan, Yang and Gu, "Partial Order
+ * Aware Concurrency Sampling", CAV 2018; as Fray's POSScheduler and RFF's
+ * libsched do it).
+ *
+ * Every task holds a random priority; at each decision the runnable task with
+ * the highest one runs. Then the task that ran, and every other runnable task
+ * whose next event races with the event that ran (sim_events_race), draw new
+ * priorities. Independent events keep their order; racing ones are reshuffled
+ * each time one of them runs. Where uniform random needs many consecutive
+ * choices against one task to starve it (dropped_writer.partial's window), a
+ * low priority holds until a racing event moves it. */
+#include "strategy.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    sim_strategy base;
+    sim_rng rng;
+    uint64_t *prio;               /* by task id; 0: not drawn yet this run */
+    int cap;
+} pos;
+
+static void ensure(pos *p, int id)
+{
+    if (id < p->cap)
+        return;
+    int cap = p->cap ? p->cap : 16;
+    while (cap <= id)
+        cap *= 2;
+    p->prio = realloc(p->prio, (size_t)cap * sizeof *p->prio);
+    if (!p->prio)
+        abort();
+    memset(p->prio + p->cap, 0, (size_t)(cap - p->cap) * sizeof *p->prio);
+    p->cap = cap;
+}
+
+static uint64_t draw(pos *p) { return sim_rng_next(&p->rng) | 1; }
+
+static void begin(sim_strategy *s, uint64_t seed)
+{
+    pos *p = (pos *)s;
+    p->rng.s = seed;
+    if (p->cap)
+        memset(p->prio, 0, (size_t)p->cap * sizeof *p->prio);
+}
+
+static int pick(sim_strategy *s, const sim_decision_ctx *d)
+{
+    pos *p = (pos *)s;
+    ensure(p, d->enabled[d->n - 1]);
+    int best = 0;
+    for (int i = 0; i < d->n; i++) {
+        uint64_t *pr = &p->prio[d->enabled[i]];
+        if (!*pr)
+            *pr = draw(p);
+        if (*pr > p->prio[d->enabled[best]])
+            best = i;
+    }
+    for (int i = 0; i < d->n; i++)
+        if (i == best || sim_events_race(&d->events[i], &d->events[best]))
+            p->prio[d->enabled[i]] = draw(p);
+    return best;
+}
+
+static uint64_t pick_value(sim_strategy *s, const sim_decision_ctx *d, uint64_t n)
+{
+    return sim_rng_below(&((pos *)s)->rng, n);
+}
+
+static void end(sim_strategy *s, const sim_run_result *r) {}
+
+static void destroy(sim_strategy *s)
+{
+    free(((pos *)s)->prio);
+    free(s);
+}
+
+sim_strategy *sim_pos_new(void)
+{
+    pos *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->base = (sim_strategy){ "pos", 0, begin, pick, pick_value, end, destroy };
+    return &p->base;
+}
+
+/* ---- which events race ---- */
+
+static const char *family(const char *name)
+{
+    static const struct { const char *name, *family; } known[] = {
+        { "mutex_lock", "mutex" }, { "mutex_trylock", "mutex" }, { "mutex_unlock", "mutex" },
+        { "cond_wait", "cond" }, { "cond_broadcast", "cond" },
+        { "post", "loop" }, { "loop.turn", "loop" }, { "loop_stop", "loop" }, { "loop_run", "loop" },
+        { "start", "task" }, { "thread_start", "task" }, { "thread_join", "task" }, { "exit", "task" },
+        { "yield", NULL }, { "sleep", NULL },
+    };
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        if (!strcmp(name, known[i].name))
+            return known[i].family;
+    return "race";                /* a race point of the runtime or a case */
+}
+
+bool sim_events_race(const sim_event *a, const sim_event *b)
+{
+    const char *fa = family(a->name), *fb = family(b->name);
+    if (!fa || !fb || strcmp(fa, fb) != 0)
+        return false;
+    return !strcmp(fa, "race") || a->arg == b->arg;
+}
