@@ -355,6 +355,8 @@ static const ar_scheduler scheduler = {
     .schedule_param = sim_schedule_param,
     .schedule_hash = sim_schedule_hash,
     .replay = sim_replay,
+    .shrink = sim_shrink,
+    .shrunk_free = sim_shrunk_free,
     .build_id = sim_build_id,
 };
 

@@ -1,12 +1,14 @@
 """sim_tables.py: what the deterministic runner says about each of the four bugs.
 
-    /usr/bin/python3 scripts/sim_tables.py [--seeds 20] [--cap 300000]
+    /usr/bin/python3 scripts/sim_tables.py [--seeds 20] [--cap 20000]
         [--real epoll] [--real-cap 20000] [--bounds 0,1,2] [--search-cap 200000]
         [--search-seconds 60] [--only CASE]
 
 1. To the first failure, per buggy or partial variant, over --seeds run seeds (median and
-   max, and how many seeds found nothing within the cap): schedules on sim with random
-   (natural) and pct (chaos), beside iterations on a real runner, natural and chaos.
+   max, and how many seeds found nothing within the cap): schedules on sim with each
+   strategy (random, pos, surw and pct sampling the natural scenario; dfs and delay
+   searching the documented one at bound 2, one program after another), beside
+   iterations on a real runner, natural and chaos.
 2. Depth: the smallest bound at which each search finds each buggy or partial variant
    (delay bounding, and dfs's preemption bounding), searching one program after another
    (the documented scenario, exhaustive mode) within --search-cap schedules.
@@ -40,15 +42,26 @@ def variants(case: str) -> list[dict]:
     return [{"name": v["name"], "twin": v["twin"]} for v in listed["variants"]]
 
 
-def first_failure(case: str, runner: str, variant: str, mode: str, seed: int, cap: int) -> int | None:
+SAMPLERS = ("random", "pos", "surw", "pct")
+SEARCHES = ("dfs", "delay")
+
+
+def first_failure(case: str, runner: str, variant: str, mode: str, seed: int, cap: int,
+                  strategy: str | None = None) -> int | None:
     """Iterations (schedules) up to and including the first failure, or None within cap.
     Runs in chunks that double (iteration i is seeded from (seed, i) whatever the chunk),
-    so a failure found early costs little."""
+    so a failure found early costs little; a search runs once, to its cap."""
+    extra = ("--strategy", strategy) if strategy else ()
+    if strategy in SEARCHES:
+        r = report(case, "--runner", runner, "--variant", variant, "--mode", "exhaustive",
+                   "--seed", str(seed), "--bound", "2", "--iterations", str(cap), *extra)
+        ff = r["first_failure"]
+        return None if ff is None else ff["iteration"] + 1
     start, chunk = 0, 50
     while start < cap:
         n = min(chunk, cap - start)
         r = report(case, "--runner", runner, "--variant", variant, "--mode", mode,
-                   "--seed", str(seed), "--start", str(start), "--iterations", str(n))
+                   "--seed", str(seed), "--start", str(start), "--iterations", str(n), *extra)
         ff = r["first_failure"]
         if ff is not None:
             return ff["iteration"] + 1
@@ -86,7 +99,7 @@ def search(case: str, variant: str, strategy: str, bound: int, cap: int, seconds
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=20)
-    ap.add_argument("--cap", type=int, default=300_000)
+    ap.add_argument("--cap", type=int, default=20_000)
     ap.add_argument("--real", default="epoll")
     ap.add_argument("--real-cap", type=int, default=20_000)
     ap.add_argument("--bounds", default="0,1,2")
@@ -110,17 +123,20 @@ def main() -> int:
             return 2
 
     if "1" not in a.skip:
-        print(f"## 1. To the first failure: median / max over {a.seeds} seeds\n")
-        print(f"| variant | sim random (schedules) | sim pct (schedules) | {a.real} natural (it) "
-              f"| {a.real} chaos (it) |\n|---|---|---|---|---|")
+        print(f"## 1. To the first failure: median / max over {a.seeds} seeds (sim: schedules; "
+              f"{a.real}: iterations)\n")
+        columns = [*(f"sim {st}" for st in (*SAMPLERS, *SEARCHES)),
+                   f"{a.real} natural", f"{a.real} chaos"]
+        print("| variant | " + " | ".join(columns) + " |\n|---|" + "---|" * len(columns))
         for case in cases:
             for v in variants(case):
                 if v["twin"] is not None:
                     continue      # a never-failing variant
                 row = []
-                for runner, mode, cap in (("sim", "natural", a.cap), ("sim", "chaos", a.cap),
-                                          (a.real, "natural", a.real_cap), (a.real, "chaos", a.real_cap)):
-                    found = [first_failure(case, runner, v["name"], mode, s, cap)
+                runs = [("sim", "natural", a.cap, st) for st in (*SAMPLERS, *SEARCHES)]
+                runs += [(a.real, "natural", a.real_cap, None), (a.real, "chaos", a.real_cap, None)]
+                for runner, mode, cap, strategy in runs:
+                    found = [first_failure(case, runner, v["name"], mode, s, cap, strategy)
                              for s in range(1, a.seeds + 1)]
                     row.append(summary(found, cap))
                 print(f"| {case}.{v['name']} | " + " | ".join(row) + " |", flush=True)

@@ -15,6 +15,9 @@ loop any command, build the external reproducers.
                                       the difference
     replay DIR [--attempts N]         re-run a captured iteration; exit 0 if the same
                                       outcome came back
+    explain PATH                      a sim failure (a capture folder or a schedule file) cut
+                                      down to the decisions it turns on, each with its
+                                      stack; writes the minimal schedule beside it
     compare NEW OLD                   summary.json files (or run folders); exit 1 on
                                       regression or rot
     merge DIR... [--into DIR] [--baseline F]   fold shards and repeats into one run
@@ -24,6 +27,7 @@ loop any command, build the external reproducers.
 Bad input: one line on stderr, exit 2.
 """
 import argparse
+import json
 import re
 import time
 import signal
@@ -218,6 +222,34 @@ def cmd_replay(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
     return 0 if same else 1
 
 
+def cmd_explain(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from .explain import ExplainError, Target, explain, target_of
+    path: Path = args.path
+    try:
+        if (path / "capture.json").is_file():
+            info = json.loads((path / "capture.json").read_text())
+            if info.get("method") != "sim-schedule":
+                parser.error(f"{path}: a {info.get('method')} capture has no schedule to explain "
+                             f"(only sim failures are explained)")
+            inv = info["invocation"]
+            target, schedule = Target(Path(inv["program"]), inv["variant"], inv["mode"]), \
+                Path(info["schedule"])
+        elif path.is_file():
+            try:
+                target, schedule = target_of(path), path
+            except ExplainError as e:
+                parser.error(str(e))
+        else:
+            parser.error(f"{path}: neither a capture folder nor a schedule file")
+        prefix = schedule.with_suffix("") if schedule.suffix == ".json" else schedule
+        told = explain(target, schedule, prefix)
+    except ExplainError as e:
+        print(f"asyncrace: {e}", file=sys.stderr)
+        return 1
+    print(told["text"], end="")
+    return 0
+
+
 def cmd_compare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     findings = compare(load_summary(args.new), load_summary(args.old))
     for finding in findings:
@@ -362,6 +394,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("dir", type=Path, help="results/<run>/captures/<cell>")
     rep.add_argument("--attempts", type=positive_int, default=1)
     rep.set_defaults(func=cmd_replay)
+
+    exp = commands.add_parser("explain", help="the decisions a sim failure turns on")
+    exp.add_argument("path", type=Path, help="results/<run>/captures/<cell>, or a schedule file")
+    exp.set_defaults(func=cmd_explain)
 
     cmp = commands.add_parser("compare", help="compare two runs' summary.json")
     cmp.add_argument("new", type=existing_summary)

@@ -182,6 +182,22 @@ def _first_failures(records: list[dict], run_dir: Path) -> str:
     return "\n".join(parts)
 
 
+def _explanations(records: list[dict], run_dir: Path) -> str:
+    """Each captured sim failure's explanation (captures/<cell>/schedule.explain.txt), folded."""
+    parts = []
+    for r in records:
+        told = (r.get("capture") or {}).get("explanation")
+        text = run_dir / "captures" / r["cell"] / "schedule.explain.txt"
+        if not told or not text.is_file():
+            continue
+        parts.append(f"<details><summary>{e(r['cell'])}: {told['critical']} of "
+                     f"{told['deviations']} decisions away from the default</summary>"
+                     f"<pre>{e(text.read_text())}</pre></details>")
+    if not parts:
+        return "<p>No sim failure was captured in this run (--capture-failures captures them).</p>"
+    return "\n".join(parts)
+
+
 def _power(records: list[dict]) -> str:
     rows = []
     for r in records:
@@ -245,6 +261,7 @@ def report_html(summary: dict, run_dir: Path) -> str:
         "<h2>Matrix</h2>", _matrix(summary),
         "<h2>Rates with 95 % intervals</h2>", _plot(records),
         "<h2>Failures: time to first failure, replay, capture</h2>", _first_failures(records, run_dir),
+        "<h2>Why: the decisions each sim failure turns on</h2>", _explanations(records, run_dir),
         "<h2>Power of never cells</h2>", _power(records),
         "<h2>Against the baseline</h2>", _baseline(summary, records),
         "</body></html>",

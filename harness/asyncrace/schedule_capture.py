@@ -3,7 +3,8 @@ file and its race log, which the program wrote beside the schedule as the run fa
 No rr and no core are needed: ``--schedule FILE`` replays the very same decisions on the
 virtual clock, so the race log comes back line for line. ``replay`` does that and
 compares the logs (and the outcome); a replay that left its schedule says where and is
-not a reproduction."""
+not a reproduction. The capture also explains the failure (explain.py): its schedule cut
+down to the decisions it turns on, each with the stack where it was made."""
 import difflib
 import json
 import shlex
@@ -90,6 +91,13 @@ def capture(failure, dest: Path) -> dict:
                 info["notes"].append("the replay's race log differs:\n" + difference)
         except (RuntimeError, subprocess.TimeoutExpired, ValueError, KeyError) as e:
             info["notes"].append(f"replay failed: {e}")
+    # The decisions the failure turns on: schedule.minimal.json and schedule.explain.txt.
+    from .explain import ExplainError, Target, explain
+    try:
+        told = explain(Target(inv.program, inv.variant, inv.mode), schedule, dest / "schedule")
+        info["explanation"] = {k: v for k, v in told.items() if k != "text"}
+    except (ExplainError, OSError, ValueError, KeyError) as e:
+        info["notes"].append(f"no explanation: {e}")
     info["files"] = sorted(p.name for p in dest.iterdir() if not p.name.startswith("."))
     atomic_write_json(dest / "capture.json", info)
     return info

@@ -13,7 +13,7 @@ from .judge import (ALWAYS, FAIL, INTERRUPTED, NEVER, NOT_REPRODUCED, RARELY, SK
                     UNDERPOWERED, Evidence, Expectation, Verdict, judge)
 from .matrix import Catalog, Cell
 from .options import CAPTURE_ALL, CAPTURE_REGRESSIONS, Shard
-from .paths import RESULTS
+from .paths import RESULTS, shown
 from .profiles import PROFILES, Budget, Profile, override
 from .program import Interrupted, ProgramError, run_loop
 from . import reference as references
@@ -285,6 +285,10 @@ def capture_text(record: dict) -> str:
     if info.get("rr_replay"):
         lines.append(f"  {info['rr_replay']}")
     lines += [f"  bound hit: {b}" for b in info["bounds_hit"]]
+    told = info.get("explanation")
+    if told:
+        lines.append(f"  explained: {told['critical']} of the schedule's {told['deviations']} "
+                     f"decisions away from the default make it fail: {shown(Path(told['text_file']))}")
     return "\n".join(lines)
 
 

@@ -88,7 +88,7 @@ static const char *mode_names(void)
 enum flag_id { F_RUNNER, F_VARIANT, F_MODE, F_ITERATIONS, F_START, F_SEED, F_WORKERS,
                F_DEADLINE, F_RUN_US, F_STATUS, F_TRAP, F_LIST, F_HELP,
                F_STRATEGY, F_BOUND, F_PCT_DEPTH, F_STEP_BOUND, F_SCHEDULE, F_SCHEDULES,
-               F_RACE_LOG, F_SEARCH_STATE };
+               F_RACE_LOG, F_SEARCH_STATE, F_EXPLAIN };
 static const struct { const char *name; enum flag_id id; bool value; } flags[] = {
     { "--runner", F_RUNNER, true }, { "--variant", F_VARIANT, true }, { "--mode", F_MODE, true },
     { "--iterations", F_ITERATIONS, true }, { "--start", F_START, true },
@@ -100,10 +100,11 @@ static const struct { const char *name; enum flag_id id; bool value; } flags[] =
     { "--pct-depth", F_PCT_DEPTH, true }, { "--step-bound", F_STEP_BOUND, true },
     { "--schedule", F_SCHEDULE, true }, { "--schedules", F_SCHEDULES, true },
     { "--race-log", F_RACE_LOG, true }, { "--search-state", F_SEARCH_STATE, true },
+    { "--explain", F_EXPLAIN, true },
 };
 #define FLAG_NAMES "--runner --variant --mode --iterations --start --seed --workers " \
     "--deadline-ms --run-us --status --trap --list --help --strategy --bound --pct-depth " \
-    "--step-bound --schedule --schedules --race-log --search-state"
+    "--step-bound --schedule --schedules --race-log --search-state --explain"
 
 static void usage(const ar_case *c, const char *argv0)
 {
@@ -112,7 +113,8 @@ static void usage(const ar_case *c, const char *argv0)
            "       [--seed S] [--workers W] [--deadline-ms T] [--run-us U] [--trap]\n"
            "       [--status FILE] [--race-log FILE] [--list]\n"
            "  sim:  [--strategy random|pos|surw|pct|dfs|delay] [--bound P] [--pct-depth D]\n"
-           "        [--step-bound N] [--schedule FILE] [--schedules DIR] [--search-state FILE]\n\n"
+           "        [--step-bound N] [--schedule FILE [--explain PREFIX]] [--schedules DIR]\n"
+           "        [--search-state FILE]\n\n"
            "  runners:  %s\n  variants: %s\n  modes:    %s\n\n"
            "Prints one JSON report; see docs/contract.md.\n",
            c->name, c->summary, c->upstream, argv0, ar_runner_names(), variant_names(c),
@@ -161,6 +163,7 @@ static void apply(options *o, enum flag_id id, const char *flag, const char *v)
     case F_SCHEDULES: o->sim.schedules_dir = v; break;
     case F_RACE_LOG: o->sim.race_log_path = v; break;
     case F_SEARCH_STATE: o->sim.search_state_path = v; break;
+    case F_EXPLAIN: o->sim.explain_prefix = v; break;
     }
 }
 
@@ -490,6 +493,17 @@ static iteration_run run_one(uint64_t index, uint64_t seed)
     return run;
 }
 
+/* --explain: the replayed iteration once more, under the shrinker's schedule. */
+typedef struct { uint64_t index, seed; } replayed_iteration;
+
+static ar_outcome run_again(void *arg, char *detail, size_t n)
+{
+    const replayed_iteration *r = arg;
+    iteration_run run = run_one(r->index, r->seed);
+    snprintf(detail, n, "%s", run.detail);
+    return run.outcome;
+}
+
 int ar_case_main(const ar_case *c, int argc, char **argv)
 {
     check_table(c);
@@ -555,6 +569,10 @@ int ar_case_main(const ar_case *c, int argc, char **argv)
         done++;
         status->done++;
         __atomic_store_n(&status->current, i + 1, __ATOMIC_RELEASE);
+    }
+    if (sim->replaying) {
+        replayed_iteration r = { first, ar_controlled_replay_seed(sim) };
+        ar_controlled_explain(sim, c, opt.variant, opt.mode, run_again, &r);
     }
     ar_controlled_save_search(sim, first + done);
     atomic_store(&watchdog_stop, true);

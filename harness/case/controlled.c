@@ -33,8 +33,9 @@ void ar_controlled_setup(ar_controlled *c, const ar_case *cs, const ar_runner *r
     c->sched = r->scheduler;
     if (!c->sched) {
         if (c->strategy || c->bound >= 0 || c->pct_depth >= 0 || c->step_bound >= 0 ||
-            c->schedule_path)
-            ar_usage_error("--strategy, --bound, --pct-depth, --step-bound and --schedule need a "
+            c->schedule_path || c->explain_prefix)
+            ar_usage_error("--strategy, --bound, --pct-depth, --step-bound, --schedule and "
+                           "--explain need a "
                         "runner that owns the schedule (sim); %s runs on real threads", r->name);
         return;
     }
@@ -61,6 +62,8 @@ void ar_controlled_setup(ar_controlled *c, const ar_case *cs, const ar_runner *r
         snprintf(dir, sizeof dir, "%s/asyncrace-schedules", tmp && *tmp ? tmp : "/tmp");
         c->schedules_dir = dir;
     }
+    if (c->explain_prefix && !c->schedule_path)
+        ar_usage_error("--explain PREFIX needs --schedule FILE: it explains a failing schedule");
     if (c->schedule_path) {
         sim_schedule_id expect = { cs->name, v->name, ar_modes[mode].name, NULL, NULL, 0 };
         c->replaying = c->sched->schedule_load(c->schedule_path, &expect, err, sizeof err);
@@ -155,7 +158,7 @@ void ar_controlled_after(ar_controlled *c, ar_outcome *outcome, char *detail, si
         *outcome = AR_HANG;
         snprintf(detail, n, "%s", r->detail);
     }
-    if (c->replaying) {
+    if (c->replaying && !c->uncounted) {
         c->replayed = true;
         c->diverged = r->diverged;
         snprintf(c->where, sizeof c->where, "%s", r->diverged ? r->divergence : "");
@@ -183,8 +186,7 @@ static int make_dirs(const char *path)
 }
 
 /* A file of text, whole or not at all: a temp file beside it, then rename. */
-static int write_atomically(const char *path, void (*fill)(FILE *, const void *),
-                                 const void *arg)
+int ar_write_atomically(const char *path, void (*fill)(FILE *, const void *), const void *arg)
 {
     char tmp[600];
     snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
@@ -241,7 +243,7 @@ void ar_controlled_save_search(const ar_controlled *c, uint64_t next)
         *slash = '\0';
         make_dirs(dir);
     }
-    if (write_atomically(c->search_state_path, fill_state, &o) != 0)
+    if (ar_write_atomically(c->search_state_path, fill_state, &o) != 0)
         fprintf(stderr, "asyncrace: cannot write the search state '%s': %s\n",
                 c->search_state_path, strerror(errno));
 }
@@ -283,7 +285,7 @@ uint64_t ar_controlled_resume(ar_controlled *c, uint64_t start)
 
 void ar_controlled_write_race_log(const ar_controlled *c)
 {
-    if (c->race_log_path && write_atomically(c->race_log_path, fill_race_log, NULL) != 0)
+    if (c->race_log_path && ar_write_atomically(c->race_log_path, fill_race_log, NULL) != 0)
         fprintf(stderr, "asyncrace: cannot write the race log '%s': %s\n", c->race_log_path,
                 strerror(errno));
 }
@@ -314,6 +316,6 @@ void ar_controlled_failed(ar_controlled *c, const ar_case *cs, const ar_variant 
     snprintf(c->files[o], sizeof c->files[o], "%s", path);
     char log[560];
     snprintf(log, sizeof log, "%.500s.race-log.txt", path);
-    if (write_atomically(log, fill_race_log, NULL) != 0)
+    if (ar_write_atomically(log, fill_race_log, NULL) != 0)
         fprintf(stderr, "asyncrace: cannot write '%s': %s\n", log, strerror(errno));
 }

@@ -28,6 +28,7 @@ typedef struct ar_controlled {
     const char *schedules_dir;    /* where failing schedules go */
     const char *race_log_path;    /* --race-log: the first failing (or replayed) iteration's log */
     const char *search_state_path; /* --search-state: where a search is saved between batches */
+    const char *explain_prefix;   /* --explain: shrink the replayed schedule (explain.c) */
     /* The run. */
     sim_options options;
     sim_schedule *replaying;
@@ -49,6 +50,10 @@ typedef struct ar_controlled {
     bool replayed, diverged, reproduced;
     char where[320];
     char recorded_outcome[32];
+    /* --explain: the minimal schedule and its explanation, or why there is none. */
+    bool explained;
+    size_t deviations_before, deviations_after, shrink_runs;
+    char minimal_path[512], explanation_path[512], explain_error[256];
     /* The program's parameters, written into every schedule file. */
     sim_param params[SIM_PARAMS_MAX];
     size_t n_params;
@@ -89,6 +94,17 @@ void ar_controlled_after(ar_controlled *c, ar_outcome *outcome, char *detail, si
 void ar_controlled_failed(ar_controlled *c, const ar_case *cs, const ar_variant *v,
                           ar_mode mode, uint64_t iteration, uint64_t seed, ar_outcome o,
                           const char *detail);
+/* A file of text, whole or not at all: a temporary file beside it, then
+ * rename. 0, or -1 with errno. */
+int ar_write_atomically(const char *path, void (*fill)(FILE *, const void *), const void *arg);
+
+/* --explain PREFIX, after the replay: runs the schedule's iteration again
+ * under sim_shrink (each run through run_again, which returns its outcome and
+ * fills detail) and writes PREFIX.minimal.json, its race log, and
+ * PREFIX.explain.json; what came of it goes into the report's sim section. */
+void ar_controlled_explain(ar_controlled *c, const ar_case *cs, const ar_variant *v, ar_mode mode,
+                           ar_outcome (*run_again)(void *ctx, char *detail, size_t n), void *ctx);
+
 /* The race log of the last iteration into --race-log, atomically. */
 void ar_controlled_write_race_log(const ar_controlled *c);
 

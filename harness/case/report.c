@@ -98,6 +98,18 @@ static void print_sim(const ar_controlled *c)
     } else {
         printf("null");
     }
+    printf(", \"explained\": ");
+    if (c->explain_prefix) {
+        printf("{\"ok\": %s, \"deviations\": %zu, \"critical\": %zu, \"runs\": %zu, ",
+               c->explained ? "true" : "false", c->deviations_before, c->deviations_after,
+               c->shrink_runs);
+        json_key_string("minimal_schedule", c->explained ? c->minimal_path : "", ", ");
+        json_key_string("explanation", c->explained ? c->explanation_path : "", ", ");
+        json_key_string("error", c->explain_error, "");
+        printf("}");
+    } else {
+        printf("null");
+    }
     printf("}, ");
 }
 

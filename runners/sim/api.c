@@ -18,6 +18,9 @@ static struct {
     sim_strategy *strategy;
     sim_strategy *replay;        /* set while replaying */
     const sim_schedule *replaying;
+    sim_strategy *guide;         /* set while shrinking a replayed schedule */
+    const char *last_strategy;
+    uint64_t last_step_ns, last_step_bound;
     uint64_t seed, index, run_hash;
     bool have_result;
     sim_run_result rr;
@@ -86,6 +89,7 @@ int sim_configure(const sim_options *o, char *err, size_t n)
     if (A.strategy)
         A.strategy->destroy(A.strategy);
     drop_replay();
+    A.guide = NULL;
     A.strategy = s;
     A.opt = *o;
     snprintf(A.strategy_name, sizeof A.strategy_name, "%s", name);
@@ -172,25 +176,39 @@ void sim_replay(const sim_schedule *s)
 {
     sim_api_ready();
     drop_replay();
+    A.guide = NULL;
     if (s) {
         A.replay = sim_replay_new(sim_schedule_log(s));
         A.replaying = s;
     }
 }
 
+void sim_guide(sim_strategy *s)
+{
+    A.guide = A.replaying ? s : NULL;
+}
+
+const char *sim_api_last_strategy(void) { return A.last_strategy ? A.last_strategy : A.opt.strategy; }
+uint64_t sim_api_last_step_ns(void) { return A.last_step_ns; }
+uint64_t sim_api_last_step_bound(void) { return A.last_step_bound; }
+
 void sim_run(void (*fn)(void *), void *arg)
 {
     sim_api_ready();
-    sim_strategy *s = A.replaying ? A.replay : A.strategy;
+    sim_strategy *s = A.guide ? A.guide : A.replaying ? A.replay : A.strategy;
     uint64_t step_bound = A.replaying ? sim_schedule_step_bound(A.replaying) : A.opt.step_bound;
     uint64_t step_ns = A.replaying ? sim_schedule_step_ns(A.replaying) : A.opt.step_ns;
     uint64_t seed = A.replaying ? sim_schedule_seed(A.replaying) : A.seed;
+    A.last_strategy = A.guide ? "minimal" : A.replaying ? sim_schedule_strategy(A.replaying)
+                                                        : A.opt.strategy;
+    A.last_step_ns = step_ns;
+    A.last_step_bound = step_bound;
     sim_sched_configure(&(sim_sched_config){ s, step_bound, step_ns, true });
     s->begin(s, mix64(seed ^ 0x51ed5c4edull));
     sim_sched_run(fn, arg, &A.rr);
     s->end(s, &A.rr);
 
-    const char *div = A.replaying ? sim_replay_divergence(s)
+    const char *div = A.guide ? "" : A.replaying ? sim_replay_divergence(s)
                     : is_search(A.opt.strategy) ? sim_dfs_nondeterminism(s) : "";
     snprintf(A.divergence, sizeof A.divergence, "%s", div);
     uint64_t hash = sim_log_hash(sim_sched_log());

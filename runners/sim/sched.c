@@ -31,6 +31,7 @@ struct sim_task {
     sim_wait_info wait;
     sim_waitq joiners;
     sim_event next;            /* what it does when it runs next (the decisions' events) */
+    uint64_t steps;            /* its own scheduling points so far (names its decisions) */
     sim_task *all_prev, *all_next; /* every task of the session, by id */
     unsigned char *locals;
     _Alignas(16) unsigned char own_locals[SIM_LOCALS_BYTES];
@@ -329,6 +330,8 @@ static _Noreturn void step_bound_hit(const char *point)
 static void step(const char *point)
 {
     S.steps++;
+    if (S.current)
+        S.current->steps++;
     S.now += S.cfg.step_ns;
     if (S.cfg.step_bound && S.steps > S.cfg.step_bound && S.session == IN_RUN)
         step_bound_hit(point);
@@ -356,7 +359,7 @@ static sim_task *pick(const char *point, long arg, sim_point_kind kind, sim_task
         S.runnable_events[k] = S.runnable[k]->next;
     sim_decision_ctx d = {
         .step = S.steps, .index = S.decisions, .point = point, .arg = arg, .kind = kind,
-        .task = task->id,
+        .task = task->id, .task_step = task->steps,
         .current = kind != SIM_POINT_BLOCKED && task->state == T_RUNNABLE ? task->id : -1,
         .enabled = S.runnable_ids, .events = S.runnable_events, .n = S.n_runnable,
     };
@@ -400,7 +403,8 @@ uint64_t sim_choose(const char *name, uint64_t n)
     if (!S.current)
         return n - 1;
     sim_decision_ctx d = { .step = S.steps, .index = S.decisions, .point = name,
-                           .task = S.current->id, .current = S.current->id };
+                           .task = S.current->id, .task_step = S.current->steps,
+                           .current = S.current->id };
     uint64_t v = S.cfg.strategy->pick_value(S.cfg.strategy, &d, n);
     if (v >= n)
         fatal("strategy %s chose %llu of %llu for %s", S.cfg.strategy->name,
@@ -524,6 +528,7 @@ static void adopt(void)
     S.running = S.host;
     t->id = S.next_id++;
     t->run = S.run;
+    t->steps = 0;
     t->state = T_RUNNABLE;
     runnable_insert(t);
     all_link(t);

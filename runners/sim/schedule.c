@@ -134,12 +134,12 @@ int sim_schedule_write(const char *path, const sim_schedule_id *id, uint64_t ite
         fprintf(f, ": %llu", (unsigned long long)id->params[i].value);
     }
     fputs("},\n", f);
-    field(f, "strategy", o->strategy);
+    field(f, "strategy", sim_api_last_strategy());
     number(f, "pct_depth", (uint64_t)o->pct_depth);
     number(f, "pct_steps", o->pct_steps);
     number(f, "dfs_bound", (uint64_t)o->dfs_bound);
-    number(f, "step_ns", o->step_ns);
-    number(f, "step_bound", o->step_bound);
+    number(f, "step_ns", sim_api_last_step_ns());
+    number(f, "step_bound", sim_api_last_step_bound());
     number(f, "iteration", iteration);
     number(f, "seed", seed);
     field(f, "outcome", outcome);

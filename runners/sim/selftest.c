@@ -697,6 +697,100 @@ static void test_replay(void)
     unlink(path);
 }
 
+/* ---- shrinking a failing schedule (shrink.c) ----
+ * Ground truth: the lost update needs one switch between a worker's read and
+ * its write (lu.read), and at most one more (which worker starts first, at
+ * main's join); the depth-two bug needs a switch away from A at d2.a2 and one
+ * back from B at d2.b2, exactly two. A shrinker that keeps more, names other
+ * decisions, keeps one the failure does not need, or whose minimal run
+ * passes, fails here. */
+
+static bool lu_fails(void *arg) { (void)arg; return run_lu(false, 1); }
+static bool d2_fails(void *arg) { (void)arg; return run_d2(3); }
+
+static void shrink_one(const char *name, bool (*fails)(void *), bool (*program)(uint64_t),
+                       const sim_schedule_id *id, size_t most, const char *must)
+{
+    const char *path = schedule_path(name);
+    configure("random", 3, 2, 0);
+    uint64_t i = 0;
+    while (i < 100000 && !program(i))
+        i++;
+    char err[256];
+    CHECK(i < 100000, "%s: random found no failure in 100000 schedules", name);
+    CHECK(sim_schedule_write(path, id, i, i, "lost", "", err, sizeof err) == 0, "%s", err);
+    sim_schedule *s = sim_schedule_load(path, id, err, sizeof err);
+    CHECK(s, "%s", err);
+    sim_replay(s);
+    sim_shrunk out;
+    int rc = sim_shrink(s, fails, NULL, &out, err, sizeof err);
+    CHECK(rc == 0, "%s: %s", name, err);
+    CHECK(out.after >= 1 && out.after <= most && out.before >= out.after,
+          "%s: %zu critical decisions of %zu, the bug needs 1..%zu", name, out.after, out.before,
+          most);
+    char named[256] = "";
+    for (size_t k = 0; k < out.after; k++) {
+        const sim_critical *c = &out.critical[k];
+        CHECK(c->chose != c->default_task && c->needed && c->frames > 2,
+              "%s: critical decision %zu (%s by task %d, default %d, chose %d) is %s", name, k,
+              c->point, c->task, c->default_task, c->chose,
+              c->chose == c->default_task ? "the default" : !c->needed ? "not needed" : "stackless");
+        CHECK(k == 0 || c->index > out.critical[k - 1].index, "%s: not in decision order", name);
+        snprintf(named + strlen(named), sizeof named - strlen(named), " %s", c->point);
+    }
+    CHECK(strstr(named, must), "%s: the decisions kept (%s) do not include the switch at %s",
+          name, named, must);
+    /* What sim_schedule_write saves now is the minimal schedule: it replays and fails. */
+    const char *minimal = schedule_path("minimal");
+    CHECK(sim_schedule_write(minimal, id, i, i, "lost", "", err, sizeof err) == 0, "%s", err);
+    sim_schedule *m = sim_schedule_load(minimal, id, err, sizeof err);
+    CHECK(m, "%s", err);
+    sim_replay(m);
+    bool again = program(i);
+    const sim_result *r = sim_last_result();
+    sim_replay(NULL);
+    CHECK(again && !r->diverged, "%s: the minimal schedule, replayed, %s", name,
+          r->diverged ? r->divergence : "passed");
+    printf("  %s: %zu deviations from the default cut to %zu in %zu runs:", name, out.before,
+           out.after, out.tests);
+    for (size_t k = 0; k < out.after; k++)
+        printf(" %s by task %d -> task %d", out.critical[k].point, out.critical[k].task,
+               out.critical[k].chose);
+    printf("\n");
+    sim_shrunk_free(&out);
+    sim_schedule_free(m);
+    sim_schedule_free(s);
+    unlink(path);
+    unlink(minimal);
+}
+
+static bool prog_lu_unlocked(uint64_t s) { return run_lu(false, s); }
+
+static void test_shrink(void)
+{
+    static const sim_schedule_id d2_id = { "depth_two", "bug", "natural", NULL, NULL, 0 };
+    shrink_one("lost_update", lu_fails, prog_lu_unlocked, &lu_id, 2, "lu.read");
+    shrink_one("depth_two", d2_fails, run_d2, &d2_id, 2, "d2.a2 d2.b2");
+    /* A schedule of another program does not fail again: refused, in one line. */
+    const char *path = schedule_path("other");
+    uint64_t hash, seed;
+    char *compact = NULL, err[256];
+    CHECK(record_lost_update(path, &hash, &compact, &seed), "no lost update to record");
+    sim_schedule *s = sim_schedule_load(path, &lu_id, err, sizeof err);
+    CHECK(s, "%s", err);
+    sim_replay(s);
+    sim_shrunk out;
+    CHECK(sim_shrink(s, d2_fails, NULL, &out, err, sizeof err) != 0 && strstr(err, "do not fail"),
+          "shrinking another program's schedule was not refused: %s", err);
+    printf("  another program's schedule: %s\n", err);
+    sim_replay(NULL);
+    sim_shrunk_free(&out);
+    sim_schedule_free(s);
+    free(compact);
+    unlink(path);
+    EXPECT_NO_LEAKS();
+}
+
 /* Decisions are numbered from 0 everywhere: the schedule file's "decisions"
  * list, a replay that leaves its schedule, and a search whose program changed
  * under it. The two programs first differ at their second decision (the
@@ -1117,6 +1211,7 @@ static const struct { const char *name; void (*fn)(void); } tests[] = {
     { "virtual_time", test_virtual_time },
     { "tcp_echo", test_tcp_echo },
     { "replay", test_replay },
+    { "shrink", test_shrink },
     { "replay_processes", test_replay_processes },
     { "schedule_rejected", test_schedule_rejected },
     { "determinism", test_determinism },

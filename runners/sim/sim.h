@@ -130,6 +130,46 @@ bool sim_schedule_param(const sim_schedule *s, const char *name, uint64_t *value
  * sim_replay(NULL) or sim_configure; s must stay alive until then. */
 void sim_replay(const sim_schedule *s);
 
+/* ---- a failing schedule, shrunk and explained ----
+ * A schedule is the default (the task at a point goes on; at a yield, a block
+ * or an end, the next runnable task in id order; a value choice takes its
+ * largest) but at its deviations. sim_shrink cuts the replayed schedule's
+ * deviations down to a 1-minimal set that still fails (delta debugging):
+ * taking away any one of them makes the run pass. fails() runs one iteration
+ * of the program (the schedule's iteration, seed and parameters) and says
+ * whether it failed as recorded; sim_shrink steers each run it makes. */
+
+#define SIM_STACK_FRAMES 24
+
+typedef struct sim_critical {
+    uint64_t index, step;         /* the decision's number, the step it was made at */
+    const char *point;            /* where: the point's (or value's) name */
+    long arg;
+    int task;                     /* the task at the point */
+    int default_task, chose;      /* what the default would run; what ran instead */
+    const char *chose_next;       /* what that task did next (its pending event) */
+    long chose_next_arg;
+    bool value;                   /* a value choice: default_value, chose_value */
+    uint64_t default_value, chose_value;
+    bool needed;                  /* without it alone, the run passed */
+    int frames;                   /* the stack of the task at the point */
+    void *stack[SIM_STACK_FRAMES];
+} sim_critical;
+
+typedef struct sim_shrunk {
+    size_t before, after;         /* deviations in the schedule; in the minimal one */
+    size_t tests;                 /* runs it took */
+    sim_critical *critical;       /* after of them, in decision order */
+} sim_shrunk;
+
+/* 0: out is filled and the last run was the minimal schedule (what
+ * sim_schedule_write saves next). -1 with one line in err: the schedule does
+ * not fail again when its deviations are followed, or its minimal one passed
+ * when run again (the program is not deterministic under its schedule). */
+int sim_shrink(const sim_schedule *s, bool (*fails)(void *ctx), void *ctx, sim_shrunk *out,
+               char *err, size_t n);
+void sim_shrunk_free(sim_shrunk *s);
+
 /* The GNU build-id of the executable, in hex (or a hash of it). */
 const char *sim_build_id(void);
 

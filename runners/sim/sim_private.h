@@ -17,4 +17,23 @@ const char *sim_schedule_strategy(const sim_schedule *s);
 uint64_t sim_schedule_step_ns(const sim_schedule *s);
 uint64_t sim_schedule_step_bound(const sim_schedule *s);
 
+/* A decision of a log that is not the default's (shrink.c). */
+typedef struct sim_choice {
+    uint64_t index, chose;        /* the decision's number in the log; what it chose */
+    bool value;
+    int task;                     /* the task at the point */
+    uint64_t task_step;           /* its own step count there (set by sim_shrink) */
+} sim_choice;
+/* The log's deviations from the default, the first cap of them into out;
+ * returns how many there are. */
+size_t sim_deviations(const sim_log *log, sim_choice *out, size_t cap);
+/* While a schedule is replayed, the next runs follow s instead (with the
+ * schedule's seed, step length and bound); NULL: the replay again. */
+void sim_guide(sim_strategy *s);
+/* The strategy, step length and bound the last run had (a replayed or
+ * guided run's are its schedule's), for sim_schedule_write. */
+const char *sim_api_last_strategy(void);
+uint64_t sim_api_last_step_ns(void);
+uint64_t sim_api_last_step_bound(void);
+
 #endif

@@ -39,6 +39,7 @@ typedef struct sim_decision_ctx {
     long arg;
     sim_point_kind kind;
     int task;                 /* the task that reached the point */
+    uint64_t task_step;       /* its own scheduling points so far, this one included */
     int current;              /* task, when it may go on (among enabled); else -1 */
     const int *enabled;       /* runnable task ids, ascending (task decisions) */
     const sim_event *events;  /* each one's next event, parallel to enabled */

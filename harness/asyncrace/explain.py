@@ -1,0 +1,163 @@
+"""A failing sim schedule cut down to the decisions its failure turns on, and told.
+
+The program does the work (``--schedule FILE --explain PREFIX``): it replays the schedule,
+then shrinks its deviations from the default schedule by delta debugging until taking away
+any one of them makes the run pass, and writes PREFIX.minimal.json (a schedule that
+replays), its race log, and PREFIX.explain.json (each decision that is left: where it was
+made, what the default would have run, what ran instead, the stack there as module and
+offset). Here the stacks are symbolized with addr2line and the whole is written as text
+into PREFIX.explain.txt."""
+import json
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+from dataclasses import dataclass
+
+from .paths import BIN, ROOT, shown
+from .program import parse_report
+from .results import atomic_write_text
+
+EXPLAIN_TIMEOUT_S = 300
+FRAMES_SHOWN = 6
+
+
+class ExplainError(Exception):
+    """The schedule could not be explained; the message says why, in one line."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A sim program and the variant and mode a schedule of it was recorded in."""
+    program: Path
+    variant: str
+    mode: str
+
+    def argv(self, schedule: Path, *more: str) -> list[str]:
+        return [str(self.program), "--runner", "sim", "--variant", self.variant, "--mode",
+                self.mode, "--schedule", str(schedule), *more]
+
+
+def target_of(schedule: Path) -> Target:
+    """The built-in program a schedule file belongs to (its case, variant and mode)."""
+    try:
+        header = json.loads(schedule.read_text())
+        case, variant, mode = header["case"], header["variant"], header["mode"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ExplainError(f"{schedule}: not a schedule file ({e})") from None
+    program = BIN / case
+    if not program.is_file():
+        raise ExplainError(f"{schedule}: no program {shown(program)} for case {case!r} (run make)")
+    return Target(program, variant, mode)
+
+
+def _is_pie(module: Path) -> bool:
+    """An ELF shared object or PIE is symbolized by offset, a fixed executable by address."""
+    try:
+        with module.open("rb") as f:
+            head = f.read(18)
+    except OSError:
+        return True
+    return len(head) == 18 and int.from_bytes(head[16:18], "little") == 3   # ET_DYN
+
+
+def symbolize(frames: list[dict], cwd: Path) -> list[tuple[str, str]]:
+    """(function, file:line) per frame; ('??', module+offset) where addr2line knows none."""
+    if not shutil.which("addr2line"):
+        return [("??", f"{f.get('module', '?')}+{f.get('offset', f['pc'])}") for f in frames]
+    by_module: dict[str, list[int]] = {}
+    for i, f in enumerate(frames):
+        if "module" in f:
+            by_module.setdefault(f["module"], []).append(i)
+    out = [("??", f["pc"]) for f in frames]
+    for module, indexes in by_module.items():
+        path = (cwd / module).resolve()
+        where = [int(frames[i]["offset" if _is_pie(path) else "pc"], 16) for i in indexes]
+        # return addresses: the call is the instruction before
+        done = subprocess.run(["addr2line", "-f", "-C", "-e", str(path)] +
+                              [hex(max(a - 1, 0)) for a in where],
+                              capture_output=True, text=True, timeout=60)
+        lines = done.stdout.splitlines()
+        for k, i in enumerate(indexes):
+            if 2 * k + 1 < len(lines):
+                function, location = lines[2 * k], lines[2 * k + 1].split(" (discriminator")[0]
+                if location.startswith(str(ROOT) + "/"):
+                    location = location[len(str(ROOT)) + 1:]
+                out[i] = (function, location)
+    return out
+
+
+def _interesting(symbolized: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The program's frames: the scheduler's own (runners/sim/) above them left out, and
+    nothing below the iteration's entry."""
+    k = 0
+    while k < len(symbolized) and "runners/sim/" in symbolized[k][1]:
+        k += 1
+    shown_frames = []
+    for function, location in symbolized[k:]:
+        if function in ("run_iteration", "task_main") or "case_main.c" in location:
+            break
+        shown_frames.append((function, location))
+    return shown_frames[:FRAMES_SHOWN]
+
+
+def _decision_line(n: int, c: dict) -> str:
+    where = f"{c['point']}({c['arg']})"
+    head = f"{n}. decision {c['decision']} (step {c['step']}): task {c['task']} at {where}"
+    if c["value"]:
+        return f"{head} chose {c['chose_value']}; the default takes {c['default_value']}"
+    default = (f"the default lets task {c['task']} go on" if c["default_task"] == c["task"]
+               else f"the default runs task {c['default_task']}")
+    return (f"{head}: {default}; task {c['chose']} ran instead, "
+            f"next {c['chose_next']}({c['chose_next_arg']})")
+
+
+def render(explanation: dict, cwd: Path, replay_command: str) -> str:
+    e = explanation
+    lines = [f"{e['case']}.{e['variant']} (sim, {e['mode']}): {e['outcome']}: {e['detail']}"]
+    if e["critical_count"]:
+        lines += [f"The schedule departs from the default schedule {e['deviations']} times; "
+                  f"{e['critical_count']} of those decisions {'makes' if e['critical_count'] == 1 else 'make'} "
+                  f"it fail (delta debugging, "
+                  f"{e['runs']} runs; without any one of them the run passes):", ""]
+    else:
+        lines += [f"The default schedule fails the same way: of the schedule's {e['deviations']} "
+                  f"decisions away from it, none is needed. This iteration's program (its seed) "
+                  f"fails without any particular interleaving."]
+    for n, c in enumerate(e["critical"], 1):
+        lines.append(_decision_line(n, c))
+        if not c["needed"]:
+            lines.append("   (the run still failed without this one alone: not 1-minimal)")
+        for function, location in _interesting(symbolize(c["stack"], cwd)):
+            lines.append(f"     {function:<24} {location}")
+    lines += ["", f"The minimal schedule replays: {replay_command}",
+              f"its race log: {shown(Path(str(e['minimal_schedule'])[:-len('.json')] + '.race-log.txt'))}"]
+    return "\n".join(lines) + "\n"
+
+
+def explain(target: Target, schedule: Path, prefix: Path) -> dict:
+    """Runs the program's --explain on schedule; writes PREFIX.explain.txt beside the
+    program's files and returns {deviations, critical, runs, minimal_schedule,
+    explanation, text}. Raises ExplainError with the program's one line."""
+    argv = target.argv(schedule, "--explain", str(prefix))
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=EXPLAIN_TIMEOUT_S,
+                              stdin=subprocess.DEVNULL, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        raise ExplainError(f"{shlex.join(argv)}: no answer in {EXPLAIN_TIMEOUT_S} s") from None
+    if done.returncode != 0:
+        line = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
+        raise ExplainError(line.removeprefix("asyncrace: ") or f"exit {done.returncode}")
+    explained = parse_report(done.stdout, shlex.join(argv))["sim"].get("explained") or {}
+    if not explained.get("ok"):
+        raise ExplainError(explained.get("error") or "the program wrote no explanation")
+    explanation = json.loads(Path(explained["explanation"]).read_text())
+    replay = shlex.join([shown(target.program)] +
+                        target.argv(Path(shown(Path(explained["minimal_schedule"]))), "--trap")[1:])
+    text = render(explanation, ROOT, replay)
+    text_path = Path(f"{prefix}.explain.txt")
+    atomic_write_text(text_path, text)
+    return {"deviations": explained["deviations"], "critical": explained["critical"],
+            "runs": explained["runs"], "minimal_schedule": explained["minimal_schedule"],
+            "explanation": explained["explanation"], "text_file": str(text_path), "text": text}

@@ -1,0 +1,162 @@
+/* explain.c: --explain PREFIX with --schedule FILE. The replayed schedule is
+ * cut down to the decisions its failure turns on (sim_shrink: delta debugging
+ * over its deviations from the default), and each of those is told: where it
+ * was made, what the default would have run, what ran instead and what that
+ * task did next, and the stack there. Written as
+ *   PREFIX.minimal.json            a schedule that replays (--schedule)
+ *   PREFIX.minimal.race-log.txt    its race log
+ *   PREFIX.explain.json            the decisions (asyncrace explain prints them)
+ * Stacks are saved as module and offset; the driver symbolizes them
+ * (addr2line), so the program needs no symbol tables of its own. */
+#include "controlled.h"
+#include "iteration.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    ar_controlled *c;
+    ar_outcome (*run_again)(void *ctx, char *detail, size_t n);
+    void *ctx;
+    char detail[256];
+} shrink_ctx;
+
+/* Does the run fail as the schedule recorded? Any other outcome (a pass, or
+ * another failure) is not this failure. */
+static bool fails_as_recorded(void *arg)
+{
+    shrink_ctx *s = arg;
+    ar_outcome o = s->run_again(s->ctx, s->detail, sizeof s->detail);
+    return !strcmp(ar_outcome_names[o], s->c->recorded_outcome);
+}
+
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; s && *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+typedef struct {
+    const ar_controlled *c;
+    const ar_case *cs;
+    const ar_variant *v;
+    ar_mode mode;
+    const sim_shrunk *shrunk;
+    const char *detail;
+} explanation;
+
+static void write_frame(FILE *f, void *pc, bool first)
+{
+    Dl_info info;
+    fprintf(f, "%s{\"pc\": \"%p\"", first ? "" : ", ", pc);
+    if (dladdr(pc, &info) && info.dli_fname) {
+        fprintf(f, ", \"module\": ");
+        json_string(f, info.dli_fname);
+        fprintf(f, ", \"offset\": \"0x%lx\"",
+                (unsigned long)((char *)pc - (char *)info.dli_fbase));
+        if (info.dli_sname) {
+            fprintf(f, ", \"symbol\": ");
+            json_string(f, info.dli_sname);
+        }
+    }
+    fputc('}', f);
+}
+
+static void fill_explanation(FILE *f, const void *arg)
+{
+    const explanation *e = arg;
+    const ar_controlled *c = e->c;
+    fprintf(f, "{\n  \"format\": \"asyncrace-explanation/1\",\n  \"case\": ");
+    json_string(f, e->cs->name);
+    fprintf(f, ",\n  \"variant\": ");
+    json_string(f, e->v->name);
+    fprintf(f, ",\n  \"mode\": ");
+    json_string(f, ar_modes[e->mode].name);
+    fprintf(f, ",\n  \"schedule\": ");
+    json_string(f, c->schedule_path);
+    fprintf(f, ",\n  \"outcome\": ");
+    json_string(f, c->recorded_outcome);
+    fprintf(f, ",\n  \"detail\": ");
+    json_string(f, e->detail);
+    fprintf(f, ",\n  \"minimal_schedule\": ");
+    json_string(f, c->minimal_path);
+    fprintf(f, ",\n  \"deviations\": %zu,\n  \"critical_count\": %zu,\n  \"runs\": %zu,\n"
+            "  \"critical\": [", e->shrunk->before, e->shrunk->after, e->shrunk->tests);
+    for (size_t i = 0; i < e->shrunk->after; i++) {
+        const sim_critical *k = &e->shrunk->critical[i];
+        fprintf(f, "%s\n    {\"decision\": %llu, \"step\": %llu, \"point\": ", i ? "," : "",
+                (unsigned long long)k->index, (unsigned long long)k->step);
+        json_string(f, k->point);
+        fprintf(f, ", \"arg\": %ld, \"task\": %d, \"needed\": %s, ", k->arg, k->task,
+                k->needed ? "true" : "false");
+        if (k->value) {
+            fprintf(f, "\"value\": true, \"default_value\": %llu, \"chose_value\": %llu",
+                    (unsigned long long)k->default_value, (unsigned long long)k->chose_value);
+        } else {
+            fprintf(f, "\"value\": false, \"default_task\": %d, \"chose\": %d, \"chose_next\": ",
+                    k->default_task, k->chose);
+            json_string(f, k->chose_next);
+            fprintf(f, ", \"chose_next_arg\": %ld", k->chose_next_arg);
+        }
+        fprintf(f, ",\n     \"stack\": [");
+        for (int j = 0; j < k->frames; j++)
+            write_frame(f, k->stack[j], j == 0);
+        fprintf(f, "]}");
+    }
+    fprintf(f, "\n  ]\n}\n");
+}
+
+static void fill_race_log(FILE *f, const void *arg)
+{
+    (void)arg;
+    ar_race_log_dump(f);
+}
+
+void ar_controlled_explain(ar_controlled *c, const ar_case *cs, const ar_variant *v, ar_mode mode,
+                           ar_outcome (*run_again)(void *ctx, char *detail, size_t n), void *ctx)
+{
+    if (!c->explain_prefix || !c->replaying)
+        return;
+    shrink_ctx s = { c, run_again, ctx, "" };
+    sim_shrunk shrunk = { 0 };
+    bool was = c->uncounted;
+    c->uncounted = true;          /* the shrinking runs are no iterations of this run */
+    int rc = c->sched->shrink(c->replaying, fails_as_recorded, &s, &shrunk, c->explain_error,
+                              sizeof c->explain_error);
+    c->uncounted = was;
+    c->deviations_before = shrunk.before;
+    c->shrink_runs = shrunk.tests;
+    if (rc != 0) {
+        c->sched->shrunk_free(&shrunk);
+        return;
+    }
+    c->deviations_after = shrunk.after;
+    snprintf(c->minimal_path, sizeof c->minimal_path, "%.480s.minimal.json", c->explain_prefix);
+    snprintf(c->explanation_path, sizeof c->explanation_path, "%.480s.explain.json",
+             c->explain_prefix);
+    char log[560], err[256];
+    snprintf(log, sizeof log, "%.480s.minimal.race-log.txt", c->explain_prefix);
+    sim_schedule_id id = { cs->name, v->name, ar_modes[mode].name, NULL, c->params, c->n_params };
+    explanation e = { c, cs, v, mode, &shrunk, s.detail };
+    if (c->sched->schedule_write(c->minimal_path, &id, c->sched->schedule_iteration(c->replaying),
+                                 c->sched->schedule_seed(c->replaying), c->recorded_outcome,
+                                 s.detail, err, sizeof err) != 0)
+        snprintf(c->explain_error, sizeof c->explain_error, "%s", err);
+    else if (ar_write_atomically(log, fill_race_log, NULL) != 0 ||
+             ar_write_atomically(c->explanation_path, fill_explanation, &e) != 0)
+        snprintf(c->explain_error, sizeof c->explain_error, "cannot write '%.200s': %m",
+                 c->explanation_path);
+    else
+        c->explained = true;
+    c->sched->shrunk_free(&shrunk);
+}
