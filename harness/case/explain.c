@@ -10,6 +10,7 @@
  * (addr2line), so the program needs no symbol tables of its own. */
 #include "controlled.h"
 #include "iteration.h"
+#include "report.h"
 
 #include <dlfcn.h>
 #include <stdio.h>
@@ -31,21 +32,6 @@ static bool fails_as_recorded(void *arg)
     return !strcmp(ar_outcome_names[o], s->c->recorded_outcome);
 }
 
-static void json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; s && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(f, "\\%c", ch);
-        else if (ch < 0x20)
-            fprintf(f, "\\u%04x", ch);
-        else
-            fputc(ch, f);
-    }
-    fputc('"', f);
-}
-
 typedef struct {
     const ar_controlled *c;
     const ar_case *cs;
@@ -61,12 +47,12 @@ static void write_frame(FILE *f, void *pc, bool first)
     fprintf(f, "%s{\"pc\": \"%p\"", first ? "" : ", ", pc);
     if (dladdr(pc, &info) && info.dli_fname) {
         fprintf(f, ", \"module\": ");
-        json_string(f, info.dli_fname);
+        ar_json_string(f, info.dli_fname);
         fprintf(f, ", \"offset\": \"0x%lx\"",
                 (unsigned long)((char *)pc - (char *)info.dli_fbase));
         if (info.dli_sname) {
             fprintf(f, ", \"symbol\": ");
-            json_string(f, info.dli_sname);
+            ar_json_string(f, info.dli_sname);
         }
     }
     fputc('}', f);
@@ -77,26 +63,26 @@ static void fill_explanation(FILE *f, const void *arg)
     const explanation *e = arg;
     const ar_controlled *c = e->c;
     fprintf(f, "{\n  \"format\": \"asyncrace-explanation/1\",\n  \"case\": ");
-    json_string(f, e->cs->name);
+    ar_json_string(f, e->cs->name);
     fprintf(f, ",\n  \"variant\": ");
-    json_string(f, e->v->name);
+    ar_json_string(f, e->v->name);
     fprintf(f, ",\n  \"mode\": ");
-    json_string(f, ar_modes[e->mode].name);
+    ar_json_string(f, ar_modes[e->mode].name);
     fprintf(f, ",\n  \"schedule\": ");
-    json_string(f, c->schedule_path);
+    ar_json_string(f, c->schedule_path);
     fprintf(f, ",\n  \"outcome\": ");
-    json_string(f, c->recorded_outcome);
+    ar_json_string(f, c->recorded_outcome);
     fprintf(f, ",\n  \"detail\": ");
-    json_string(f, e->detail);
+    ar_json_string(f, e->detail);
     fprintf(f, ",\n  \"minimal_schedule\": ");
-    json_string(f, c->minimal_path);
+    ar_json_string(f, c->minimal_path);
     fprintf(f, ",\n  \"deviations\": %zu,\n  \"critical_count\": %zu,\n  \"runs\": %zu,\n"
             "  \"critical\": [", e->shrunk->before, e->shrunk->after, e->shrunk->tests);
     for (size_t i = 0; i < e->shrunk->after; i++) {
         const sim_critical *k = &e->shrunk->critical[i];
         fprintf(f, "%s\n    {\"decision\": %llu, \"step\": %llu, \"point\": ", i ? "," : "",
                 (unsigned long long)k->index, (unsigned long long)k->step);
-        json_string(f, k->point);
+        ar_json_string(f, k->point);
         fprintf(f, ", \"arg\": %ld, \"task\": %d, \"needed\": %s, ", k->arg, k->task,
                 k->needed ? "true" : "false");
         if (k->value) {
@@ -105,7 +91,7 @@ static void fill_explanation(FILE *f, const void *arg)
         } else {
             fprintf(f, "\"value\": false, \"default_task\": %d, \"chose\": %d, \"chose_next\": ",
                     k->default_task, k->chose);
-            json_string(f, k->chose_next);
+            ar_json_string(f, k->chose_next);
             fprintf(f, ", \"chose_next_arg\": %ld", k->chose_next_arg);
         }
         fprintf(f, ",\n     \"stack\": [");

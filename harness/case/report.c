@@ -6,20 +6,22 @@
 #include <stdio.h>
 #include <string.h>
 
-static void json_string(const char *s)
+void ar_json_string(FILE *f, const char *s)
 {
-    putchar('"');
-    for (; *s; s++) {
+    fputc('"', f);
+    for (; s && *s; s++) {
         unsigned char ch = (unsigned char)*s;
         if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
+            fprintf(f, "\\%c", ch);
         else if (ch < 0x20)
-            printf("\\u%04x", ch);
+            fprintf(f, "\\u%04x", ch);
         else
-            putchar(ch);
+            fputc(ch, f);
     }
-    putchar('"');
+    fputc('"', f);
 }
+
+static void json_string(const char *s) { ar_json_string(stdout, s); }
 
 static void json_key_string(const char *key, const char *value, const char *sep)
 {

@@ -6,6 +6,8 @@
 #include "case.h"
 #include "controlled.h"
 
+#include <stdio.h>
+
 typedef struct {
     const ar_case *c;
     const ar_runner *runner;
@@ -29,6 +31,8 @@ typedef struct {
 } ar_report;
 
 void ar_print_report(const ar_report *r);
+/* s as a JSON string, quoted and escaped (NULL as ""). */
+void ar_json_string(FILE *f, const char *s);
 void ar_print_list(const ar_case *c);
 
 /* Does a cell of this runner and mode exist (is the mode meaningful there)? */

@@ -19,6 +19,8 @@
 #include "sched.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* What a runnable task will do when it runs next: the point it stopped at (or
  * the wait it was woken from, or "start"), with the point's argument. */
@@ -91,6 +93,25 @@ bool sim_dfs_restore(sim_strategy *s, FILE *f);
 sim_strategy *sim_replay_new(const sim_log *log);
 /* Empty, or where the last run left the recorded schedule. */
 const char *sim_replay_divergence(const sim_strategy *s);
+
+/* Arrays by task id: the capacity that holds id, and an array grown to it
+ * with the new slots zeroed (out of memory aborts: a run cannot go on). */
+static inline int sim_cap_for(int cap, int id)
+{
+    int c = cap ? cap : 16;
+    while (c <= id)
+        c *= 2;
+    return c;
+}
+
+static inline void *sim_grow(void *p, size_t elem, int old_cap, int new_cap)
+{
+    unsigned char *q = realloc(p, (size_t)new_cap * elem);
+    if (!q)
+        abort();
+    memset(q + (size_t)old_cap * elem, 0, (size_t)(new_cap - old_cap) * elem);
+    return q;
+}
 
 /* A fast seeded generator, shared by the strategies. */
 typedef struct { uint64_t s; } sim_rng;

@@ -25,13 +25,8 @@ static void ensure(pos *p, int id)
 {
     if (id < p->cap)
         return;
-    int cap = p->cap ? p->cap : 16;
-    while (cap <= id)
-        cap *= 2;
-    p->prio = realloc(p->prio, (size_t)cap * sizeof *p->prio);
-    if (!p->prio)
-        abort();
-    memset(p->prio + p->cap, 0, (size_t)(cap - p->cap) * sizeof *p->prio);
+    int cap = sim_cap_for(p->cap, id);
+    p->prio = sim_grow(p->prio, sizeof *p->prio, p->cap, cap);
     p->cap = cap;
 }
 

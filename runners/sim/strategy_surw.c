@@ -25,15 +25,9 @@ static void ensure(surw *u, int id)
 {
     if (id < u->cap)
         return;
-    int cap = u->cap ? u->cap : 16;
-    while (cap <= id)
-        cap *= 2;
-    u->estimate = realloc(u->estimate, (size_t)cap * sizeof *u->estimate);
-    u->done = realloc(u->done, (size_t)cap * sizeof *u->done);
-    if (!u->estimate || !u->done)
-        abort();
-    memset(u->estimate + u->cap, 0, (size_t)(cap - u->cap) * sizeof *u->estimate);
-    memset(u->done + u->cap, 0, (size_t)(cap - u->cap) * sizeof *u->done);
+    int cap = sim_cap_for(u->cap, id);
+    u->estimate = sim_grow(u->estimate, sizeof *u->estimate, u->cap, cap);
+    u->done = sim_grow(u->done, sizeof *u->done, u->cap, cap);
     u->cap = cap;
 }
 
