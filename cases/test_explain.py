@@ -2,11 +2,13 @@
 
 - for every variant that fails on sim, the minimal schedule the program writes replays in a
   fresh process with the same outcome and its race log, line for line;
-- the program's figures are checked, not believed: the decisions it calls critical are
-  exactly the minimal schedule's departures from the default schedule, counted here from
-  the schedule file by a default written again in Python; none is more than the original
-  schedule's;
-- the shutdown race is told as the shutdown: its stacks reach ar_rt_shutdown in the case;
+- the program's figures are checked, not believed: measured against the default schedule,
+  the decisions it calls critical are exactly the minimal schedule's departures from it,
+  counted here from the schedule file by a default written again in Python, and the
+  original's departures are as many as it says (against a passing random schedule, when
+  the default fails too, simtest's `shrink` holds it to ground truth);
+- the shutdown race is told as the case's timeline tells it: the decision is in
+  ar_rt_shutdown, and right after it worker 0 drops the replies sender;
 - `asyncrace explain` takes a capture folder or a schedule file, prints the explanation,
   and refuses bad input in one line with exit 2.
 """
@@ -78,10 +80,14 @@ def test_the_minimal_schedule_replays_and_holds_only_the_critical_decisions(sim_
     original = json.loads(schedule.read_text())
 
     critical = [c["decision"] for c in explanation["critical"]]
-    assert critical == default_deviations(minimal), \
-        f"{cell.id}: the decisions called critical are not the minimal schedule's departures"
-    assert told["critical"] == len(critical) <= told["deviations"] == \
-        len(default_deviations(original)), f"{cell.id}: the counts do not match the files"
+    assert told["critical"] == len(critical) <= told["deviations"]
+    if explanation["base_seed"] < 0:     # measured against the default schedule
+        assert critical == default_deviations(minimal), \
+            f"{cell.id}: the decisions called critical are not the minimal schedule's departures"
+        assert told["deviations"] == len(default_deviations(original)), \
+            f"{cell.id}: the schedule's departures from the default are not {told['deviations']}"
+    else:                                # against a passing random schedule: it must pass
+        assert not explanation["no_base"] and critical, explanation
     assert all(c["needed"] for c in explanation["critical"]), explanation["critical"]
     assert minimal["outcome"] == original["outcome"]
 
@@ -98,6 +104,9 @@ def test_the_shutdown_race_is_told_at_the_shutdown(tmp_path):
                    tmp_path / "x")
     assert "ar_rt_shutdown" in told["text"] and "cases/shutdown_order.c:" in told["text"], \
         told["text"]
+    # the case's timeline: after the decision, worker 0 drops the replies sender
+    after = [line for line in told["text"].splitlines() if line.lstrip().startswith(">>")]
+    assert any("worker   0" in line and "chan.sender_drop" in line for line in after), told["text"]
     assert Path(told["text_file"]).read_text() == told["text"]
 
 

@@ -30,8 +30,8 @@ typedef struct ar_scheduler {
     bool (*schedule_param)(const sim_schedule *s, const char *name, uint64_t *value);
     uint64_t (*schedule_hash)(const sim_schedule *s);
     void (*replay)(const sim_schedule *s);
-    int (*shrink)(const sim_schedule *s, bool (*fails)(void *ctx), void *ctx, sim_shrunk *out,
-                  char *err, size_t n);
+    int (*shrink)(const sim_schedule *s, bool (*fails)(void *ctx), void *ctx,
+                  uint64_t (*mark)(void), sim_shrunk *out, char *err, size_t n);
     void (*shrunk_free)(sim_shrunk *s);
     const char *(*build_id)(void);
 } ar_scheduler;

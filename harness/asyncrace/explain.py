@@ -21,6 +21,7 @@ from .results import atomic_write_text
 
 EXPLAIN_TIMEOUT_S = 300
 FRAMES_SHOWN = 6
+EVENTS_BEFORE, EVENTS_AFTER = 3, 6     # race-log lines around a critical decision
 
 
 class ExplainError(Exception):
@@ -102,35 +103,66 @@ def _interesting(symbolized: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return shown_frames[:FRAMES_SHOWN]
 
 
-def _decision_line(n: int, c: dict) -> str:
+def _decision_line(n: int, c: dict, base: str) -> str:
     where = f"{c['point']}({c['arg']})"
     head = f"{n}. decision {c['decision']} (step {c['step']}): task {c['task']} at {where}"
     if c["value"]:
-        return f"{head} chose {c['chose_value']}; the default takes {c['default_value']}"
-    default = (f"the default lets task {c['task']} go on" if c["default_task"] == c["task"]
-               else f"the default runs task {c['default_task']}")
+        return f"{head} chose {c['chose_value']}; {base} takes {c['default_value']}"
+    default = (f"{base} lets task {c['task']} go on" if c["default_task"] == c["task"]
+               else f"{base} runs task {c['default_task']}")
     return (f"{head}: {default}; task {c['chose']} ran instead, "
             f"next {c['chose_next']}({c['chose_next_arg']})")
 
 
-def render(explanation: dict, cwd: Path, replay_command: str) -> str:
+def race_events(log_text: str) -> tuple[int, list[str]]:
+    """The race log's first event number and its event lines ("last N of M events")."""
+    lines = log_text.splitlines()
+    if not lines:
+        return 0, []
+    words = lines[0].split()
+    try:
+        shown_n, total = int(words[words.index("last") + 1]), int(words[words.index("of") + 1])
+    except (ValueError, IndexError):
+        return 0, lines[1:]
+    return total - shown_n, lines[1:]
+
+
+def _around(mark: int, first: int, events: list[str]) -> list[str]:
+    """The race-point events just before a decision and those after it (marked >>)."""
+    out = []
+    for j in range(mark - EVENTS_BEFORE, mark + EVENTS_AFTER):
+        if 0 <= j - first < len(events):
+            out.append(f"   {'>>' if j >= mark else '  '} {events[j - first].strip()}")
+    return out
+
+
+def render(explanation: dict, cwd: Path, replay_command: str, race_log: str = "") -> str:
     e = explanation
     lines = [f"{e['case']}.{e['variant']} (sim, {e['mode']}): {e['outcome']}: {e['detail']}"]
+    base = "the default schedule"
+    if e.get("no_base"):
+        lines.append(f"No schedule tried passes: not the default, nor {e['base_tries']} random ones. "
+                     f"This iteration's program fails without any particular interleaving.")
+    elif e.get("base_seed", -1) >= 0:
+        base = "the passing schedule"
+        lines.append(f"The default schedule fails too; random schedule {e['base_seed']} of this "
+                     f"iteration's program passes, and the failure is measured against it.")
     if e["critical_count"]:
-        lines += [f"The schedule departs from the default schedule {e['deviations']} times; "
+        lines += [f"The schedule departs from {base} {e['deviations']} times; "
                   f"{e['critical_count']} of those decisions {'makes' if e['critical_count'] == 1 else 'make'} "
-                  f"it fail (delta debugging, "
-                  f"{e['runs']} runs; without any one of them the run passes):", ""]
-    else:
-        lines += [f"The default schedule fails the same way: of the schedule's {e['deviations']} "
-                  f"decisions away from it, none is needed. This iteration's program (its seed) "
-                  f"fails without any particular interleaving."]
+                  f"it fail (delta debugging, {e['runs']} runs; without any one of them the run "
+                  f"passes):", ""]
+    first, events = race_events(race_log)
     for n, c in enumerate(e["critical"], 1):
-        lines.append(_decision_line(n, c))
+        lines.append(_decision_line(n, c, base))
         if not c["needed"]:
             lines.append("   (the run still failed without this one alone: not 1-minimal)")
         for function, location in _interesting(symbolize(c["stack"], cwd)):
             lines.append(f"     {function:<24} {location}")
+        around = _around(c.get("race_events_before", 0), first, events)
+        if around:
+            lines.append("   the race points around it (>> after it; t in us, worker, point, arg):")
+            lines += around
     lines += ["", f"The minimal schedule replays: {replay_command}",
               f"its race log: {shown(Path(str(e['minimal_schedule'])[:-len('.json')] + '.race-log.txt'))}"]
     return "\n".join(lines) + "\n"
@@ -155,7 +187,8 @@ def explain(target: Target, schedule: Path, prefix: Path) -> dict:
     explanation = json.loads(Path(explained["explanation"]).read_text())
     replay = shlex.join([shown(target.program)] +
                         target.argv(Path(shown(Path(explained["minimal_schedule"]))), "--trap")[1:])
-    text = render(explanation, ROOT, replay)
+    log = Path(f"{prefix}.minimal.race-log.txt")
+    text = render(explanation, ROOT, replay, log.read_text() if log.is_file() else "")
     text_path = Path(f"{prefix}.explain.txt")
     atomic_write_text(text_path, text)
     return {"deviations": explained["deviations"], "critical": explained["critical"],

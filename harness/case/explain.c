@@ -77,14 +77,16 @@ static void fill_explanation(FILE *f, const void *arg)
     fprintf(f, ",\n  \"minimal_schedule\": ");
     ar_json_string(f, c->minimal_path);
     fprintf(f, ",\n  \"deviations\": %zu,\n  \"critical_count\": %zu,\n  \"runs\": %zu,\n"
-            "  \"critical\": [", e->shrunk->before, e->shrunk->after, e->shrunk->tests);
+            "  \"base_seed\": %d,\n  \"base_tries\": %zu,\n  \"no_base\": %s,\n"
+            "  \"critical\": [", e->shrunk->before, e->shrunk->after, e->shrunk->tests,
+            e->shrunk->base_seed, e->shrunk->base_tries, e->shrunk->no_base ? "true" : "false");
     for (size_t i = 0; i < e->shrunk->after; i++) {
         const sim_critical *k = &e->shrunk->critical[i];
         fprintf(f, "%s\n    {\"decision\": %llu, \"step\": %llu, \"point\": ", i ? "," : "",
                 (unsigned long long)k->index, (unsigned long long)k->step);
         ar_json_string(f, k->point);
-        fprintf(f, ", \"arg\": %ld, \"task\": %d, \"needed\": %s, ", k->arg, k->task,
-                k->needed ? "true" : "false");
+        fprintf(f, ", \"arg\": %ld, \"task\": %d, \"needed\": %s, \"race_events_before\": %llu, ",
+                k->arg, k->task, k->needed ? "true" : "false", (unsigned long long)k->mark);
         if (k->value) {
             fprintf(f, "\"value\": true, \"default_value\": %llu, \"chose_value\": %llu",
                     (unsigned long long)k->default_value, (unsigned long long)k->chose_value);
@@ -117,7 +119,7 @@ void ar_controlled_explain(ar_controlled *c, const ar_case *cs, const ar_variant
     sim_shrunk shrunk = { 0 };
     bool was = c->uncounted;
     c->uncounted = true;          /* the shrinking runs are no iterations of this run */
-    int rc = c->sched->shrink(c->replaying, fails_as_recorded, &s, &shrunk, c->explain_error,
+    int rc = c->sched->shrink(c->replaying, fails_as_recorded, &s, ar_race_log_count, &shrunk, c->explain_error,
                               sizeof c->explain_error);
     c->uncounted = was;
     c->deviations_before = shrunk.before;

@@ -30,6 +30,8 @@ void ar_iteration_begin(const ar_iteration_setup *s);
 #define AR_TAG_BYTES 32
 ar_outcome ar_iteration_end(char *detail, size_t n, char *tag);
 
+/* Race-point events of this iteration so far (the log keeps the last ones). */
+uint64_t ar_race_log_count(void);
 /* The last race-point events, oldest first, one per line. */
 void ar_race_log_dump(FILE *out);
 

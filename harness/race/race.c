@@ -139,6 +139,8 @@ ar_mode ar_mode_now(void) { return setup.mode; }
 bool ar_failed(void) { return atomic_load(&outcome) != AR_OK; }
 void ar_sleep_us(uint64_t us) { runner->sleep_ns(us * 1000); }
 
+uint64_t ar_race_log_count(void) { return atomic_load(&race_log_next); }
+
 void ar_race_log_dump(FILE *out)
 {
     uint64_t end = atomic_load(&race_log_next);

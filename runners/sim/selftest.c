@@ -705,11 +705,40 @@ static void test_replay(void)
  * decisions, keeps one the failure does not need, or whose minimal run
  * passes, fails here. */
 
+/* Fails when worker 1 acts first: the default schedule (main blocks in its
+ * join, then the next task in id order runs) does; a random one often not. */
+static struct { int first; } ord;
+
+static void ord_worker(void *arg)
+{
+    R->race_point("ord.act", (long)(intptr_t)arg);
+    if (!ord.first)
+        ord.first = (int)(intptr_t)arg;
+}
+
+static void ord_main(void *arg)
+{
+    ar_thread *a = R->thread_start(ord_worker, (void *)(intptr_t)1);
+    ar_thread *b = R->thread_start(ord_worker, (void *)(intptr_t)2);
+    R->thread_join(a);
+    R->thread_join(b);
+}
+
+static bool run_ord(uint64_t seed)
+{
+    ord.first = 0;
+    sim_set_seed(seed);
+    R->run(ord_main, NULL);
+    return ord.first == 1;
+}
+
+static bool ord_fails(void *arg) { (void)arg; return run_ord(1); }
+static bool always_fails(void *arg) { (void)arg; run_lu(false, 1); return true; }
 static bool lu_fails(void *arg) { (void)arg; return run_lu(false, 1); }
 static bool d2_fails(void *arg) { (void)arg; return run_d2(3); }
 
 static void shrink_one(const char *name, bool (*fails)(void *), bool (*program)(uint64_t),
-                       const sim_schedule_id *id, size_t most, const char *must)
+                       const sim_schedule_id *id, size_t most, const char *must, bool default_fails)
 {
     const char *path = schedule_path(name);
     configure("random", 3, 2, 0);
@@ -723,8 +752,11 @@ static void shrink_one(const char *name, bool (*fails)(void *), bool (*program)(
     CHECK(s, "%s", err);
     sim_replay(s);
     sim_shrunk out;
-    int rc = sim_shrink(s, fails, NULL, &out, err, sizeof err);
+    int rc = sim_shrink(s, fails, NULL, NULL, &out, err, sizeof err);
     CHECK(rc == 0, "%s: %s", name, err);
+    CHECK((out.base_seed >= 0) == default_fails && !out.no_base,
+          "%s: the base is %s, but the default schedule %s", name,
+          out.base_seed >= 0 ? "a random schedule" : "the default", default_fails ? "fails" : "passes");
     CHECK(out.after >= 1 && out.after <= most && out.before >= out.after,
           "%s: %zu critical decisions of %zu, the bug needs 1..%zu", name, out.after, out.before,
           most);
@@ -751,8 +783,8 @@ static void shrink_one(const char *name, bool (*fails)(void *), bool (*program)(
     sim_replay(NULL);
     CHECK(again && !r->diverged, "%s: the minimal schedule, replayed, %s", name,
           r->diverged ? r->divergence : "passed");
-    printf("  %s: %zu deviations from the default cut to %zu in %zu runs:", name, out.before,
-           out.after, out.tests);
+    printf("  %s: %zu deviations from %s cut to %zu in %zu runs:", name, out.before,
+           out.base_seed >= 0 ? "a passing random schedule" : "the default", out.after, out.tests);
     for (size_t k = 0; k < out.after; k++)
         printf(" %s by task %d -> task %d", out.critical[k].point, out.critical[k].task,
                out.critical[k].chose);
@@ -769,8 +801,10 @@ static bool prog_lu_unlocked(uint64_t s) { return run_lu(false, s); }
 static void test_shrink(void)
 {
     static const sim_schedule_id d2_id = { "depth_two", "bug", "natural", NULL, NULL, 0 };
-    shrink_one("lost_update", lu_fails, prog_lu_unlocked, &lu_id, 2, "lu.read");
-    shrink_one("depth_two", d2_fails, run_d2, &d2_id, 2, "d2.a2 d2.b2");
+    static const sim_schedule_id ord_id = { "order", "bug", "natural", NULL, NULL, 0 };
+    shrink_one("lost_update", lu_fails, prog_lu_unlocked, &lu_id, 2, "lu.read", false);
+    shrink_one("depth_two", d2_fails, run_d2, &d2_id, 2, "d2.a2 d2.b2", false);
+    shrink_one("order", ord_fails, run_ord, &ord_id, 1, "", true);
     /* A schedule of another program does not fail again: refused, in one line. */
     const char *path = schedule_path("other");
     uint64_t hash, seed;
@@ -780,9 +814,15 @@ static void test_shrink(void)
     CHECK(s, "%s", err);
     sim_replay(s);
     sim_shrunk out;
-    CHECK(sim_shrink(s, d2_fails, NULL, &out, err, sizeof err) != 0 && strstr(err, "do not fail"),
+    CHECK(sim_shrink(s, d2_fails, NULL, NULL, &out, err, sizeof err) != 0 && strstr(err, "do not fail"),
           "shrinking another program's schedule was not refused: %s", err);
     printf("  another program's schedule: %s\n", err);
+    /* A program that fails under every schedule has no base: nothing is critical. */
+    sim_replay(s);
+    CHECK(sim_shrink(s, always_fails, NULL, NULL, &out, err, sizeof err) == 0 && out.no_base &&
+          out.after == 0 && out.base_tries == 64, "a program that always fails: %s, no_base %d, "
+          "%zu critical, %zu tried", err, out.no_base, out.after, out.base_tries);
+    sim_shrunk_free(&out);
     sim_replay(NULL);
     sim_shrunk_free(&out);
     sim_schedule_free(s);

@@ -1,18 +1,25 @@
 /* shrink.c: a failing schedule cut down to the decisions that make it fail,
  * and those decisions told as the race (sim.h's sim_shrink).
  *
- * A schedule is the default everywhere (the task at a point goes on; at a
- * yield, a block or an end, the next task after it in id order; a value
- * choice takes the largest value) but at its deviations. Delta debugging
+ * A failing schedule is a passing one everywhere but at its deviations. The
+ * passing one (the base) is the default schedule when that passes: the task
+ * at a point goes on; at a yield, a block or an end, the next task after it
+ * in id order; a value choice takes the largest value. When the default
+ * fails too (the program fails without any particular interleaving of that
+ * kind), the base is the first of a few seeded random schedules that passes,
+ * as it ran, and the default wherever it made no choice. Delta debugging
  * (Zeller and Hildebrandt, "Simplifying and Isolating Failure-Inducing Input",
- * TSE 2002) over the deviations finds a 1-minimal set that still fails: the
- * run follows the kept deviations (each named by its task and that task's own
- * step count), the default elsewhere.
- * Taking away any one of what is left makes the run pass, so each is a
- * decision the failure turns on: sim_shrink says, for each, where it was made
- * (the task at the point, the point), what the default would have run, what
- * ran instead and what that task did next, and the stack of the task at the
- * point (backtrace(3) inside the decision, which runs on that task's fiber).
+ * TSE 2002) over the deviations from the base finds a 1-minimal set that
+ * still fails: taking away any one of what is left makes the run pass, so
+ * each is a decision the failure turns on. sim_shrink says, for each, where
+ * it was made (the task at the point, the point), what the base would have
+ * run, what ran instead and what that task did next, and the stack of the
+ * task at the point (backtrace(3) inside the decision, which runs on that
+ * task's fiber).
+ *
+ * A decision is named by the task at its point and that task's own step count
+ * there, not by its number in the run: taking one deviation away changes how
+ * many decisions come before the next, not where in its own task's run it is.
  */
 #include "sim_private.h"
 #include "log.h"
@@ -24,7 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- the default, and a log's deviations from it ---- */
+#define BASE_TRIES 64             /* random schedules tried for a passing base */
 
 static int default_task(int task, int kind, bool task_can_go_on, const int *enabled, int n)
 {
@@ -44,47 +51,48 @@ static bool in(const int *ids, int n, int id)
     return false;
 }
 
-size_t sim_deviations(const sim_log *log, sim_choice *out, size_t cap)
+static int by_name(const void *a, const void *b)
 {
-    size_t k = 0;
-    for (size_t i = 0; i < log->n; i++) {
-        const sim_decision *d = &log->d[i];
-        bool deviates;
-        if (d->kind == SIM_DECISION_VALUE) {
-            deviates = d->chose != (uint64_t)d->n - 1;
-        } else {
-            const int *en = log->ids + d->off;
-            bool goes_on = d->point_kind != SIM_POINT_BLOCKED && in(en, (int)d->n, d->task);
-            deviates = (int)d->chose != default_task(d->task, d->point_kind, goes_on, en, (int)d->n);
-        }
-        if (deviates) {
-            if (k < cap)
-                out[k] = (sim_choice){ i, d->chose, d->kind == SIM_DECISION_VALUE, d->task, 0 };
-            k++;
-        }
-    }
-    return k;
+    const sim_choice *x = a, *y = b;
+    if (x->task != y->task)
+        return x->task < y->task ? -1 : 1;
+    if (x->task_step != y->task_step)
+        return x->task_step < y->task_step ? -1 : 1;
+    return (int)x->value - (int)y->value;
 }
 
-/* ---- the guided strategy: the kept deviations, the default elsewhere ----
- * A deviation is named by the task at its point and that task's own step
- * count there, not by its number in the run: taking another deviation away
- * changes how many decisions come before, not where in its own task's run
- * this one is. The first run (by_index) follows the log's numbering, which
- * is the recorded run exactly, and learns each deviation's task step. */
+/* ---- the guided strategy ----
+ * follow:  the log's decisions by number (the recorded run exactly), learning
+ *          each one's task step;
+ * record:  seeded uniform choices, each kept (a base candidate);
+ * guided:  a kept deviation where one is named, else the base, else the default. */
+
+enum mode { FOLLOW, RECORD, GUIDED };
 
 typedef struct {
     sim_strategy base;
-    sim_choice *keep;
+    enum mode mode;
+    sim_choice *keep;             /* FOLLOW: by index; GUIDED: by name */
     size_t n_keep, at;
-    bool by_index;
+    sim_choice *passing;          /* the base, sorted by name; NULL: the default */
+    size_t n_passing;
+    sim_choice *rec;              /* RECORD */
+    size_t n_rec, cap_rec;
+    sim_rng rng;
     bool trace;                   /* record the critical decisions (the last run) */
+    uint64_t (*mark)(void);
     sim_critical *critical;       /* one per kept deviation */
 } guided;
 
+static const sim_choice *find(const sim_choice *set, size_t n, int task, uint64_t step, bool value)
+{
+    sim_choice key = { .task = task, .task_step = step, .value = value };
+    return n ? bsearch(&key, set, n, sizeof *set, by_name) : NULL;
+}
+
 static sim_choice *kept(guided *g, const sim_decision_ctx *d, bool value)
 {
-    if (g->by_index) {
+    if (g->mode == FOLLOW) {
         while (g->at < g->n_keep && g->keep[g->at].index < d->index)
             g->at++;
         if (g->at == g->n_keep || g->keep[g->at].index != d->index)
@@ -92,17 +100,31 @@ static sim_choice *kept(guided *g, const sim_decision_ctx *d, bool value)
         g->keep[g->at].task_step = d->task_step;
         return &g->keep[g->at];
     }
-    for (size_t i = 0; i < g->n_keep; i++)
-        if (g->keep[i].task == d->task && g->keep[i].task_step == d->task_step &&
-            g->keep[i].value == value)
-            return &g->keep[i];
+    if (g->mode == GUIDED)
+        for (size_t i = 0; i < g->n_keep; i++)
+            if (g->keep[i].task == d->task && g->keep[i].task_step == d->task_step &&
+                g->keep[i].value == value)
+                return &g->keep[i];
     return NULL;
+}
+
+static void record(guided *g, const sim_decision_ctx *d, bool value, uint64_t chose)
+{
+    if (g->n_rec == g->cap_rec) {
+        g->cap_rec = g->cap_rec ? 2 * g->cap_rec : 256;
+        g->rec = realloc(g->rec, g->cap_rec * sizeof *g->rec);
+        if (!g->rec)
+            abort();
+    }
+    g->rec[g->n_rec++] = (sim_choice){ d->index, chose, value, d->task, d->task_step };
 }
 
 static void g_begin(sim_strategy *s, uint64_t seed)
 {
     (void)seed;
-    ((guided *)s)->at = 0;
+    guided *g = (guided *)s;
+    g->at = 0;
+    g->n_rec = 0;
 }
 
 static void trace(guided *g, const sim_choice *c, sim_critical k)
@@ -111,19 +133,28 @@ static void trace(guided *g, const sim_choice *c, sim_critical k)
         return;
     sim_critical *out = &g->critical[c - g->keep];
     *out = k;
+    out->mark = g->mark ? g->mark() : 0;
     out->frames = backtrace(out->stack, SIM_STACK_FRAMES);
 }
 
 static int g_pick(sim_strategy *s, const sim_decision_ctx *d)
 {
     guided *g = (guided *)s;
+    int want = default_task(d->task, d->kind, d->current >= 0, d->enabled, d->n);
+    const sim_choice *b = find(g->passing, g->n_passing, d->task, d->task_step, false);
+    if (b && in(d->enabled, d->n, (int)b->chose))
+        want = (int)b->chose;
+    int dflt = want;
     const sim_choice *c = kept(g, d, false);
-    int want = default_task(d->task, d->kind, d->current >= 0, d->enabled, d->n), dflt = want;
     if (c && in(d->enabled, d->n, (int)c->chose))
         want = (int)c->chose;
+    if (g->mode == RECORD)
+        want = d->enabled[sim_rng_below(&g->rng, (uint64_t)d->n)];
     int chosen = 0;
     while (d->enabled[chosen] != want)
         chosen++;
+    if (g->mode == RECORD)
+        record(g, d, false, (uint64_t)want);
     trace(g, c, (sim_critical){ .index = d->index, .step = d->step, .point = d->point,
                                 .arg = d->arg, .task = d->task, .default_task = dflt,
                                 .chose = want, .chose_next = d->events[chosen].name,
@@ -134,10 +165,20 @@ static int g_pick(sim_strategy *s, const sim_decision_ctx *d)
 static uint64_t g_pick_value(sim_strategy *s, const sim_decision_ctx *d, uint64_t n)
 {
     guided *g = (guided *)s;
+    uint64_t v = n - 1;
+    const sim_choice *b = find(g->passing, g->n_passing, d->task, d->task_step, true);
+    if (b && b->chose < n)
+        v = b->chose;
+    uint64_t dflt = v;
     const sim_choice *c = kept(g, d, true);
-    uint64_t v = c && c->chose < n ? c->chose : n - 1;
+    if (c && c->chose < n)
+        v = c->chose;
+    if (g->mode == RECORD) {
+        v = sim_rng_below(&g->rng, n);
+        record(g, d, true, v);
+    }
     trace(g, c, (sim_critical){ .index = d->index, .step = d->step, .point = d->point,
-                                .task = d->task, .value = true, .default_value = n - 1,
+                                .task = d->task, .value = true, .default_value = dflt,
                                 .chose_value = v });
     return v;
 }
@@ -154,12 +195,18 @@ typedef struct {
     size_t tests;
 } shrinking;
 
-static bool try_keep(shrinking *sh, sim_choice *keep, size_t n)
+static bool try_keep(shrinking *sh, enum mode mode, sim_choice *keep, size_t n)
 {
+    sh->g->mode = mode;
     sh->g->keep = keep;
     sh->g->n_keep = n;
     sh->tests++;
     return sh->fails(sh->ctx);
+}
+
+static bool try_set(shrinking *sh, sim_choice *keep, size_t n)
+{
+    return try_keep(sh, GUIDED, keep, n);
 }
 
 /* keep[0..n) fails; returns the size of a 1-minimal failing subset left in keep. */
@@ -177,7 +224,7 @@ static size_t ddmin(shrinking *sh, sim_choice *keep, size_t n)
             if (lo >= hi)
                 continue;
             memcpy(part, keep + lo, (hi - lo) * sizeof *part);
-            if (try_keep(sh, part, hi - lo)) {
+            if (try_set(sh, part, hi - lo)) {
                 memcpy(keep, part, (hi - lo) * sizeof *part);
                 n = hi - lo;
                 chunks = 2;
@@ -191,7 +238,7 @@ static size_t ddmin(shrinking *sh, sim_choice *keep, size_t n)
             for (size_t i = 0; i < n; i++)
                 if (i < lo || i >= hi)
                     part[m++] = keep[i];
-            if (try_keep(sh, part, m)) {
+            if (try_set(sh, part, m)) {
                 memcpy(keep, part, m * sizeof *part);
                 n = m;
                 chunks = chunks > 2 ? chunks - 1 : 2;
@@ -208,72 +255,124 @@ static size_t ddmin(shrinking *sh, sim_choice *keep, size_t n)
     return n;
 }
 
+/* The recorded run's decisions (all[i] is decision i, its task step learned)
+ * that the base would not have made, into out; how many. */
+static size_t deviations(const sim_log *log, const sim_choice *all, const guided *g,
+                         sim_choice *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < log->n; i++) {
+        const sim_decision *d = &log->d[i];
+        bool value = d->kind == SIM_DECISION_VALUE;
+        const sim_choice *b = find(g->passing, g->n_passing, d->task, all[i].task_step, value);
+        uint64_t base;
+        if (value) {
+            base = b && b->chose < d->n ? b->chose : (uint64_t)d->n - 1;
+        } else {
+            const int *en = log->ids + d->off;
+            bool goes_on = d->point_kind != SIM_POINT_BLOCKED && in(en, (int)d->n, d->task);
+            base = b && in(en, (int)d->n, (int)b->chose)
+                 ? b->chose : (uint64_t)default_task(d->task, d->point_kind, goes_on, en, (int)d->n);
+        }
+        if (d->chose != base)
+            out[k++] = all[i];
+    }
+    return k;
+}
+
+/* A passing schedule to measure the failure against: the default when it
+ * passes, else the first seeded random schedule that does (as recorded). */
+static void find_base(shrinking *sh, sim_shrunk *out)
+{
+    guided *g = sh->g;
+    out->base_seed = -1;
+    if (!try_set(sh, NULL, 0))
+        return;
+    for (int k = 0; k < BASE_TRIES; k++) {
+        g->rng.s = 0x5eed0000u + (uint64_t)k;
+        out->base_tries++;
+        if (!try_keep(sh, RECORD, NULL, 0)) {
+            g->passing = malloc((g->n_rec ? g->n_rec : 1) * sizeof *g->passing);
+            if (!g->passing)
+                abort();
+            memcpy(g->passing, g->rec, g->n_rec * sizeof *g->rec);
+            g->n_passing = g->n_rec;
+            qsort(g->passing, g->n_passing, sizeof *g->passing, by_name);
+            out->base_seed = k;
+            return;
+        }
+    }
+    out->no_base = true;
+}
+
 static int by_index(const void *a, const void *b)
 {
     const sim_critical *x = a, *y = b;
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
-int sim_shrink(const sim_schedule *s, bool (*fails)(void *ctx), void *ctx, sim_shrunk *out,
-               char *err, size_t n)
+static void release(guided *g, sim_choice *all, sim_choice *keep)
 {
-    *out = (sim_shrunk){ 0 };
+    sim_guide(NULL);
+    free(g->passing);
+    free(g->rec);
+    free(g);
+    free(all);
+    free(keep);
+}
+
+int sim_shrink(const sim_schedule *s, bool (*fails)(void *ctx), void *ctx,
+               uint64_t (*mark)(void), sim_shrunk *out, char *err, size_t n)
+{
+    *out = (sim_shrunk){ .base_seed = -1 };
     const sim_log *log = sim_schedule_log(s);
-    size_t count = sim_deviations(log, NULL, 0);
-    sim_choice *keep = calloc(count ? count : 1, sizeof *keep);
+    sim_choice *all = calloc(log->n ? log->n : 1, sizeof *all);
+    sim_choice *keep = calloc(log->n ? log->n : 1, sizeof *keep);
     guided *g = calloc(1, sizeof *g);
-    if (!keep || !g) {
-        snprintf(err, n, "out of memory");
-        free(keep);
-        free(g);
-        return -1;
-    }
-    sim_deviations(log, keep, count);
+    if (!all || !keep || !g)
+        abort();
+    for (size_t i = 0; i < log->n; i++)
+        all[i] = (sim_choice){ i, log->d[i].chose, log->d[i].kind == SIM_DECISION_VALUE,
+                               log->d[i].task, 0 };
     g->base = (sim_strategy){ "shrink", 0, g_begin, g_pick, g_pick_value, g_end, g_destroy };
     shrinking sh = { g, fails, ctx, 0 };
     sim_guide(&g->base);
-    *out = (sim_shrunk){ .before = count };
-    g->by_index = true;
-    bool again = try_keep(&sh, keep, count);
-    g->by_index = false;
-    if (!again) {
-        snprintf(err, n, "the schedule's %zu deviations from the default, followed as recorded, "
-                 "do not fail again: the program is not the one recorded", count);
-        sim_guide(NULL);
-        free(keep);
-        free(g);
+    if (!try_keep(&sh, FOLLOW, all, log->n)) {
+        snprintf(err, n, "the schedule's %zu decisions, followed as recorded, do not fail "
+                 "again: the program is not the one recorded", log->n);
+        release(g, all, keep);
         return -1;
     }
-    size_t m = try_keep(&sh, keep, 0) ? 0 : ddmin(&sh, keep, count);
+    find_base(&sh, out);
+    size_t count = deviations(log, all, g, keep);
+    out->before = count;
+    size_t m = out->no_base || try_set(&sh, keep, 0) ? 0 : ddmin(&sh, keep, count);
     /* Each one left: without it, does the run pass? (It must: 1-minimal.) */
     sim_choice *without = malloc((m ? m : 1) * sizeof *without);
     bool *needed = calloc(m ? m : 1, sizeof *needed);
-    if (!without || !needed)
+    out->critical = calloc(m ? m : 1, sizeof *out->critical);
+    if (!without || !needed || !out->critical)
         abort();
     for (size_t i = 0; i < m; i++) {
         size_t k = 0;
         for (size_t j = 0; j < m; j++)
             if (j != i)
                 without[k++] = keep[j];
-        needed[i] = !try_keep(&sh, without, k);
+        needed[i] = !try_set(&sh, without, k);
     }
     free(without);
     /* The last run follows the minimal set, records its critical decisions, and
      * leaves its log for sim_schedule_write. */
-    out->critical = calloc(m ? m : 1, sizeof *out->critical);
-    if (!out->critical)
-        abort();
     g->trace = true;
+    g->mark = mark;
     g->critical = out->critical;
-    bool still = try_keep(&sh, keep, m);
+    bool still = try_set(&sh, keep, m);
     g->trace = false;
-    sim_guide(NULL);
     for (size_t i = 0; i < m; i++)
         out->critical[i].needed = needed[i];
     qsort(out->critical, m, sizeof *out->critical, by_index);
     free(needed);
-    free(keep);
-    free(g);
+    release(g, all, keep);
     out->after = m;
     out->tests = sh.tests;
     if (!still) {

@@ -131,13 +131,17 @@ bool sim_schedule_param(const sim_schedule *s, const char *name, uint64_t *value
 void sim_replay(const sim_schedule *s);
 
 /* ---- a failing schedule, shrunk and explained ----
- * A schedule is the default (the task at a point goes on; at a yield, a block
- * or an end, the next runnable task in id order; a value choice takes its
- * largest) but at its deviations. sim_shrink cuts the replayed schedule's
- * deviations down to a 1-minimal set that still fails (delta debugging):
- * taking away any one of them makes the run pass. fails() runs one iteration
+ * A failing schedule is a passing one (the base) but at its deviations. The
+ * base is the default schedule when it passes (the task at a point goes on;
+ * at a yield, a block or an end, the next runnable task in id order; a value
+ * choice takes its largest), else the first of a few seeded random schedules
+ * that passes. sim_shrink cuts the replayed schedule's deviations from the
+ * base down to a 1-minimal set that still fails (delta debugging): taking
+ * away any one of them makes the run pass. fails() runs one iteration
  * of the program (the schedule's iteration, seed and parameters) and says
- * whether it failed as recorded; sim_shrink steers each run it makes. */
+ * whether it failed as recorded; sim_shrink steers each run it makes. mark
+ * (may be NULL) stamps each critical decision of the last run with where the
+ * program is (the case plumbing: how many race-point events came before). */
 
 #define SIM_STACK_FRAMES 24
 
@@ -146,17 +150,21 @@ typedef struct sim_critical {
     const char *point;            /* where: the point's (or value's) name */
     long arg;
     int task;                     /* the task at the point */
-    int default_task, chose;      /* what the default would run; what ran instead */
+    int default_task, chose;      /* what the base would run; what ran instead */
     const char *chose_next;       /* what that task did next (its pending event) */
     long chose_next_arg;
     bool value;                   /* a value choice: default_value, chose_value */
     uint64_t default_value, chose_value;
     bool needed;                  /* without it alone, the run passed */
+    uint64_t mark;                /* sim_shrink's mark() at the decision (0 without one) */
     int frames;                   /* the stack of the task at the point */
     void *stack[SIM_STACK_FRAMES];
 } sim_critical;
 
 typedef struct sim_shrunk {
+    int base_seed;                /* -1: the base is the default; else the random one's number */
+    size_t base_tries;            /* random schedules run to find a passing one */
+    bool no_base;                 /* none passed: nothing to measure the failure against */
     size_t before, after;         /* deviations in the schedule; in the minimal one */
     size_t tests;                 /* runs it took */
     sim_critical *critical;       /* after of them, in decision order */
@@ -166,8 +174,8 @@ typedef struct sim_shrunk {
  * sim_schedule_write saves next). -1 with one line in err: the schedule does
  * not fail again when its deviations are followed, or its minimal one passed
  * when run again (the program is not deterministic under its schedule). */
-int sim_shrink(const sim_schedule *s, bool (*fails)(void *ctx), void *ctx, sim_shrunk *out,
-               char *err, size_t n);
+int sim_shrink(const sim_schedule *s, bool (*fails)(void *ctx), void *ctx,
+               uint64_t (*mark)(void), sim_shrunk *out, char *err, size_t n);
 void sim_shrunk_free(sim_shrunk *s);
 
 /* The GNU build-id of the executable, in hex (or a hash of it). */

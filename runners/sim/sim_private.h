@@ -17,16 +17,14 @@ const char *sim_schedule_strategy(const sim_schedule *s);
 uint64_t sim_schedule_step_ns(const sim_schedule *s);
 uint64_t sim_schedule_step_bound(const sim_schedule *s);
 
-/* A decision of a log that is not the default's (shrink.c). */
+/* A decision, named by its number in the run and by the task at its point
+ * and that task's own step count there (shrink.c). */
 typedef struct sim_choice {
     uint64_t index, chose;        /* the decision's number in the log; what it chose */
     bool value;
-    int task;                     /* the task at the point */
-    uint64_t task_step;           /* its own step count there (set by sim_shrink) */
+    int task;
+    uint64_t task_step;
 } sim_choice;
-/* The log's deviations from the default, the first cap of them into out;
- * returns how many there are. */
-size_t sim_deviations(const sim_log *log, sim_choice *out, size_t cap);
 /* While a schedule is replayed, the next runs follow s instead (with the
  * schedule's seed, step length and bound); NULL: the replay again. */
 void sim_guide(sim_strategy *s);
