@@ -95,6 +95,22 @@ def test_the_report_is_well_formed_self_contained_and_has_the_plot(tmp_path):
     assert "background:#ffcdd2" in text and "background:#ffe0b2" in text, "coloured by verdict"
 
 
+def test_the_report_shows_each_captured_explanation(tmp_path):
+    run = RunDir(tmp_path, "run")
+    cell = "c.sim.buggy.natural"
+    (run.captures / cell).mkdir(parents=True)
+    (run.captures / cell / "schedule.explain.txt").write_text("1. decision 62 <loop_stop>\n")
+    told = {"critical": 1, "deviations": 41, "text_file": "x"}
+    run.write_cell(record(cell, SOMETIMES, 3, 100, capture={"replay_sh": "x", "explanation": told}))
+    run.write_cell(record("c.sim.fixed.natural", NEVER, 0, 3000, twin=cell))
+    from asyncrace.session import compose_with_baseline
+    compose_with_baseline(run, run.read_cells(), {"runners": ["sim"]}, None, None)
+    text = (run.path / "report.html").read_text()
+    check(text)
+    assert "c.sim.buggy.natural: 1 of the schedule's 41 departures from a passing one" in text
+    assert "1. decision 62 &lt;loop_stop&gt;" in text, "the explanation, escaped"
+
+
 def drawn(text: str) -> dict[str, dict]:
     """What the page's plot shows per cell: its glyph (rate or bound), colour, and for a
     dot, whether it sits on its interval's line."""

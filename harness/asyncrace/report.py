@@ -190,8 +190,8 @@ def _explanations(records: list[dict], run_dir: Path) -> str:
         text = run_dir / "captures" / r["cell"] / "schedule.explain.txt"
         if not told or not text.is_file():
             continue
-        parts.append(f"<details><summary>{e(r['cell'])}: {told['critical']} of "
-                     f"{told['deviations']} decisions away from the default</summary>"
+        parts.append(f"<details><summary>{e(r['cell'])}: {told['critical']} of the schedule's "
+                     f"{told['deviations']} departures from a passing one make it fail</summary>"
                      f"<pre>{e(text.read_text())}</pre></details>")
     if not parts:
         return "<p>No sim failure was captured in this run (--capture-failures captures them).</p>"

@@ -288,7 +288,7 @@ def capture_text(record: dict) -> str:
     told = info.get("explanation")
     if told:
         lines.append(f"  explained: {told['critical']} of the schedule's {told['deviations']} "
-                     f"decisions away from the default make it fail: {shown(Path(told['text_file']))}")
+                     f"departures from a passing one make it fail: {shown(Path(told['text_file']))}")
     return "\n".join(lines)
 
 
