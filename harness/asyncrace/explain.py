@@ -148,7 +148,8 @@ def render(explanation: dict, cwd: Path, replay_command: str, race_log: str = ""
         lines.append(f"The default schedule fails too; random schedule {e['base_seed']} of this "
                      f"iteration's program passes, and the failure is measured against it.")
     if e["critical_count"]:
-        lines += [f"The schedule departs from {base} {e['deviations']} times; "
+        times = "once" if e["deviations"] == 1 else f"{e['deviations']} times"
+        lines += [f"The schedule departs from {base} {times}; "
                   f"{e['critical_count']} of those decisions {'makes' if e['critical_count'] == 1 else 'make'} "
                   f"it fail (delta debugging, {e['runs']} runs; without any one of them the run "
                   f"passes):", ""]

@@ -288,7 +288,8 @@ def capture_text(record: dict) -> str:
     told = info.get("explanation")
     if told:
         lines.append(f"  explained: {told['critical']} of the schedule's {told['deviations']} "
-                     f"departures from a passing one make it fail: {shown(Path(told['text_file']))}")
+                     f"departures from a passing one {'makes' if told['critical'] == 1 else 'make'} "
+                     f"it fail: {shown(Path(told['text_file']))}")
     return "\n".join(lines)
 
 
