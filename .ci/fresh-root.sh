@@ -109,10 +109,13 @@ mount_root() {
     cp /etc/resolv.conf "$root/etc/resolv.conf"
 }
 
+# root_home: the home of the root's own root user, as its /etc/passwd says.
+root_home() { awk -F: '$1 == "root" { print $6; exit }' "$root/etc/passwd"; }
+
 # in_root CMD...: run CMD in the root as root, in a clean environment (nothing of the
 # CI's own environment, such as MAKEFLAGS, leaks in).
 in_root() {
-    chroot "$root" /usr/bin/env -i HOME=/root PATH="$ROOT_PATH" TERM="${TERM:-dumb}" "$@"
+    chroot "$root" /usr/bin/env -i HOME="$(root_home)" PATH="$ROOT_PATH" TERM="${TERM:-dumb}" "$@"
 }
 
 # mounts_under DIR: mount points at or below DIR, in mount order.

@@ -12,7 +12,7 @@ ok()  { echo "ok   $*"; }
 bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 expect() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
 
-scratch=$(mktemp -d /var/tmp/fresh-root-test.XXXXXX)
+scratch=$(mktemp -d "$ROOT_PARENT/fresh-root-test.XXXXXX")
 sleeper=""
 cleanup() {
     [ -n "$sleeper" ] && kill "$sleeper" 2>/dev/null

@@ -136,14 +136,14 @@ def _around(mark: int, first: int, events: list[str]) -> list[str]:
     return out
 
 
-def render(explanation: dict, cwd: Path, replay_command: str, race_log: str = "") -> str:
+def render(explanation: dict, cwd: Path, replay_command: str, race_log: str) -> str:
     e = explanation
     lines = [f"{e['case']}.{e['variant']} (sim, {e['mode']}): {e['outcome']}: {e['detail']}"]
     base = "the default schedule"
-    if e.get("no_base"):
+    if e["no_base"]:
         lines.append(f"No schedule tried passes: not the default, nor {e['base_tries']} random ones. "
                      f"This iteration's program fails without any particular interleaving.")
-    elif e.get("base_seed", -1) >= 0:
+    elif e["base_seed"] >= 0:
         base = "the passing schedule"
         lines.append(f"The default schedule fails too; random schedule {e['base_seed']} of this "
                      f"iteration's program passes, and the failure is measured against it.")
@@ -160,12 +160,12 @@ def render(explanation: dict, cwd: Path, replay_command: str, race_log: str = ""
             lines.append("   (the run still failed without this one alone: not 1-minimal)")
         for function, location in _interesting(symbolize(c["stack"], cwd)):
             lines.append(f"     {function:<24} {location}")
-        around = _around(c.get("race_events_before", 0), first, events)
+        around = _around(c["race_events_before"], first, events)
         if around:
             lines.append("   the race points around it (>> after it; t in us, worker, point, arg):")
             lines += around
     lines += ["", f"The minimal schedule replays: {replay_command}",
-              f"its race log: {shown(Path(str(e['minimal_schedule'])[:-len('.json')] + '.race-log.txt'))}"]
+              f"its race log: {shown(Path(e['minimal_race_log']))}"]
     return "\n".join(lines) + "\n"
 
 
@@ -188,8 +188,7 @@ def explain(target: Target, schedule: Path, prefix: Path) -> dict:
     explanation = json.loads(Path(explained["explanation"]).read_text())
     replay = shlex.join([shown(target.program)] +
                         target.argv(Path(shown(Path(explained["minimal_schedule"]))), "--trap")[1:])
-    log = Path(f"{prefix}.minimal.race-log.txt")
-    text = render(explanation, ROOT, replay, log.read_text() if log.is_file() else "")
+    text = render(explanation, ROOT, replay, Path(explained["minimal_race_log"]).read_text())
     text_path = Path(f"{prefix}.explain.txt")
     atomic_write_text(text_path, text)
     return {"deviations": explained["deviations"], "critical": explained["critical"],

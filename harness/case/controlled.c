@@ -209,6 +209,11 @@ static void fill_race_log(FILE *f, const void *arg)
     ar_race_log_dump(f);
 }
 
+int ar_write_race_log(const char *path)
+{
+    return ar_write_atomically(path, fill_race_log, NULL);
+}
+
 /* ---- a search between batches ---- */
 
 #define STATE_FORMAT "asyncrace-search-state/1"
@@ -285,7 +290,7 @@ uint64_t ar_controlled_resume(ar_controlled *c, uint64_t start)
 
 void ar_controlled_write_race_log(const ar_controlled *c)
 {
-    if (c->race_log_path && ar_write_atomically(c->race_log_path, fill_race_log, NULL) != 0)
+    if (c->race_log_path && ar_write_race_log(c->race_log_path) != 0)
         fprintf(stderr, "asyncrace: cannot write the race log '%s': %s\n", c->race_log_path,
                 strerror(errno));
 }
@@ -316,6 +321,6 @@ void ar_controlled_failed(ar_controlled *c, const ar_case *cs, const ar_variant 
     snprintf(c->files[o], sizeof c->files[o], "%s", path);
     char log[560];
     snprintf(log, sizeof log, "%.500s.race-log.txt", path);
-    if (ar_write_atomically(log, fill_race_log, NULL) != 0)
+    if (ar_write_race_log(log) != 0)
         fprintf(stderr, "asyncrace: cannot write '%s': %s\n", log, strerror(errno));
 }

@@ -53,7 +53,7 @@ typedef struct ar_controlled {
     /* --explain: the minimal schedule and its explanation, or why there is none. */
     bool explained;
     size_t deviations_before, deviations_after, shrink_runs;
-    char minimal_path[512], explanation_path[512], explain_error[256];
+    char minimal_path[512], minimal_race_log[512], explanation_path[512], explain_error[256];
     /* The program's parameters, written into every schedule file. */
     sim_param params[SIM_PARAMS_MAX];
     size_t n_params;
@@ -97,6 +97,8 @@ void ar_controlled_failed(ar_controlled *c, const ar_case *cs, const ar_variant 
 /* A file of text, whole or not at all: a temporary file beside it, then
  * rename. 0, or -1 with errno. */
 int ar_write_atomically(const char *path, void (*fill)(FILE *, const void *), const void *arg);
+/* The last iteration's race log into path, atomically (as above). */
+int ar_write_race_log(const char *path);
 
 /* --explain PREFIX, after the replay: runs the schedule's iteration again
  * under sim_shrink (each run through run_again, which returns its outcome and

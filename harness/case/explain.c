@@ -76,6 +76,8 @@ static void fill_explanation(FILE *f, const void *arg)
     ar_json_string(f, e->detail);
     fprintf(f, ",\n  \"minimal_schedule\": ");
     ar_json_string(f, c->minimal_path);
+    fprintf(f, ",\n  \"minimal_race_log\": ");
+    ar_json_string(f, c->minimal_race_log);
     fprintf(f, ",\n  \"deviations\": %zu,\n  \"critical_count\": %zu,\n  \"runs\": %zu,\n"
             "  \"base_seed\": %d,\n  \"base_tries\": %zu,\n  \"no_base\": %s,\n"
             "  \"critical\": [", e->shrunk->before, e->shrunk->after, e->shrunk->tests,
@@ -104,12 +106,6 @@ static void fill_explanation(FILE *f, const void *arg)
     fprintf(f, "\n  ]\n}\n");
 }
 
-static void fill_race_log(FILE *f, const void *arg)
-{
-    (void)arg;
-    ar_race_log_dump(f);
-}
-
 void ar_controlled_explain(ar_controlled *c, const ar_case *cs, const ar_variant *v, ar_mode mode,
                            ar_outcome (*run_again)(void *ctx, char *detail, size_t n), void *ctx)
 {
@@ -119,8 +115,8 @@ void ar_controlled_explain(ar_controlled *c, const ar_case *cs, const ar_variant
     sim_shrunk shrunk = { 0 };
     bool was = c->uncounted;
     c->uncounted = true;          /* the shrinking runs are no iterations of this run */
-    int rc = c->sched->shrink(c->replaying, fails_as_recorded, &s, ar_race_log_count, &shrunk, c->explain_error,
-                              sizeof c->explain_error);
+    int rc = c->sched->shrink(c->replaying, fails_as_recorded, &s, ar_race_log_count, &shrunk,
+                              c->explain_error, sizeof c->explain_error);
     c->uncounted = was;
     c->deviations_before = shrunk.before;
     c->shrink_runs = shrunk.tests;
@@ -132,16 +128,19 @@ void ar_controlled_explain(ar_controlled *c, const ar_case *cs, const ar_variant
     snprintf(c->minimal_path, sizeof c->minimal_path, "%.480s.minimal.json", c->explain_prefix);
     snprintf(c->explanation_path, sizeof c->explanation_path, "%.480s.explain.json",
              c->explain_prefix);
-    char log[560], err[256];
-    snprintf(log, sizeof log, "%.480s.minimal.race-log.txt", c->explain_prefix);
+    char err[256];
+    snprintf(c->minimal_race_log, sizeof c->minimal_race_log, "%.480s.minimal.race-log.txt",
+             c->explain_prefix);
     sim_schedule_id id = { cs->name, v->name, ar_modes[mode].name, NULL, c->params, c->n_params };
     explanation e = { c, cs, v, mode, &shrunk, s.detail };
     if (c->sched->schedule_write(c->minimal_path, &id, c->sched->schedule_iteration(c->replaying),
                                  c->sched->schedule_seed(c->replaying), c->recorded_outcome,
                                  s.detail, err, sizeof err) != 0)
         snprintf(c->explain_error, sizeof c->explain_error, "%s", err);
-    else if (ar_write_atomically(log, fill_race_log, NULL) != 0 ||
-             ar_write_atomically(c->explanation_path, fill_explanation, &e) != 0)
+    else if (ar_write_race_log(c->minimal_race_log) != 0)
+        snprintf(c->explain_error, sizeof c->explain_error, "cannot write '%.200s': %m",
+                 c->minimal_race_log);
+    else if (ar_write_atomically(c->explanation_path, fill_explanation, &e) != 0)
         snprintf(c->explain_error, sizeof c->explain_error, "cannot write '%.200s': %m",
                  c->explanation_path);
     else

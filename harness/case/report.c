@@ -106,6 +106,7 @@ static void print_sim(const ar_controlled *c)
                c->explained ? "true" : "false", c->deviations_before, c->deviations_after,
                c->shrink_runs);
         json_key_string("minimal_schedule", c->explained ? c->minimal_path : "", ", ");
+        json_key_string("minimal_race_log", c->explained ? c->minimal_race_log : "", ", ");
         json_key_string("explanation", c->explained ? c->explanation_path : "", ", ");
         json_key_string("error", c->explain_error, "");
         printf("}");

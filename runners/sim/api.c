@@ -62,6 +62,8 @@ static const struct {
 };
 #define STRATEGY_NAMES "random, pos, surw, pct, dfs, delay"
 
+static bool is_search(const char *name) { return !strcmp(name, "dfs") || !strcmp(name, "delay"); }
+
 int sim_configure(const sim_options *o, char *err, size_t n)
 {
     sim_strategy *s = NULL;
@@ -77,7 +79,7 @@ int sim_configure(const sim_options *o, char *err, size_t n)
         snprintf(err, n, "pct depth must be 1..16, got %d", o->pct_depth);
         return -1;
     }
-    if ((!strcmp(name, "dfs") || !strcmp(name, "delay")) && (o->dfs_bound < 0 || o->dfs_bound > 64)) {
+    if (is_search(name) && (o->dfs_bound < 0 || o->dfs_bound > 64)) {
         snprintf(err, n, "%s bound must be 0..64, got %d", name, o->dfs_bound);
         return -1;
     }
@@ -118,8 +120,6 @@ const sim_options *sim_api_options(void) { return &A.opt; }
 uint64_t sim_api_seed(void) { return A.seed; }
 
 void sim_set_seed(uint64_t seed) { A.seed = seed; }
-
-static bool is_search(const char *name) { return !strcmp(name, "dfs") || !strcmp(name, "delay"); }
 
 bool sim_exhausted(void)
 {

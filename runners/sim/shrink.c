@@ -90,6 +90,22 @@ static const sim_choice *find(const sim_choice *set, size_t n, int task, uint64_
     return n ? bsearch(&key, set, n, sizeof *set, by_name) : NULL;
 }
 
+/* What the base runs at a task decision: the passing schedule's choice there
+ * when it made one and that task can run, else the default's. */
+static int base_task(const guided *g, int task, uint64_t step, int kind, bool goes_on,
+                     const int *enabled, int n)
+{
+    const sim_choice *b = find(g->passing, g->n_passing, task, step, false);
+    return b && in(enabled, n, (int)b->chose) ? (int)b->chose
+                                              : default_task(task, kind, goes_on, enabled, n);
+}
+
+static uint64_t base_value(const guided *g, int task, uint64_t step, uint64_t range)
+{
+    const sim_choice *b = find(g->passing, g->n_passing, task, step, true);
+    return b && b->chose < range ? b->chose : range - 1;
+}
+
 static sim_choice *kept(guided *g, const sim_decision_ctx *d, bool value)
 {
     if (g->mode == FOLLOW) {
@@ -140,11 +156,8 @@ static void trace(guided *g, const sim_choice *c, sim_critical k)
 static int g_pick(sim_strategy *s, const sim_decision_ctx *d)
 {
     guided *g = (guided *)s;
-    int want = default_task(d->task, d->kind, d->current >= 0, d->enabled, d->n);
-    const sim_choice *b = find(g->passing, g->n_passing, d->task, d->task_step, false);
-    if (b && in(d->enabled, d->n, (int)b->chose))
-        want = (int)b->chose;
-    int dflt = want;
+    int dflt = base_task(g, d->task, d->task_step, d->kind, d->current >= 0, d->enabled, d->n);
+    int want = dflt;
     const sim_choice *c = kept(g, d, false);
     if (c && in(d->enabled, d->n, (int)c->chose))
         want = (int)c->chose;
@@ -165,11 +178,7 @@ static int g_pick(sim_strategy *s, const sim_decision_ctx *d)
 static uint64_t g_pick_value(sim_strategy *s, const sim_decision_ctx *d, uint64_t n)
 {
     guided *g = (guided *)s;
-    uint64_t v = n - 1;
-    const sim_choice *b = find(g->passing, g->n_passing, d->task, d->task_step, true);
-    if (b && b->chose < n)
-        v = b->chose;
-    uint64_t dflt = v;
+    uint64_t dflt = base_value(g, d->task, d->task_step, n), v = dflt;
     const sim_choice *c = kept(g, d, true);
     if (c && c->chose < n)
         v = c->chose;
@@ -263,16 +272,14 @@ static size_t deviations(const sim_log *log, const sim_choice *all, const guided
     size_t k = 0;
     for (size_t i = 0; i < log->n; i++) {
         const sim_decision *d = &log->d[i];
-        bool value = d->kind == SIM_DECISION_VALUE;
-        const sim_choice *b = find(g->passing, g->n_passing, d->task, all[i].task_step, value);
         uint64_t base;
-        if (value) {
-            base = b && b->chose < d->n ? b->chose : (uint64_t)d->n - 1;
+        if (d->kind == SIM_DECISION_VALUE) {
+            base = base_value(g, d->task, all[i].task_step, d->n);
         } else {
             const int *en = log->ids + d->off;
             bool goes_on = d->point_kind != SIM_POINT_BLOCKED && in(en, (int)d->n, d->task);
-            base = b && in(en, (int)d->n, (int)b->chose)
-                 ? b->chose : (uint64_t)default_task(d->task, d->point_kind, goes_on, en, (int)d->n);
+            base = (uint64_t)base_task(g, d->task, all[i].task_step, d->point_kind, goes_on, en,
+                                       (int)d->n);
         }
         if (d->chose != base)
             out[k++] = all[i];
@@ -292,11 +299,10 @@ static void find_base(shrinking *sh, sim_shrunk *out)
         g->rng.s = 0x5eed0000u + (uint64_t)k;
         out->base_tries++;
         if (!try_keep(sh, RECORD, NULL, 0)) {
-            g->passing = malloc((g->n_rec ? g->n_rec : 1) * sizeof *g->passing);
-            if (!g->passing)
-                abort();
-            memcpy(g->passing, g->rec, g->n_rec * sizeof *g->rec);
+            g->passing = g->rec;          /* the recording becomes the base */
             g->n_passing = g->n_rec;
+            g->rec = NULL;
+            g->cap_rec = 0;
             qsort(g->passing, g->n_passing, sizeof *g->passing, by_name);
             out->base_seed = k;
             return;
@@ -346,7 +352,9 @@ int sim_shrink(const sim_schedule *s, bool (*fails)(void *ctx), void *ctx,
     find_base(&sh, out);
     size_t count = deviations(log, all, g, keep);
     out->before = count;
-    size_t m = out->no_base || try_set(&sh, keep, 0) ? 0 : ddmin(&sh, keep, count);
+    /* The base passed in find_base and every deviation from it is the recorded
+     * run, which failed: ddmin starts from there. No base: nothing to shrink. */
+    size_t m = out->no_base ? 0 : ddmin(&sh, keep, count);
     /* Each one left: without it, does the run pass? (It must: 1-minimal.) */
     sim_choice *without = malloc((m ? m : 1) * sizeof *without);
     bool *needed = calloc(m ? m : 1, sizeof *needed);

@@ -31,7 +31,7 @@ typedef struct sim_event {
 
 /* Whether two tasks' next events may race: the same mutex, condition, loop or
  * task, or two race points (a case's points are taken to race with each
- * other). A guess POS and SURW steer by, not a proof of independence. */
+ * other). A guess POS steers by, not a proof of independence. */
 bool sim_events_race(const sim_event *a, const sim_event *b);
 
 typedef struct sim_decision_ctx {
@@ -94,22 +94,21 @@ sim_strategy *sim_replay_new(const sim_log *log);
 /* Empty, or where the last run left the recorded schedule. */
 const char *sim_replay_divergence(const sim_strategy *s);
 
-/* Arrays by task id: the capacity that holds id, and an array grown to it
- * with the new slots zeroed (out of memory aborts: a run cannot go on). */
-static inline int sim_cap_for(int cap, int id)
+/* An array by task id (elem bytes each, *cap of them) that holds index id:
+ * p itself, or p grown with the new slots zeroed and *cap updated (out of
+ * memory aborts: a run cannot go on). */
+static inline void *sim_hold(void *p, size_t elem, int *cap, int id)
 {
-    int c = cap ? cap : 16;
+    if (id < *cap)
+        return p;
+    int c = *cap ? *cap : 16;
     while (c <= id)
         c *= 2;
-    return c;
-}
-
-static inline void *sim_grow(void *p, size_t elem, int old_cap, int new_cap)
-{
-    unsigned char *q = realloc(p, (size_t)new_cap * elem);
+    unsigned char *q = realloc(p, (size_t)c * elem);
     if (!q)
         abort();
-    memset(q + (size_t)old_cap * elem, 0, (size_t)(new_cap - old_cap) * elem);
+    memset(q + (size_t)*cap * elem, 0, (size_t)(c - *cap) * elem);
+    *cap = c;
     return q;
 }
 

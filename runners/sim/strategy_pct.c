@@ -41,15 +41,6 @@ typedef struct {
     int64_t yield_floor;
 } pct;
 
-static void ensure(pct *p, int id)
-{
-    if (id < p->cap)
-        return;
-    int cap = sim_cap_for(p->cap, id);
-    p->prio = sim_grow(p->prio, sizeof *p->prio, p->cap, cap);
-    p->cap = cap;
-}
-
 static void begin(sim_strategy *s, uint64_t seed)
 {
     pct *p = (pct *)s;
@@ -77,9 +68,7 @@ static int pick(sim_strategy *s, const sim_decision_ctx *d)
     pct *p = (pct *)s;
     if (p->profiling || !p->k || d->index >= p->k)  /* profiling, or past the priority phase */
         return (int)sim_rng_below(&p->rng, (uint64_t)d->n);
-    ensure(p, d->enabled[d->n - 1]);
-    if (d->current >= 0)
-        ensure(p, d->current);
+    p->prio = sim_hold(p->prio, sizeof *p->prio, &p->cap, d->enabled[d->n - 1]);  /* current too */
     for (int i = 0; i < d->n; i++) {
         int64_t *pr = &p->prio[d->enabled[i]];
         if (!*pr)   /* above every change value; the id breaks ties */

@@ -21,15 +21,6 @@ typedef struct {
     int cap;
 } pos;
 
-static void ensure(pos *p, int id)
-{
-    if (id < p->cap)
-        return;
-    int cap = sim_cap_for(p->cap, id);
-    p->prio = sim_grow(p->prio, sizeof *p->prio, p->cap, cap);
-    p->cap = cap;
-}
-
 static uint64_t draw(pos *p) { return sim_rng_next(&p->rng) | 1; }
 
 static void begin(sim_strategy *s, uint64_t seed)
@@ -43,7 +34,7 @@ static void begin(sim_strategy *s, uint64_t seed)
 static int pick(sim_strategy *s, const sim_decision_ctx *d)
 {
     pos *p = (pos *)s;
-    ensure(p, d->enabled[d->n - 1]);
+    p->prio = sim_hold(p->prio, sizeof *p->prio, &p->cap, d->enabled[d->n - 1]);
     int best = 0;
     for (int i = 0; i < d->n; i++) {
         uint64_t *pr = &p->prio[d->enabled[i]];

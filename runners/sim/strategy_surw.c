@@ -17,19 +17,9 @@ typedef struct {
     sim_rng rng;
     uint64_t *estimate;           /* by task id: events it takes in a run */
     uint64_t *done;               /* by task id: events it took in this run */
-    int cap;
+    int cap_estimate, cap;        /* cap: done's (every id seen so far) */
     int profiled;
 } surw;
-
-static void ensure(surw *u, int id)
-{
-    if (id < u->cap)
-        return;
-    int cap = sim_cap_for(u->cap, id);
-    u->estimate = sim_grow(u->estimate, sizeof *u->estimate, u->cap, cap);
-    u->done = sim_grow(u->done, sizeof *u->done, u->cap, cap);
-    u->cap = cap;
-}
 
 static void begin(sim_strategy *s, uint64_t seed)
 {
@@ -42,7 +32,9 @@ static void begin(sim_strategy *s, uint64_t seed)
 static int pick(sim_strategy *s, const sim_decision_ctx *d)
 {
     surw *u = (surw *)s;
-    ensure(u, d->enabled[d->n - 1]);
+    int top = d->enabled[d->n - 1];
+    u->estimate = sim_hold(u->estimate, sizeof *u->estimate, &u->cap_estimate, top);
+    u->done = sim_hold(u->done, sizeof *u->done, &u->cap, top);
     int chosen;
     if (u->profiled < PROFILE_RUNS) {
         chosen = (int)sim_rng_below(&u->rng, (uint64_t)d->n);
