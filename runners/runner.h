@@ -147,6 +147,9 @@ typedef struct ar_runner {
     void (*resources)(ar_resources *out);   /* what is open now (see ar_resources) */
     /* NULL on a real loop. On sim: a scheduling point, named for the decision log. */
     void (*race_point)(const char *name, long arg);
+    /* NULL: now_ns. The race log's time stamps: on sim a read that the
+     * program does not act on, so no step depends on it (sleep sets). */
+    uint64_t (*log_now_ns)(void);
     /* Runs fn(arg) on the calling thread and returns when it has returned. A
      * real loop just calls it; sim runs it as the first thread of its
      * scheduler, with every thread it starts, and returns when all have ended.

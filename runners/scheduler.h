@@ -12,6 +12,7 @@ typedef struct ar_scheduler {
     int (*configure)(const sim_options *o, char *err, size_t n);
     void (*set_seed)(uint64_t seed);
     bool (*exhausted)(void);
+    bool (*searching)(void);
     int (*profile_runs)(void);
     void (*search_save)(FILE *f);
     bool (*search_restore)(FILE *f, char *err, size_t n);

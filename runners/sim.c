@@ -61,6 +61,7 @@ static long object_id(void)
     static long next, outside;
     if (!sim_in_task())
         return -++outside;
+    sim_touch(SIM_OBJ_IDS, 0);
     if (serial != sim_run_serial()) {
         serial = sim_run_serial();
         next = 0;
@@ -86,7 +87,11 @@ static void *xcalloc(size_t n, size_t size)
 
 /* ---- posts and wake-ups ---- */
 
-void sim_loop_wake(ar_loop *loop) { sim_wake_all(&loop->waiter); }
+void sim_loop_wake(ar_loop *loop)
+{
+    sim_touch(SIM_OBJ_LOOP, loop->id);
+    sim_wake_all(&loop->waiter);
+}
 
 static void post(ar_loop *loop, ar_post_fn fn, void *arg)
 {
@@ -160,12 +165,15 @@ static void timer_free(ar_timer *t)
 
 static void timer_cancel(ar_timer *t)
 {
+    sim_touch(SIM_OBJ_LOOP, t->loop->id);
     timer_unlink(t);
     timer_free(t);
 }
 
 static void run_timers(ar_loop *loop)
 {
+    if (!loop->timers)
+        return;                 /* no clock read: it would make the turn depend on every step */
     uint64_t now = sim_now(), seq_limit = loop->timer_seq;
     for (ar_timer *t = loop->timers; t && t->deadline_ns <= now && t->seq < seq_limit;
          t = loop->timers) {
@@ -194,12 +202,16 @@ static ar_loop *loop_new(void)
 
 static bool has_work(const ar_loop *loop)
 {
+    sim_touch(SIM_OBJ_LOOP, loop->id);
+    if (loop->handles || loop->ready_head || loop->closing_head)
+        sim_touch(SIM_OBJ_NET, 0);      /* other loops' writes and connects mark them ready */
     return loop->stop || loop->posts || sim_net_has_work(loop) ||
            (loop->timers && loop->timers->deadline_ns <= sim_now());
 }
 
 static void run_turn(ar_loop *loop)
 {
+    sim_touch(SIM_OBJ_LOOP, loop->id);
     loop->gen++;
     sim_net_run_ready(loop);
     run_timers(loop);
@@ -232,12 +244,14 @@ static void loop_run(ar_loop *loop)
 static void loop_stop(ar_loop *loop)
 {
     sim_point("loop_stop", loop->id, SIM_POINT_PLAIN);
+    sim_touch(SIM_OBJ_LOOP, loop->id);
     loop->stop = true;
     sim_loop_wake(loop);
 }
 
 static void loop_free(ar_loop *loop)
 {
+    sim_touch(SIM_OBJ_LOOP, loop->id);
     sim_net_close_all(loop);
     sim_net_finish_closes(loop);
     while (loop->timers) {
@@ -319,7 +333,14 @@ static void cond_free(ar_cond *c)
 /* ---- time, locals, resources, points, runs ---- */
 
 static void yield(void) { sim_point("yield", 0, SIM_POINT_YIELD); }
-static void race_point(const char *name, long arg) { sim_point(name, arg, SIM_POINT_PLAIN); }
+/* A race point marks an access that may race with anything, just before it
+ * or just after: the steps on both sides depend on every other step. */
+static void race_point(const char *name, long arg)
+{
+    sim_touch_all();
+    sim_point(name, arg, SIM_POINT_PLAIN);
+    sim_touch_all();
+}
 
 static void resources(ar_resources *out)
 {
@@ -340,6 +361,7 @@ static const ar_scheduler scheduler = {
     .configure = sim_configure,
     .set_seed = sim_set_seed,
     .exhausted = sim_exhausted,
+    .searching = sim_searching,
     .profile_runs = sim_profile_runs,
     .search_save = sim_search_save,
     .search_restore = sim_search_restore,
@@ -395,6 +417,7 @@ const ar_runner ar_runner_sim = {
     .thread_locals = sim_locals,
     .resources = resources,
     .race_point = race_point,
+    .log_now_ns = sim_clock,
     .run = sim_run,
     .scheduler = &scheduler,
 };

@@ -1,16 +1,17 @@
 """sim_tables.py: what the deterministic runner says about each of the four bugs.
 
     /usr/bin/python3 scripts/sim_tables.py [--seeds 20] [--cap 20000]
-        [--real epoll] [--real-cap 20000] [--bounds 0,1,2] [--search-cap 200000]
+        [--real epoll] [--real-cap 20000] [--bounds 0,1,2[,none]] [--search-cap 200000]
         [--search-seconds 60] [--only CASE]
 
 1. To the first failure, per buggy or partial variant, over --seeds run seeds (median and
    max, and how many seeds found nothing within the cap): schedules on sim with each
-   strategy (random, pos, surw and pct sampling the natural scenario; dfs and delay
-   searching the documented one at bound 2, one program after another), beside
+   strategy (random, pos, surw and pct sampling the natural scenario; dfs, dfs-sleep
+   and delay searching the documented one at bound 2, one program after another), beside
    iterations on a real runner, natural and chaos.
 2. Depth: the smallest bound at which each search finds each buggy or partial variant
-   (delay bounding, and dfs's preemption bounding), searching one program after another
+   (delay bounding, and preemption bounding with and without sleep sets), searching one
+   program after another
    (the documented scenario, exhaustive mode) within --search-cap schedules.
 3. Proof: each fixed and control variant searched at each bound: the programs searched
    to their end with 0 failures, and the schedules that took.
@@ -43,7 +44,7 @@ def variants(case: str) -> list[dict]:
 
 
 SAMPLERS = ("random", "pos", "surw", "pct")
-SEARCHES = ("dfs", "delay")
+SEARCHES = ("dfs", "dfs-sleep", "delay")
 
 
 def first_failure(case: str, runner: str, variant: str, mode: str, seed: int, cap: int,
@@ -78,11 +79,11 @@ def summary(found: list[int | None], cap: int) -> str:
     return text + (f" ({missed} of {len(found)}: none in {cap:,})" if missed else "")
 
 
-def search(case: str, variant: str, strategy: str, bound: int, cap: int, seconds: float) -> dict:
+def search(case: str, variant: str, strategy: str, bound: str, cap: int, seconds: float) -> dict:
     """Exhaustive mode with a strategy and bound, up to cap schedules (or a time limit)."""
     try:
         r = report(case, "--runner", "sim", "--variant", variant, "--mode", "exhaustive",
-                   "--strategy", strategy, "--bound", str(bound), "--iterations", str(cap),
+                   "--strategy", strategy, "--bound", bound, "--iterations", str(cap),
                    timeout=seconds)
     except subprocess.TimeoutExpired:
         return {"found": None, "timeout": True}
@@ -108,12 +109,12 @@ def main() -> int:
     ap.add_argument("--only", action="append")
     ap.add_argument("--skip", action="append", default=[], help="part 1, 2 or 3")
     a = ap.parse_args()
-    try:
-        bounds = [int(b) for b in a.bounds.split(",")]
-    except ValueError:
-        print(f"sim_tables: --bounds: expected numbers like 0,1,2, got {a.bounds!r}", file=sys.stderr)
+    bounds = a.bounds.split(",")
+    if not all(b == "none" or (b.isdigit() and int(b) <= 16) for b in bounds):
+        print(f"sim_tables: --bounds: expected 0 to 16 or none, like 0,1,2, got {a.bounds!r}",
+              file=sys.stderr)
         return 2
-    if a.seeds < 1 or a.cap < 1 or a.real_cap < 1 or min(bounds) < 0:
+    if a.seeds < 1 or a.cap < 1 or a.real_cap < 1:
         print("sim_tables: --seeds, caps and bounds must be positive", file=sys.stderr)
         return 2
     cases = a.only or CASES
@@ -153,8 +154,10 @@ def main() -> int:
                 failing = v["twin"] is None
                 if (failing and "2" in a.skip) or (not failing and "3" in a.skip):
                     continue
-                for strategy in ("delay", "dfs"):
+                for strategy in ("delay", "dfs", "dfs-sleep"):
                     for bound in bounds:
+                        if strategy == "delay" and bound == "none":
+                            continue    # unbounded, delay is dfs
                         r = search(case, v["name"], strategy, bound, a.search_cap, a.search_seconds)
                         if r["timeout"]:
                             print(f"| {case}.{v['name']} | {strategy} | {bound} | over "

@@ -112,7 +112,7 @@ static void usage(const ar_case *c, const char *argv0)
            "usage: %s --runner NAME --variant NAME --mode NAME [--iterations N] [--start I]\n"
            "       [--seed S] [--workers W] [--deadline-ms T] [--run-us U] [--trap]\n"
            "       [--status FILE] [--race-log FILE] [--list]\n"
-           "  sim:  [--strategy random|pos|surw|pct|dfs|delay] [--bound P] [--pct-depth D]\n"
+           "  sim:  [--strategy random|pos|surw|pct|dfs|dfs-sleep|delay] [--bound P|none] [--pct-depth D]\n"
            "        [--step-bound N] [--schedule FILE [--explain PREFIX]] [--schedules DIR]\n"
            "        [--search-state FILE]\n\n"
            "  runners:  %s\n  variants: %s\n  modes:    %s\n\n"
@@ -156,7 +156,9 @@ static void apply(options *o, enum flag_id id, const char *flag, const char *v)
     case F_LIST: ar_print_list(c); exit(0);
     case F_HELP: usage(c, o->argv0); exit(0);
     case F_STRATEGY: o->sim.strategy = v; break;
-    case F_BOUND: o->sim.bound = (long)parse_number(flag, v, 0, 16); break;
+    case F_BOUND:
+        o->sim.bound = !strcmp(v, "none") ? AR_BOUND_NONE : (long)parse_number(flag, v, 0, 16);
+        break;
     case F_PCT_DEPTH: o->sim.pct_depth = (long)parse_number(flag, v, 1, 16); break;
     case F_STEP_BOUND: o->sim.step_bound = (long)parse_number(flag, v, 1000, 1000000000); break;
     case F_SCHEDULE: o->sim.schedule_path = v; break;
@@ -171,7 +173,7 @@ static options parse(const ar_case *c, int argc, char **argv)
 {
     options o = { .c = c, .iterations = 1000, .seed = 1, .deadline_ms = 2000,
                   .run_us = c->default_run_us, .mode = AR_MODE_COUNT, .argv0 = argv[0],
-                  .sim = { .bound = -1, .pct_depth = -1, .step_bound = -1 } };
+                  .sim = { .bound = AR_BOUND_UNSET, .pct_depth = -1, .step_bound = -1 } };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         size_t k = 0, n = sizeof flags / sizeof flags[0];

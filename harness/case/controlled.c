@@ -32,7 +32,7 @@ void ar_controlled_setup(ar_controlled *c, const ar_case *cs, const ar_runner *r
 {
     c->sched = r->scheduler;
     if (!c->sched) {
-        if (c->strategy || c->bound >= 0 || c->pct_depth >= 0 || c->step_bound >= 0 ||
+        if (c->strategy || c->bound != AR_BOUND_UNSET || c->pct_depth >= 0 || c->step_bound >= 0 ||
             c->schedule_path || c->explain_prefix)
             ar_usage_error("--strategy, --bound, --pct-depth, --step-bound, --schedule and "
                            "--explain need a "
@@ -41,7 +41,9 @@ void ar_controlled_setup(ar_controlled *c, const ar_case *cs, const ar_runner *r
     }
     sim_options o = SIM_OPTIONS_DEFAULT;
     o.strategy = c->strategy ? c->strategy : strategy_of(mode);
-    if (c->bound >= 0)
+    if (c->bound == AR_BOUND_NONE)
+        o.dfs_bound = -1;
+    else if (c->bound != AR_BOUND_UNSET)
         o.dfs_bound = (int)c->bound;
     if (c->pct_depth >= 0)
         o.pct_depth = (int)c->pct_depth;
@@ -51,7 +53,7 @@ void ar_controlled_setup(ar_controlled *c, const ar_case *cs, const ar_runner *r
     if (c->sched->configure(&o, err, sizeof err) != 0)
         ar_usage_error("%s", err);
     c->options = o;
-    c->searching = !strcmp(o.strategy, "dfs") || !strcmp(o.strategy, "delay");
+    c->searching = c->sched->searching();
     c->run_seed = run_seed;
     snprintf(c->identity, sizeof c->identity, "%s %s %s %s %s %d %llu", cs->name, v->name,
              ar_modes[mode].name, c->sched->build_id(), o.strategy, o.dfs_bound,

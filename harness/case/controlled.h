@@ -11,6 +11,8 @@
 
 #define AR_FAILING_KEPT 32
 
+enum { AR_BOUND_UNSET = -1, AR_BOUND_NONE = -2 };   /* --bound absent; --bound none */
+
 typedef struct { uint64_t iteration, hash; ar_outcome outcome; } ar_failing_schedule;
 /* A search covers one program (one iteration seed) at a time; then the next. */
 typedef struct { uint64_t seed, first_iteration, schedules, failures; bool exhausted; } ar_program_searched;
@@ -21,7 +23,7 @@ typedef struct ar_controlled {
     /* From the command line. */
     const char *strategy;         /* NULL: the mode's (natural random, chaos pct, forced
                                      random, exhaustive delay) */
-    long bound;                   /* dfs/delay; -1: 2 */
+    long bound;                   /* dfs, dfs-sleep, delay: AR_BOUND_UNSET (2), AR_BOUND_NONE */
     long pct_depth;               /* -1: 3 */
     long step_bound;              /* -1: the scheduler's */
     const char *schedule_path;    /* --schedule: replay this one */
@@ -32,7 +34,7 @@ typedef struct ar_controlled {
     /* The run. */
     sim_options options;
     sim_schedule *replaying;
-    bool searching;               /* dfs or delay: every schedule of a program in the bound */
+    bool searching;               /* dfs, dfs-sleep, delay: every schedule of a program in the bound */
     bool uncounted;               /* running a search's earlier schedules again, to resume it */
     uint64_t rerun;               /* how many, this process */
     char identity[512];           /* case, variant, mode, build, strategy, bound, run seed */

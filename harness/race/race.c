@@ -203,7 +203,8 @@ void ar_race_point(const ar_point *p, long arg)
 {
     uint64_t i = atomic_fetch_add_explicit(&race_log_next, 1, memory_order_relaxed);
     log_event *e = &race_log[i % LOG_SIZE];
-    atomic_store_explicit(&e->t_ns, ar_now_ns(), memory_order_relaxed);
+    atomic_store_explicit(&e->t_ns, runner->log_now_ns ? runner->log_now_ns() : ar_now_ns(),
+                          memory_order_relaxed);
     atomic_store_explicit(&e->point, p, memory_order_relaxed);
     atomic_store_explicit(&e->arg, arg, memory_order_relaxed);
     atomic_store_explicit(&e->worker, this_thread()->label, memory_order_relaxed);

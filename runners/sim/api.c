@@ -50,19 +50,23 @@ static sim_strategy *make_random(const sim_options *o) { (void)o; return sim_ran
 static sim_strategy *make_pos(const sim_options *o) { (void)o; return sim_pos_new(); }
 static sim_strategy *make_surw(const sim_options *o) { (void)o; return sim_surw_new(); }
 static sim_strategy *make_pct(const sim_options *o) { return sim_pct_new(o->pct_depth, o->pct_steps); }
-static sim_strategy *make_dfs(const sim_options *o) { return sim_dfs_new(o->dfs_bound, false); }
-static sim_strategy *make_delay(const sim_options *o) { return sim_dfs_new(o->dfs_bound, true); }
+static sim_strategy *make_dfs(const sim_options *o) { return sim_dfs_new(o->dfs_bound, false, false); }
+static sim_strategy *make_dfs_sleep(const sim_options *o) { return sim_dfs_new(o->dfs_bound, false, true); }
+static sim_strategy *make_delay(const sim_options *o) { return sim_dfs_new(o->dfs_bound, true, false); }
 
 static const struct {
     const char *name;
     sim_strategy *(*make)(const sim_options *o);
 } strategies[] = {
     { "random", make_random }, { "pos", make_pos }, { "surw", make_surw }, { "pct", make_pct },
-    { "dfs", make_dfs }, { "delay", make_delay },
+    { "dfs", make_dfs }, { "dfs-sleep", make_dfs_sleep }, { "delay", make_delay },
 };
-#define STRATEGY_NAMES "random, pos, surw, pct, dfs, delay"
+#define STRATEGY_NAMES "random, pos, surw, pct, dfs, dfs-sleep, delay"
 
-static bool is_search(const char *name) { return !strcmp(name, "dfs") || !strcmp(name, "delay"); }
+static bool is_search(const char *name)
+{
+    return !strcmp(name, "dfs") || !strcmp(name, "dfs-sleep") || !strcmp(name, "delay");
+}
 
 int sim_configure(const sim_options *o, char *err, size_t n)
 {
@@ -79,8 +83,8 @@ int sim_configure(const sim_options *o, char *err, size_t n)
         snprintf(err, n, "pct depth must be 1..16, got %d", o->pct_depth);
         return -1;
     }
-    if (is_search(name) && (o->dfs_bound < 0 || o->dfs_bound > 64)) {
-        snprintf(err, n, "%s bound must be 0..64, got %d", name, o->dfs_bound);
+    if (is_search(name) && (o->dfs_bound < -1 || o->dfs_bound > 64)) {
+        snprintf(err, n, "%s bound must be 0..64 or -1 (none), got %d", name, o->dfs_bound);
         return -1;
     }
     s = strategies[k].make(o);
@@ -120,6 +124,8 @@ const sim_options *sim_api_options(void) { return &A.opt; }
 uint64_t sim_api_seed(void) { return A.seed; }
 
 void sim_set_seed(uint64_t seed) { A.seed = seed; }
+
+bool sim_searching(void) { return A.strategy && is_search(A.opt.strategy); }
 
 bool sim_exhausted(void)
 {
@@ -161,10 +167,17 @@ const char *sim_describe(void)
         snprintf(params, sizeof params, "depth=%d, steps=%llu%s, tasks=%d, ", o->pct_depth,
                  (unsigned long long)sim_pct_steps(A.strategy), o->pct_steps ? "" : " (measured)",
                  sim_pct_tasks(A.strategy));
+    else if (is_search(o->strategy) && o->dfs_bound < 0)
+        snprintf(params, sizeof params, "bound=none, schedules=%llu%s, ",
+                 (unsigned long long)sim_dfs_schedules(A.strategy),
+                 sim_dfs_exhausted(A.strategy) ? ", exhausted" : "");
     else if (is_search(o->strategy))
         snprintf(params, sizeof params, "bound=%d, schedules=%llu%s, ", o->dfs_bound,
                  (unsigned long long)sim_dfs_schedules(A.strategy),
                  sim_dfs_exhausted(A.strategy) ? ", exhausted" : "");
+    if (!A.replaying && !strcmp(o->strategy, "dfs-sleep"))
+        snprintf(params + strlen(params), sizeof params - strlen(params), "redundant=%llu, ",
+                 (unsigned long long)sim_dfs_redundant(A.strategy));
     snprintf(A.describe, sizeof A.describe, "%s(%sstep_ns=%llu, step_bound=%llu)",
              A.replaying ? "replay" : o->strategy, params,
              (unsigned long long)(A.replaying ? sim_schedule_step_ns(A.replaying) : o->step_ns),

@@ -359,6 +359,7 @@ static void close_now(ar_tcp *h, ar_close_fn fn, void *arg)
 
 void sim_net_finish_closes(ar_loop *loop)
 {
+    sim_touch(SIM_OBJ_NET, 0);   /* connections join loops: one object */
     while (loop->closing_head) {
         ar_tcp *h = loop->closing_head;
         loop->closing_head = h->next;
@@ -377,6 +378,7 @@ void sim_net_finish_closes(ar_loop *loop)
 
 void sim_net_close_all(ar_loop *loop)
 {
+    sim_touch(SIM_OBJ_NET, 0);   /* connections join loops: one object */
     while (loop->handles) {
         ar_tcp *h = loop->handles;
         close_now(h, NULL, NULL);   /* loop_free: no close callback unless one was asked for */
@@ -530,6 +532,7 @@ static void turn_stream(ar_tcp *h)
 
 void sim_net_run_ready(ar_loop *loop)
 {
+    sim_touch(SIM_OBJ_NET, 0);   /* connections join loops: one object */
     for (ar_tcp *h; (h = loop->ready_head) && h->ready_gen < loop->gen;) {
         ready_unlink(h);
         switch (h->kind) {
@@ -552,6 +555,7 @@ void sim_net_run_ready(ar_loop *loop)
 
 ar_tcp *sim_tcp_listen(ar_loop *loop, int backlog, ar_accept_fn fn, void *arg, uint16_t *port)
 {
+    sim_touch(SIM_OBJ_NET, 0);   /* connections join loops: one object */
     int p = port_alloc();
     if (p < 0) {
         errno = EADDRINUSE;
@@ -571,6 +575,7 @@ ar_tcp *sim_tcp_listen(ar_loop *loop, int backlog, ar_accept_fn fn, void *arg, u
 
 void sim_tcp_connect(ar_loop *loop, uint16_t port, ar_connect_fn fn, void *arg)
 {
+    sim_touch(SIM_OBJ_NET, 0);   /* connections join loops: one object */
     ar_tcp *h = tcp_new(loop, TCP_CONNECTING);
     h->fn = (void *)fn;
     h->arg = arg;
@@ -583,6 +588,7 @@ void sim_tcp_connect(ar_loop *loop, uint16_t port, ar_connect_fn fn, void *arg)
 
 int sim_tcp_read_start(ar_tcp *h, ar_read_fn fn, void *arg)
 {
+    sim_touch(SIM_OBJ_NET, 0);   /* connections join loops: one object */
     if (h->closing)
         return -EBADF;
     if (h->kind != TCP_STREAM)
@@ -599,6 +605,7 @@ int sim_tcp_read_start(ar_tcp *h, ar_read_fn fn, void *arg)
 
 int sim_tcp_read_stop(ar_tcp *h)
 {
+    sim_touch(SIM_OBJ_NET, 0);   /* connections join loops: one object */
     if (h->kind != TCP_STREAM)
         return -ENOTCONN;
     h->reading = false;
@@ -607,6 +614,7 @@ int sim_tcp_read_stop(ar_tcp *h)
 
 int sim_tcp_write(ar_tcp *h, const void *buf, size_t len, ar_write_fn fn, void *arg)
 {
+    sim_touch(SIM_OBJ_NET, 0);   /* connections join loops: one object */
     if (h->closing)
         return -EBADF;
     if (h->kind != TCP_STREAM)
@@ -628,15 +636,21 @@ int sim_tcp_write(ar_tcp *h, const void *buf, size_t len, ar_write_fn fn, void *
 
 void sim_tcp_close(ar_tcp *h, ar_close_fn fn, void *arg)
 {
+    sim_touch(SIM_OBJ_NET, 0);   /* connections join loops: one object */
     if (!h->closing)
         close_now(h, fn, arg);
 }
 
 int sim_tcp_port(ar_tcp *h, bool peer)
 {
+    sim_touch(SIM_OBJ_NET, 0);   /* connections join loops: one object */
     if (h->closing)
         return -1;
     return peer ? (h->kind == TCP_STREAM ? h->peer_port : -1) : h->local_port;
 }
 
-void sim_tcp_reset_on_close(ar_tcp *h) { h->reset_on_close = true; }
+void sim_tcp_reset_on_close(ar_tcp *h)
+{
+    sim_touch(SIM_OBJ_NET, 0);
+    h->reset_on_close = true;
+}

@@ -62,6 +62,9 @@ static struct {
     char detail[1024];
     sim_log log;
     long live;
+    sim_chunk chunk;           /* what ran since the last decision */
+    int chunk_task;            /* the task the last decision chose */
+    bool chunk_first_done;     /* it reached its first point since */
 } S = { .now = SIM_EPOCH_NS, .cfg = { .step_ns = 1000 } };
 
 static _Thread_local bool on_sched_thread;
@@ -98,7 +101,56 @@ sim_task *sim_self(void) { return S.current; }
 int sim_task_id(const sim_task *t) { return t ? t->id : -1; }
 void *sim_locals(void) { return S.current ? S.current->locals : host_locals; }
 long sim_live_tasks(void) { return S.live; }
-uint64_t sim_now(void) { return S.now; }
+uint64_t sim_clock(void) { return S.now; }
+
+uint64_t sim_now(void)
+{
+    sim_touch_all();            /* what it reads depends on every step before it */
+    return S.now;
+}
+
+/* ---- footprints of what runs between decisions (strategy.h's sleep sets) ---- */
+
+void sim_touch(sim_object_kind kind, long id)
+{
+    if (!S.current || S.session != IN_RUN)
+        return;
+    uint64_t h = ((uint64_t)kind << 56) ^ (uint64_t)id;
+    h = (h ^ (h >> 31)) * 0x9e3779b97f4a7c15ull;
+    h ^= h >> 29;
+    S.chunk.fp.bits[(h >> 6) & 3] |= 1ull << (h & 63);
+}
+
+void sim_touch_all(void)
+{
+    if (S.current && S.session == IN_RUN)
+        S.chunk.fp.all = true;
+}
+
+static void chunk_ran(const sim_task *t)
+{
+    if (t->id >= 0 && t->id < 64)
+        S.chunk.ran |= 1ull << t->id;
+    else
+        S.chunk.ran_many = true;
+}
+
+static void chunk_start(const sim_task *chosen)
+{
+    S.chunk = (sim_chunk){ .ran = 0 };
+    S.chunk_task = chosen->id;
+    S.chunk_first_done = false;
+    chunk_ran(chosen);
+}
+
+/* t reached a point (blocked: it cannot go on there). */
+static void chunk_point(const sim_task *t, bool blocked)
+{
+    if (t->id == S.chunk_task && !S.chunk_first_done) {
+        S.chunk_first_done = true;
+        S.chunk.first_blocked = blocked;
+    }
+}
 
 /* ---- the runnable set (ascending ids) and the timed list ---- */
 
@@ -227,7 +279,11 @@ static void wake(sim_task *t, bool timed_out)
     runnable_insert(t);
 }
 
-void sim_wake_task(sim_task *t) { wake(t, false); }
+void sim_wake_task(sim_task *t)
+{
+    sim_touch(SIM_OBJ_TASK, t->id);
+    wake(t, false);
+}
 
 void sim_wake_one(sim_waitq *q)
 {
@@ -353,8 +409,10 @@ static sim_task *pick(const char *point, long arg, sim_point_kind kind, sim_task
             return NULL;
         }
     }
-    if (S.n_runnable == 1)
+    if (S.n_runnable == 1) {
+        chunk_ran(S.runnable[0]);
         return S.runnable[0];
+    }
     for (int k = 0; k < S.n_runnable; k++)
         S.runnable_events[k] = S.runnable[k]->next;
     sim_decision_ctx d = {
@@ -362,6 +420,7 @@ static sim_task *pick(const char *point, long arg, sim_point_kind kind, sim_task
         .task = task->id, .task_step = task->steps,
         .current = kind != SIM_POINT_BLOCKED && task->state == T_RUNNABLE ? task->id : -1,
         .enabled = S.runnable_ids, .events = S.runnable_events, .n = S.n_runnable,
+        .since = &S.chunk,
     };
     int i = S.cfg.strategy->pick(S.cfg.strategy, &d);
     if (i < 0 || i >= S.n_runnable)
@@ -370,6 +429,7 @@ static sim_task *pick(const char *point, long arg, sim_point_kind kind, sim_task
     if (S.cfg.log && S.session == IN_RUN)   /* an adopted session never ends: no log */
         sim_log_add_task(&S.log, S.steps, point, arg, task->id, kind, S.runnable_ids,
                          S.n_runnable, S.runnable_ids[i]);
+    chunk_start(S.runnable[i]);
     return S.runnable[i];
 }
 
@@ -389,6 +449,7 @@ void sim_point(const char *name, long arg, sim_point_kind kind)
     check_thread();
     cur->next = (sim_event){ name, arg };
     step(name);
+    chunk_point(cur, false);
     if (S.n_runnable == 1)
         return;
     sim_task *next = pick(name, arg, kind, cur);
@@ -443,6 +504,7 @@ bool sim_wait(sim_waitq *q, const sim_wait_info *why, uint64_t deadline_ns)
     if (deadline_ns)
         timed_insert(cur, deadline_ns);
     step(why->what);
+    chunk_point(cur, true);
     sim_task *next = pick(why->what, why->id, SIM_POINT_BLOCKED, cur);
     if (next != cur)
         switch_to(next);
@@ -451,6 +513,7 @@ bool sim_wait(sim_waitq *q, const sim_wait_info *why, uint64_t deadline_ns)
 
 void sim_sleep(uint64_t ns)
 {
+    sim_touch_all();            /* its deadline is read off the clock */
     static const sim_wait_info why = { "sleep", NULL, 0, -1 };
     sim_wait(NULL, &why, S.now + ns + (ns == 0));
 }
@@ -488,8 +551,10 @@ static sim_fiber *task_exit(sim_task *cur)
     cur->state = T_DONE;
     cur->fiber = NULL;
     runnable_remove(cur);
+    sim_touch(SIM_OBJ_TASK, cur->id);
     sim_wake_all(&cur->joiners);
     step("exit");
+    chunk_point(cur, true);
     sim_task *next = pick("exit", cur->id, SIM_POINT_BLOCKED, cur);
     S.current = next;
     S.running = next ? next->fiber : S.host;
@@ -544,6 +609,7 @@ sim_task *sim_spawn(void (*fn)(void *), void *arg)
     sim_task *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
+    sim_touch(SIM_OBJ_IDS, 0);
     if (!(t->fiber = sim_fiber_start(task_main, t))) {
         free(t);
         return NULL;
@@ -565,6 +631,7 @@ sim_task *sim_spawn(void (*fn)(void *), void *arg)
 void sim_join(sim_task *t)
 {
     sim_point("thread_join", t->id, SIM_POINT_PLAIN);
+    sim_touch(SIM_OBJ_TASK, t->id);
     while (t->state != T_DONE) {
         sim_wait_info why = { "thread_join", "task", t->id, -1 };
         sim_wait(&t->joiners, &why, 0);
@@ -614,6 +681,7 @@ void sim_sched_run(void (*fn)(void *), void *arg, sim_run_result *out)
     if (!t)
         fatal("cannot map a stack for the first task");
     S.current = t;              /* the first switch is no decision */
+    chunk_start(t);
     S.running = t->fiber;
     sim_fiber_switch(S.host, t->fiber);
     S.current = NULL;
@@ -633,6 +701,7 @@ void sim_sched_run(void (*fn)(void *), void *arg, sim_run_result *out)
     out->decisions = S.decisions;
     out->tasks = S.tasks;
     out->virtual_ns = S.now - SIM_EPOCH_NS;
+    out->tail = S.chunk;
     S.session = NO_SESSION;
     S.now = SIM_EPOCH_NS;
 }
@@ -650,6 +719,7 @@ static void mutex_sync(sim_mutex *m)
 
 static void mutex_acquire(sim_mutex *m)
 {
+    sim_touch(SIM_OBJ_MUTEX, m->id);
     mutex_sync(m);
     while (m->holder) {
         sim_wait_info why = { "mutex_lock", "mutex", m->id, m->holder->id };
@@ -662,6 +732,7 @@ static void mutex_acquire(sim_mutex *m)
 
 static void mutex_release(sim_mutex *m)
 {
+    sim_touch(SIM_OBJ_MUTEX, m->id);
     m->holder = NULL;
     sim_wake_all(&m->q);        /* they compete again: the strategy decides who wins */
 }
@@ -675,6 +746,7 @@ void sim_mutex_lock(sim_mutex *m)
 bool sim_mutex_trylock(sim_mutex *m)
 {
     sim_point("mutex_trylock", m->id, SIM_POINT_PLAIN);
+    sim_touch(SIM_OBJ_MUTEX, m->id);
     mutex_sync(m);
     if (m->holder)
         return false;
@@ -694,6 +766,7 @@ void sim_mutex_unlock(sim_mutex *m)
 
 bool sim_cond_wait_until(sim_cond *c, sim_mutex *m, uint64_t deadline_ns)
 {
+    sim_touch_all();            /* it reads the clock */
     if (deadline_ns <= S.now) {
         sim_point("cond_wait", c->id, SIM_POINT_PLAIN);
         return false;
@@ -703,6 +776,7 @@ bool sim_cond_wait_until(sim_cond *c, sim_mutex *m, uint64_t deadline_ns)
         fatal("cond_wait on mutex %ld, which task %d does not hold", m->id, me()->id);
     mutex_release(m);
     sim_wait_info why = { "cond_wait", "cond", c->id, -1 };
+    sim_touch(SIM_OBJ_COND, c->id);
     bool woken = sim_wait(&c->q, &why, deadline_ns);
     mutex_acquire(m);
     return woken;
@@ -711,5 +785,6 @@ bool sim_cond_wait_until(sim_cond *c, sim_mutex *m, uint64_t deadline_ns)
 void sim_cond_broadcast(sim_cond *c)
 {
     sim_point("cond_broadcast", c->id, SIM_POINT_PLAIN);
+    sim_touch(SIM_OBJ_COND, c->id);
     sim_wake_all(&c->q);
 }

@@ -42,6 +42,44 @@ typedef enum {
     SIM_POINT_BLOCKED,  /* the task cannot go on (blocked or ended): any pick is free */
 } sim_point_kind;
 
+/* What a stretch of a run touched, for partial-order reduction: shared objects
+ * as bits of a 256-bit Bloom filter (a false positive only makes two steps
+ * look dependent), or everything (a clock read: its value depends on how many
+ * steps ran before it, whoever ran them; a race point: it marks an access that
+ * may race with any other). Memory shared otherwise must be under a mutex. */
+typedef enum {
+    SIM_OBJ_MUTEX, SIM_OBJ_COND, SIM_OBJ_LOOP, SIM_OBJ_TASK, SIM_OBJ_NET,
+    SIM_OBJ_IDS,        /* the id counters: creating an object or a task */
+} sim_object_kind;
+
+typedef struct sim_footprint {
+    uint64_t bits[4];
+    bool all;
+} sim_footprint;
+
+/* Whether two footprints may touch one object (a reordering could matter). */
+static inline bool sim_footprints_meet(const sim_footprint *a, const sim_footprint *b)
+{
+    return a->all || b->all || (a->bits[0] & b->bits[0]) || (a->bits[1] & b->bits[1]) ||
+           (a->bits[2] & b->bits[2]) || (a->bits[3] & b->bits[3]);
+}
+
+/* What ran between two decisions (or from the last one to the run's end): the
+ * union footprint of every step, which tasks ran (as a mask of ids below 64;
+ * many: one at 64 or above ran), and whether the task the decision chose
+ * blocked or ended at its first point (it cannot go on right after its step). */
+typedef struct sim_chunk {
+    sim_footprint fp;
+    uint64_t ran;
+    bool ran_many;
+    bool first_blocked;
+} sim_chunk;
+
+/* The running task's current step touches object (kind, id). */
+void sim_touch(sim_object_kind kind, long id);
+/* ... or depends on everything (reads the clock, races). */
+void sim_touch_all(void);
+
 typedef enum { SIM_RUN_OK, SIM_RUN_DEADLOCK, SIM_RUN_STEP_BOUND, SIM_RUN_STATUS_COUNT } sim_run_status;
 extern const char *const sim_run_status_names[SIM_RUN_STATUS_COUNT]; /* "ok", "deadlock", "step_bound" */
 
@@ -77,6 +115,7 @@ typedef struct sim_run_result {
     sim_run_status status;
     char detail[1024];        /* deadlock: every task's wait; step bound: where */
     uint64_t steps, decisions, tasks, virtual_ns;
+    sim_chunk tail;           /* what ran after the last decision */
 } sim_run_result;
 
 /* Runs fn(arg) as task 1 with every task it starts; returns when all ended or
@@ -120,6 +159,8 @@ void sim_wake_task(sim_task *t);     /* no-op unless t is blocked */
 bool sim_waitq_empty(sim_waitq *q);
 
 uint64_t sim_now(void);
+/* The same clock for a log: reading it is not part of the step's footprint. */
+uint64_t sim_clock(void);
 void sim_sleep(uint64_t ns);
 
 /* ---- mutexes and condition variables (zero-initialised is ready) ---- */

@@ -210,6 +210,135 @@ static bool run_d2(uint64_t seed)
     return d2.bug;
 }
 
+/* ---- program 2d: independent work around one shared order ----
+ *
+ * Two workers each take and drop their own mutex, then append their number
+ * to a shared log under a shared mutex. The outcome is the order of the
+ * appends (2 of them); what each worker does under its own mutex commutes
+ * with the others' work, so most schedules reorder independent steps. */
+
+static struct {
+    ar_mutex *own[2], *shared;
+    int order[2], n;
+} po;
+
+static void po_worker(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    R->mutex_lock(po.own[i]);
+    R->mutex_unlock(po.own[i]);
+    R->mutex_lock(po.shared);
+    po.order[po.n++] = i;
+    R->mutex_unlock(po.shared);
+}
+
+static void po_main(void *arg)
+{
+    ar_thread *t[2];
+    for (int i = 0; i < 2; i++)
+        t[i] = R->thread_start(po_worker, (void *)(intptr_t)i);
+    for (int i = 0; i < 2; i++)
+        R->thread_join(t[i]);
+}
+
+/* ---- program 2e: three appends under one mutex: 6 orders ---- */
+
+static struct {
+    ar_mutex *m;
+    int order[3], n;
+} ap;
+
+static void ap_worker(void *arg)
+{
+    R->mutex_lock(ap.m);
+    ap.order[ap.n++] = (int)(intptr_t)arg;
+    R->mutex_unlock(ap.m);
+}
+
+static void ap_main(void *arg)
+{
+    ar_thread *t[3];
+    for (int i = 0; i < 3; i++)
+        t[i] = R->thread_start(ap_worker, (void *)(intptr_t)i);
+    for (int i = 0; i < 3; i++)
+        R->thread_join(t[i]);
+}
+
+/* ---- program 2f: a bound that sleep sets must respect ----
+ *
+ * Worker 0 first takes its own mutex, then all three append under one mutex.
+ * The order 1, 0, 2 costs no preemption: worker 1 runs to its end, then 0,
+ * then 2. After worker 0's subtree, a naive sleep set keeps 0 asleep after
+ * worker 1 ran (their first steps are independent), and the twin that runs
+ * 0's first step before 1 needs a preemption: at bound 0 that order would
+ * never run (Coons et al.'s bound-induced dependence). */
+
+static struct {
+    ar_mutex *own, *m;
+    int order[3], n;
+} bd;
+
+static void bd_worker(void *arg)
+{
+    if (arg == NULL) {
+        R->mutex_lock(bd.own);
+        R->mutex_unlock(bd.own);
+    }
+    R->mutex_lock(bd.m);
+    bd.order[bd.n++] = (int)(intptr_t)arg;
+    R->mutex_unlock(bd.m);
+}
+
+static void bd_main(void *arg)
+{
+    ar_thread *t[3];
+    for (int i = 0; i < 3; i++)
+        t[i] = R->thread_start(bd_worker, (void *)(intptr_t)i);
+    for (int i = 0; i < 3; i++)
+        R->thread_join(t[i]);
+}
+
+/* The outcome of one schedule of each small program, as a number below 64. */
+static unsigned outcome_po(void)
+{
+    if (!po.shared) {
+        for (int i = 0; i < 2; i++)
+            po.own[i] = R->mutex_new();
+        po.shared = R->mutex_new();
+    }
+    po.n = 0;
+    sim_set_seed(5);
+    R->run(po_main, NULL);
+    return (unsigned)(po.order[0] * 2 + po.order[1]);
+}
+
+static unsigned outcome_ap(void)
+{
+    if (!ap.m)
+        ap.m = R->mutex_new();
+    ap.n = 0;
+    sim_set_seed(5);
+    R->run(ap_main, NULL);
+    return (unsigned)(ap.order[0] * 9 + ap.order[1] * 3 + ap.order[2]);
+}
+
+static unsigned outcome_bd(void)
+{
+    if (!bd.m) {
+        bd.own = R->mutex_new();
+        bd.m = R->mutex_new();
+    }
+    bd.n = 0;
+    sim_set_seed(5);
+    R->run(bd_main, NULL);
+    return (unsigned)(bd.order[0] * 9 + bd.order[1] * 3 + bd.order[2]);
+}
+
+static unsigned outcome_lu_unlocked(void) { return run_lu(false, 7) ? 1 + (unsigned)lu.counter : 0; }
+static unsigned outcome_lu_locked(void) { return run_lu(true, 7) ? 1 + (unsigned)lu.counter : 0; }
+static unsigned outcome_d2(void) { return run_d2(3); }
+static unsigned outcome_ab(void) { return run_ab(1)->status == SIM_DEADLOCK; }
+
 /* ---- program 2c: a program whose first decision changes between runs ---- */
 
 static bool nd_other;
@@ -506,6 +635,263 @@ static void test_depth_two(void)
                    first ? "" : " (none, as it must)");
         }
     }
+    EXPECT_NO_LEAKS();
+}
+
+/* Sanitizers slow each schedule down (TSan about 60 us a fiber switch): the
+ * searches that run a million schedules run in the release build only. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#else
+#define SANITIZED 0
+#endif
+
+/* ---- program 2g: random small programs ----
+ *
+ * Two workers with up to 3 operations each, or three with up to 2, drawn
+ * from a seed, each operation one of: append its mark to log i under mutex i
+ * (i = 0, 1), take and drop its own mutex, append to log 0 without the lock
+ * at a race point, or yield. Main appends to log 0 after worker 0 ended. The
+ * outcome is both logs, hashed: sleep sets must reach every outcome plain
+ * dfs reaches. (Data-race free but at the race point, as sleep sets assume.) */
+
+enum { RP_WORKERS = 3, RP_OPS = 3 };
+enum rp_op { RP_APPEND_M0, RP_APPEND_M1, RP_OWN, RP_RACY_APPEND, RP_YIELD, RP_KINDS };
+
+static struct {
+    ar_mutex *m[2], *own[RP_WORKERS];
+    int workers, ops[RP_WORKERS][RP_OPS], n_ops[RP_WORKERS];
+    uint64_t log[2];
+} rp;
+
+static void rp_append(int i, int mark) { rp.log[i] = rp.log[i] * 31 + (uint64_t)mark + 1; }
+
+static void rp_worker(void *arg)
+{
+    int w = (int)(intptr_t)arg;
+    for (int k = 0; k < rp.n_ops[w]; k++) {
+        int mark = w * 8 + k;
+        switch (rp.ops[w][k]) {
+        case RP_APPEND_M0: case RP_APPEND_M1: {
+            int i = rp.ops[w][k] == RP_APPEND_M1;
+            R->mutex_lock(rp.m[i]);
+            rp_append(i, mark);
+            R->mutex_unlock(rp.m[i]);
+            break;
+        }
+        case RP_OWN:
+            R->mutex_lock(rp.own[w]);
+            R->mutex_unlock(rp.own[w]);
+            break;
+        case RP_RACY_APPEND: {
+            uint64_t before = rp.log[0];
+            R->race_point("rp.read", w);
+            rp.log[0] = before;         /* a read-modify-write split by the point */
+            rp_append(0, mark);
+            break;
+        }
+        default:
+            R->yield();
+        }
+    }
+}
+
+static void rp_main(void *arg)
+{
+    ar_thread *t[RP_WORKERS];
+    for (int i = 0; i < rp.workers; i++)
+        t[i] = R->thread_start(rp_worker, (void *)(intptr_t)i);
+    R->thread_join(t[0]);
+    R->mutex_lock(rp.m[0]);     /* main's own append, after worker 0 ended */
+    rp_append(0, 63);
+    R->mutex_unlock(rp.m[0]);
+    for (int i = 1; i < rp.workers; i++)
+        R->thread_join(t[i]);
+}
+
+static void rp_generate(uint64_t seed)
+{
+    if (!rp.m[0]) {
+        rp.m[0] = R->mutex_new();
+        rp.m[1] = R->mutex_new();
+        for (int i = 0; i < RP_WORKERS; i++)
+            rp.own[i] = R->mutex_new();
+    }
+    uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+    rp.workers = seed % 2 ? 2 : 3;
+    for (int w = 0; w < rp.workers; w++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        rp.n_ops[w] = 1 + (int)((x >> 33) % (rp.workers == 2 ? 3 : 2));
+        for (int k = 0; k < rp.n_ops[w]; k++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            rp.ops[w][k] = (int)((x >> 33) % RP_KINDS);
+        }
+    }
+}
+
+static uint64_t outcome_rp(void)
+{
+    rp.log[0] = rp.log[1] = 0;
+    sim_set_seed(5);
+    R->run(rp_main, NULL);
+    return rp.log[0] * 0x9e3779b97f4a7c15ull ^ rp.log[1];
+}
+
+/* A set of outcomes (hashes), sorted for comparison. */
+typedef struct { uint64_t *v; size_t n, cap; } outcome_set;
+
+static void set_add(outcome_set *s, uint64_t x)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i] == x)
+            return;
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 64;
+        s->v = realloc(s->v, s->cap * sizeof *s->v);
+        if (!s->v)
+            abort();
+    }
+    s->v[s->n++] = x;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Runs a search to exhaustion or limit; the outcomes, sorted; schedules (0: not exhausted). */
+static void search_outcomes(const char *strategy, int bound, uint64_t (*program)(void),
+                            uint64_t limit, outcome_set *out, uint64_t *schedules)
+{
+    configure(strategy, 3, bound, 0);
+    out->n = 0;
+    uint64_t n = 0;
+    while (!sim_exhausted() && n < limit) {
+        set_add(out, program());
+        n++;
+    }
+    qsort(out->v, out->n, sizeof *out->v, cmp_u64);
+    *schedules = sim_exhausted() ? n : 0;
+}
+
+static void test_sleep_sets_random(void)
+{
+    outcome_set plain = { 0 }, sleep = { 0 };
+    uint64_t plain_total[4] = { 0 }, sleep_total[4] = { 0 };
+    int programs[4] = { 0 };
+    for (uint64_t seed = 1; seed <= (SANITIZED ? 10 : 30); seed++) {
+        rp_generate(seed);
+        for (int bound = SANITIZED ? 0 : -1; bound <= (SANITIZED ? 1 : 2); bound++) {
+            uint64_t pn, sn;
+            search_outcomes("dfs", bound, outcome_rp, bound < 0 ? 40000 : 200000, &plain, &pn);
+            if (!pn)
+                continue;           /* too big to search unreduced */
+            search_outcomes("dfs-sleep", bound, outcome_rp, 200000, &sleep, &sn);
+            char b[8];
+            snprintf(b, sizeof b, bound < 0 ? "none" : "%d", bound);
+            CHECK(sn, "program %llu bound %s: dfs-sleep not exhausted", (unsigned long long)seed, b);
+            CHECK(plain.n == sleep.n && !memcmp(plain.v, sleep.v, plain.n * sizeof *plain.v),
+                  "program %llu bound %s: dfs reached %zu outcomes, dfs-sleep %zu",
+                  (unsigned long long)seed, b, plain.n, sleep.n);
+            plain_total[bound + 1] += pn;
+            sleep_total[bound + 1] += sn;
+            programs[bound + 1]++;
+        }
+    }
+    for (int b = 0; b < 4; b++)
+        printf("  bound %s: %d programs, dfs %llu schedules, dfs-sleep %llu, same outcomes\n",
+               b == 0 ? "none" : b == 1 ? "0" : b == 2 ? "1" : "2", programs[b],
+               (unsigned long long)plain_total[b], (unsigned long long)sleep_total[b]);
+    CHECK(SANITIZED || programs[0] >= 5, "only %d programs small enough to search unbounded", programs[0]);
+    free(plain.v);
+    free(sleep.v);
+    EXPECT_NO_LEAKS();
+}
+
+/* Every outcome a search reaches (a mask of outcome numbers), and how many
+ * schedules it ran to exhaustion (0: not exhausted within limit). */
+static uint64_t outcomes(const char *strategy, int bound, unsigned (*program)(void),
+                         uint64_t limit, uint64_t *schedules)
+{
+    configure(strategy, 3, bound, 0);
+    uint64_t mask = 0, n = 0;
+    while (!sim_exhausted() && n < limit) {
+        mask |= 1ull << program();
+        n++;
+    }
+    *schedules = sim_exhausted() ? n : 0;
+    return mask;
+}
+
+/* Sleep sets skip schedules, never outcomes: dfs-sleep reaches exactly what
+ * dfs reaches, unbounded and at bounds 0 to 2, on every small program, and
+ * unbounded it runs fewer schedules where steps commute. */
+static void test_sleep_sets(void)
+{
+    static const struct {
+        const char *name;
+        unsigned (*fn)(void);
+        int first_bound;        /* -1: unbounded too (plain dfs exhausts it in 2M schedules) */
+        bool big;               /* over 100,000 schedules unbounded: release build only */
+    } programs[] = {
+        { "independent_order", outcome_po, -1, false }, { "three_appends", outcome_ap, -1, true },
+        { "bound_respected", outcome_bd, 0, false }, { "lost_update", outcome_lu_unlocked, -1, false },
+        { "lost_update_locked", outcome_lu_locked, -1, true }, { "depth_two", outcome_d2, -1, false },
+        { "abba_deadlock", outcome_ab, -1, true },
+    };
+    for (size_t p = 0; p < sizeof programs / sizeof *programs; p++) {
+        int first = programs[p].big && SANITIZED ? 0 : programs[p].first_bound;
+        for (int bound = first; bound <= 2; bound++) {
+            uint64_t plain_n, sleep_n;
+            uint64_t plain = outcomes("dfs", bound, programs[p].fn, 2000000, &plain_n);
+            uint64_t sleep = outcomes("dfs-sleep", bound, programs[p].fn, 2000000, &sleep_n);
+            char b[8];
+            snprintf(b, sizeof b, bound < 0 ? "none" : "%d", bound);
+            CHECK(plain_n && sleep_n, "%s bound %s: not exhausted (dfs %llu, dfs-sleep %llu "
+                  "schedules)", programs[p].name, b, (unsigned long long)plain_n,
+                  (unsigned long long)sleep_n);
+            CHECK(plain == sleep, "%s bound %s: dfs reached outcomes %llx, dfs-sleep %llx",
+                  programs[p].name, b, (unsigned long long)plain, (unsigned long long)sleep);
+            CHECK(sleep_n <= plain_n, "%s bound %s: dfs-sleep ran %llu schedules, dfs %llu",
+                  programs[p].name, b, (unsigned long long)sleep_n, (unsigned long long)plain_n);
+            printf("  %s bound %s: dfs %llu schedules, dfs-sleep %llu, %d outcomes each\n",
+                   programs[p].name, b, (unsigned long long)plain_n, (unsigned long long)sleep_n,
+                   __builtin_popcountll(plain));
+            if (p < 2 && bound < 0)
+                CHECK(__builtin_popcountll(plain) == (p ? 6 : 2), "%s: %d orders", programs[p].name,
+                      __builtin_popcountll(plain));
+            if (p == 0 && bound < 0)
+                CHECK(sleep_n * 10 < plain_n, "independent_order unbounded: dfs-sleep ran %llu "
+                      "schedules, dfs %llu: the reduction is gone",
+                      (unsigned long long)sleep_n, (unsigned long long)plain_n);
+        }
+    }
+    /* The search's sleepers survive a save and a restore into a fresh search:
+     * one schedule per process, as batches of one, gives the same search. */
+    uint64_t whole_n, n = 0, mask = 0, whole = outcomes("dfs-sleep", -1, outcome_po, 1000, &whole_n);
+    char *text = NULL;
+    size_t len = 0;
+    for (bool done = false; !done && n < 1000; n++) {
+        configure("dfs-sleep", 3, -1, 0);
+        char err[128] = "";
+        FILE *in = text ? fmemopen(text, len, "r") : NULL;
+        CHECK(!text || (in && sim_search_restore(in, err, sizeof err)), "restore: %s", err);
+        if (in)
+            fclose(in);
+        free(text);
+        mask |= 1ull << outcome_po();
+        done = sim_exhausted();
+        FILE *out = open_memstream(&text, &len);
+        sim_search_save(out);
+        fclose(out);
+    }
+    free(text);
+    CHECK(n == whole_n && mask == whole, "one schedule per restored search: %llu schedules, "
+          "outcomes %llx; in one search %llu, %llx", (unsigned long long)n,
+          (unsigned long long)mask, (unsigned long long)whole_n, (unsigned long long)whole);
+    printf("  independent_order unbounded, saved and restored after every schedule: %llu "
+           "schedules, as in one search\n", (unsigned long long)n);
     EXPECT_NO_LEAKS();
 }
 
@@ -1053,12 +1439,6 @@ static void test_replay_processes(void)
 
 /* ---- the table: schedules to first failure ---- */
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static void table(int seeds)
 {
     printf("schedules to first failure, %d seeds (median / max; 0 = not found in 10000)\n", seeds);
@@ -1245,6 +1625,8 @@ static const struct { const char *name; void (*fn)(void); } tests[] = {
     { "lost_update_dfs", test_lost_update_dfs },
     { "lost_update_delay", test_lost_update_delay },
     { "depth_two", test_depth_two },
+    { "sleep_sets", test_sleep_sets },
+    { "sleep_sets_random", test_sleep_sets_random },
     { "decision_numbering", test_decision_numbering },
     { "deadlock_abba", test_deadlock_abba },
     { "spin_step_bound", test_spin_step_bound },

@@ -15,6 +15,8 @@
  *           must be the same each time (same seed for the case), else the
  *           result says so. Switches at blocking points are free, so on event
  *           loops (a choice at every loop wait) the count is exponential.
+ *   dfs-sleep  dfs with sleep sets: reorderings of independent steps are
+ *           skipped (strategy_dfs.c says when that is sound under a bound)
  *   delay   the same search over every schedule with at most P delays: each
  *           step away from a round-robin default costs, blocking points too;
  *           polynomial in the schedule's length.
@@ -33,7 +35,7 @@ typedef struct sim_options {
     const char *strategy;     /* "random", "pct", "dfs" or "delay" */
     int pct_depth;            /* d, 1..16 */
     uint64_t pct_steps;       /* k, decisions per schedule; 0: measured */
-    int dfs_bound;            /* P: preemptions (dfs) or delays (delay) per schedule */
+    int dfs_bound;            /* P: preemptions (dfs) or delays (delay) per schedule; -1: none */
     uint64_t step_bound;      /* scheduling points per schedule; 0: none */
     uint64_t step_ns;         /* virtual time per scheduling point */
 } sim_options;
@@ -48,8 +50,12 @@ void sim_set_seed(uint64_t seed);
 /* How many runs the strategy profiles before it follows its own rule (pct,
  * surw; 0 for the others): run them first, uncounted, in every process. */
 int sim_profile_runs(void);
-/* dfs, delay: every schedule within the bound has run. Always false otherwise. */
+/* dfs, dfs-sleep, delay: every schedule within the bound has run. Always
+ * false otherwise. */
 bool sim_exhausted(void);
+/* The configured strategy is a search (dfs, dfs-sleep, delay): one program
+ * (seed) per search, schedule after schedule until it is exhausted. */
+bool sim_searching(void);
 /* dfs, delay: the search's state between two schedules, as text, so another
  * process can go on with it (a resumed search runs none of its schedules
  * again). Restore needs the same strategy and bound configured: false, with

@@ -8,6 +8,8 @@
  *           runnable priority
  *   dfs     every schedule with at most P preemptions (CHESS): one schedule
  *           per run, depth first; knows when the bound is exhausted
+ *   dfs-sleep  the same with sleep sets: skips reorderings of independent
+ *           steps (partial-order reduction)
  *   delay   the same search, bounding delays (Emmi et al., POPL 2011): any
  *           step away from a round-robin default costs, also at blocking
  *           points, which CHESS leaves free
@@ -46,6 +48,7 @@ typedef struct sim_decision_ctx {
     const int *enabled;       /* runnable task ids, ascending (task decisions) */
     const sim_event *events;  /* each one's next event, parallel to enabled */
     int n;                    /* how many: >= 2 */
+    const sim_chunk *since;   /* what ran since the previous decision (task decisions) */
 } sim_decision_ctx;
 
 struct sim_strategy {
@@ -75,10 +78,14 @@ sim_strategy *sim_pct_new(int depth, uint64_t steps);
 uint64_t sim_pct_steps(const sim_strategy *s);   /* k in use (0 before the profile run) */
 int sim_pct_tasks(const sim_strategy *s);        /* n: most tasks seen in one run */
 
-/* delays: bound the delays (strategy "delay"), else the preemptions ("dfs"). */
-sim_strategy *sim_dfs_new(int bound, bool delays);
+/* delays: bound the delays (strategy "delay"), else the preemptions ("dfs");
+ * sleep: with sleep sets ("dfs-sleep"; not with delays). bound < 0: none. */
+sim_strategy *sim_dfs_new(int bound, bool delays, bool sleep);
 bool sim_dfs_exhausted(const sim_strategy *s);
 uint64_t sim_dfs_schedules(const sim_strategy *s);  /* runs ended so far */
+/* Of them, runs that reached a decision where every option slept: a
+ * reordering of a schedule already run (sleep sets only). */
+uint64_t sim_dfs_redundant(const sim_strategy *s);
 /* Empty, or where the last run stopped matching the prefix it was to replay
  * (the program is not deterministic under its schedule). */
 const char *sim_dfs_nondeterminism(const sim_strategy *s);

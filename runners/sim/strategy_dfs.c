@@ -25,9 +25,23 @@
  * within the bound ran. A prefix that does not come back the same (another
  * set of runnable tasks at a replayed decision) means the program is not
  * deterministic under its schedule; the search goes on from there and says so.
+ *
+ * dfs-sleep is dfs with sleep sets (Godefroid, 1996): after a subtree that
+ * starts with task a is done, a sleeps in its siblings' subtrees until a step
+ * that may touch what a's step touched runs (sched.h's footprints: mutexes,
+ * conditions, loops, tasks, TCP, the race points, the clock). Running a there
+ * would only reorder independent steps of a schedule already run. Unbounded
+ * (bound -1), every schedule's equivalence class is run at least once. With a
+ * preemption bound, reordering can change a schedule's cost (Coons, Musuvathi
+ * and McKinley, OOPSLA 2013: the bound adds dependences), so a sleeps only
+ * where that cannot happen: it was put to sleep at a free decision (the task
+ * at the point blocked), its own step ended in a block, and it stays asleep
+ * only through free decisions. Then a pruned schedule s.b..a.rest has the
+ * twin s.a.b...rest, which costs no more and is in a's subtree.
  */
 #include "strategy.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +49,19 @@
 #define QUANTUM 64
 enum { KIND_SLICE_OVER = 3 };     /* a plain point where the time slice ran out */
 
+/* A task that sleeps, or an option already run at a frame: its first step's footprint. */
+typedef struct {
+    int task;
+    bool blocked;                 /* the task could not go on after that step */
+    sim_footprint fp;
+} sleeper;
+
 typedef struct {
     uint32_t off, n;              /* the candidates: ids[off .. off+n) */
+    uint32_t sl_off, sl_n, ex_n;  /* pool[sl_off ..+sl_n): asleep here; then ex_n options run */
+    bool dead;                    /* every option within the bound sleeps: no alternatives */
+    bool have_got;
+    sim_chunk got;                /* what the option taken ran until the next decision */
     int32_t current;              /* the task that may go on, or -1 */
     int32_t task;                 /* the task at the point */
     uint8_t kind;                 /* the point's kind, as recorded */
@@ -49,6 +74,11 @@ typedef struct {
     sim_strategy base;
     int bound;
     bool delays;                  /* delay bounding, else preemption bounding */
+    bool sleep;                   /* sleep sets (dfs-sleep) */
+    sleeper *pool;
+    size_t npool, cappool;
+    bool dead_run;                /* this run reached a frame where every option sleeps */
+    uint64_t redundant;           /* runs that did */
     frame *f;
     size_t nf, capf;
     int *ids;
@@ -127,6 +157,70 @@ static bool same(const dfs *s, const frame *fr, const sim_decision_ctx *d)
     return memcmp(s->ids + fr->off, d->enabled, (size_t)d->n * sizeof *d->enabled) == 0;
 }
 
+/* Sleepers may be held at this frame (see the top). */
+static bool sleepy(const dfs *s, const frame *fr)
+{
+    return s->sleep && (s->bound == INT_MAX || (!s->delays && fr->current < 0));
+}
+
+static bool asleep(const dfs *s, const frame *fr, int task)
+{
+    for (uint32_t i = 0; i < fr->sl_n; i++)
+        if (s->pool[fr->sl_off + i].task == task)
+            return true;
+    return false;
+}
+
+/* e stays asleep across what ran (it did not run, nothing it touched was touched). */
+static bool stays_asleep(const sleeper *e, const sim_chunk *c)
+{
+    if (c->ran_many || e->task < 0 || e->task >= 64 || (c->ran >> e->task & 1))
+        return false;
+    return !sim_footprints_meet(&e->fp, &c->fp);
+}
+
+static void pool_push(dfs *s, sleeper e)
+{
+    s->pool = grow(s->pool, &s->cappool, s->npool + 1, sizeof *s->pool);
+    s->pool[s->npool++] = e;
+}
+
+/* The new frame's sleep set (at the pool's end): the parent's sleepers and
+ * the options it already ran that stay asleep across what its option ran. */
+static void inherit_sleep(dfs *s, frame *fr, const frame *parent)
+{
+    fr->sl_off = (uint32_t)s->npool;
+    fr->sl_n = fr->ex_n = 0;
+    if (!parent || !sleepy(s, fr) || !sleepy(s, parent) || !parent->have_got)
+        return;
+    uint32_t end = parent->sl_off + parent->sl_n + parent->ex_n;
+    for (uint32_t i = parent->sl_off; i < end; i++) {
+        sleeper e = s->pool[i];
+        bool explored = i >= parent->sl_off + parent->sl_n;
+        if (explored && !e.blocked && s->bound != INT_MAX)
+            continue;
+        if (stays_asleep(&e, &parent->got)) {
+            pool_push(s, e);
+            fr->sl_n++;
+        }
+    }
+}
+
+/* Cuts the search back to its first depth frames. */
+static void truncate_to(dfs *s, size_t depth)
+{
+    if (depth >= s->nf)
+        return;
+    s->nids = s->f[depth].off;
+    s->npool = s->f[depth].sl_off;
+    s->nf = depth;
+}
+
+static bool allowed(const dfs *s, const frame *fr, int k)
+{
+    return fr->pre_before + cost(s, fr, k) <= s->bound && !asleep(s, fr, option_task(s, fr, k));
+}
+
 static void begin(sim_strategy *st, uint64_t seed)
 {
     dfs *s = (dfs *)st;
@@ -134,6 +228,7 @@ static void begin(sim_strategy *st, uint64_t seed)
     s->preemptions = 0;
     s->slice_start = 0;
     s->last_task = 1;
+    s->dead_run = false;
     s->nondet[0] = '\0';
 }
 
@@ -150,8 +245,11 @@ static int pick(sim_strategy *st, const sim_decision_ctx *d)
         snprintf(s->nondet, sizeof s->nondet, "decision %zu (step %llu, '%s') differs from the "
                  "schedule it replays: the program is not deterministic under its schedule",
                  s->depth, (unsigned long long)d->step, d->point);
-        s->nids = s->f[s->depth].off;
-        s->nf = s->depth;
+        truncate_to(s, s->depth);
+    }
+    if (s->depth > 0 && d->since) {
+        s->f[s->depth - 1].got = *d->since;
+        s->f[s->depth - 1].have_got = true;
     }
     if (s->depth < s->nf) {
         fr = &s->f[s->depth];
@@ -164,6 +262,14 @@ static int pick(sim_strategy *st, const sim_decision_ctx *d)
                        .task = d->task, .kind = (uint8_t)d->kind, .eff = eff, .option = 0,
                        .pre_before = s->preemptions };
         s->nids += (size_t)d->n;
+        inherit_sleep(s, fr, fr > s->f ? fr - 1 : NULL);
+        while (fr->option < (int)fr->n && !allowed(s, fr, fr->option))
+            fr->option++;
+        if (fr->option == (int)fr->n || s->dead_run) {   /* a schedule already run, reordered */
+            fr->option = 0;
+            fr->dead = true;
+            s->dead_run = true;
+        }
     }
     s->preemptions += cost(s, fr, fr->option);
     s->depth++;
@@ -183,23 +289,36 @@ static void end(sim_strategy *st, const sim_run_result *r)
 {
     dfs *s = (dfs *)st;
     s->schedules++;
+    s->redundant += s->dead_run;
     if (s->depth < s->nf) {
         if (!s->nondet[0])
             snprintf(s->nondet, sizeof s->nondet, "the run ended after %zu of the %zu decisions "
                      "it replays: the program is not deterministic under its schedule",
                      s->depth, s->nf);
-        s->nids = s->f[s->depth].off;
-        s->nf = s->depth;
+        truncate_to(s, s->depth);
+    }
+    if (s->nf > 0) {
+        s->f[s->nf - 1].got = r->tail;
+        s->f[s->nf - 1].have_got = true;
     }
     while (s->nf > 0) {
         frame *fr = &s->f[s->nf - 1];
-        for (int k = fr->option + 1; k < (int)fr->n; k++)
-            if (fr->pre_before + cost(s, fr, k) <= s->bound) {
-                fr->option = k;
-                return;
+        if (!fr->dead) {
+            if (s->sleep) {
+                sleeper e = { option_task(s, fr, fr->option), fr->got.first_blocked, fr->got.fp };
+                if (!fr->have_got)
+                    e.fp.all = true;    /* not seen: dependent on everything */
+                pool_push(s, e);
+                fr->ex_n++;
             }
-        s->nf--;
-        s->nids = fr->off;
+            for (int k = fr->option + 1; k < (int)fr->n; k++)
+                if (allowed(s, fr, k)) {
+                    fr->option = k;
+                    fr->have_got = false;
+                    return;
+                }
+        }
+        truncate_to(s, s->nf - 1);
     }
     s->exhausted = true;
 }
@@ -209,78 +328,138 @@ static void destroy(sim_strategy *st)
     dfs *s = (dfs *)st;
     free(s->f);
     free(s->ids);
+    free(s->pool);
     free(s);
 }
 
-sim_strategy *sim_dfs_new(int bound, bool delays)
+static const char *kind_name(const dfs *s)
 {
-    if (bound < 0)
+    return s->delays ? "delay" : s->sleep ? "dfs-sleep" : "dfs";
+}
+
+sim_strategy *sim_dfs_new(int bound, bool delays, bool sleep)
+{
+    if (delays && sleep)
         return NULL;
     dfs *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
-    s->base = (sim_strategy){ delays ? "delay" : "dfs", 0, begin, pick, pick_value, end, destroy };
-    s->bound = bound;
     s->delays = delays;
+    s->sleep = sleep;
+    s->base = (sim_strategy){ kind_name(s), 0, begin, pick, pick_value, end, destroy };
+    s->bound = bound < 0 ? INT_MAX : bound;
     return &s->base;
+}
+
+static void save_fp(FILE *f, const sim_footprint *fp)
+{
+    fprintf(f, " %llx %llx %llx %llx %d", (unsigned long long)fp->bits[0],
+            (unsigned long long)fp->bits[1], (unsigned long long)fp->bits[2],
+            (unsigned long long)fp->bits[3], fp->all);
+}
+
+static bool load_fp(FILE *f, sim_footprint *fp)
+{
+    unsigned long long b[4];
+    int all;
+    if (fscanf(f, " %llx %llx %llx %llx %d", &b[0], &b[1], &b[2], &b[3], &all) != 5)
+        return false;
+    *fp = (sim_footprint){ { b[0], b[1], b[2], b[3] }, all != 0 };
+    return true;
 }
 
 void sim_dfs_save(const sim_strategy *st, FILE *f)
 {
     const dfs *s = (const dfs *)st;
-    fprintf(f, "dfs %s %d %llu %d %zu %zu\n", s->delays ? "delay" : "dfs", s->bound,
-            (unsigned long long)s->schedules, s->exhausted, s->nf, s->nids);
+    fprintf(f, "dfs %s %d %llu %llu %d %zu %zu %zu\n", kind_name(s), s->bound,
+            (unsigned long long)s->schedules, (unsigned long long)s->redundant, s->exhausted,
+            s->nf, s->nids, s->npool);
     for (size_t i = 0; i < s->nf; i++) {
         const frame *fr = &s->f[i];
-        fprintf(f, "frame %u %u %d %d %u %u %d %d\n", fr->off, fr->n, fr->current, fr->task,
-                fr->kind, fr->eff, fr->option, fr->pre_before);
+        fprintf(f, "frame %u %u %d %d %u %u %d %d %u %u %u %d %d %llx %d %d", fr->off, fr->n,
+                fr->current, fr->task, fr->kind, fr->eff, fr->option, fr->pre_before, fr->sl_off,
+                fr->sl_n, fr->ex_n, fr->dead, fr->have_got, (unsigned long long)fr->got.ran,
+                fr->got.ran_many, fr->got.first_blocked);
+        save_fp(f, &fr->got.fp);
+        fputs("\n", f);
     }
     fputs("ids", f);
     for (size_t i = 0; i < s->nids; i++)
         fprintf(f, " %d", s->ids[i]);
     fputs("\n", f);
+    for (size_t i = 0; i < s->npool; i++) {
+        fprintf(f, "sleeper %d %d", s->pool[i].task, s->pool[i].blocked);
+        save_fp(f, &s->pool[i].fp);
+        fputs("\n", f);
+    }
+}
+
+static bool load_frame(FILE *f, frame *fr, size_t nids, size_t npool)
+{
+    unsigned kind, eff;
+    int dead, have_got, ran_many, first_blocked;
+    unsigned long long ran;
+    if (fscanf(f, " frame %u %u %d %d %u %u %d %d %u %u %u %d %d %llx %d %d", &fr->off, &fr->n,
+               &fr->current, &fr->task, &kind, &eff, &fr->option, &fr->pre_before, &fr->sl_off,
+               &fr->sl_n, &fr->ex_n, &dead, &have_got, &ran, &ran_many, &first_blocked) != 16 ||
+        !load_fp(f, &fr->got.fp))
+        return false;
+    fr->kind = (uint8_t)kind;
+    fr->eff = (uint8_t)eff;
+    fr->dead = dead != 0;
+    fr->have_got = have_got != 0;
+    fr->got.ran = ran;
+    fr->got.ran_many = ran_many != 0;
+    fr->got.first_blocked = first_blocked != 0;
+    return (size_t)fr->off + fr->n <= nids && fr->option >= 0 && (uint32_t)fr->option < fr->n &&
+           (size_t)fr->sl_off + fr->sl_n + fr->ex_n <= npool;
 }
 
 bool sim_dfs_restore(sim_strategy *st, FILE *f)
 {
     dfs *s = (dfs *)st;
-    char kind[8];
+    char kind[12];
     int bound, exhausted;
-    unsigned long long schedules;
-    size_t nf, nids;
-    if (fscanf(f, " dfs %7s %d %llu %d %zu %zu", kind, &bound, &schedules, &exhausted, &nf,
-               &nids) != 6 || strcmp(kind, s->delays ? "delay" : "dfs") != 0 ||
-        bound != s->bound || nf > (1u << 24) || nids > (1u << 28))
+    unsigned long long schedules, redundant;
+    size_t nf, nids, npool;
+    if (fscanf(f, " dfs %11s %d %llu %llu %d %zu %zu %zu", kind, &bound, &schedules, &redundant,
+               &exhausted, &nf, &nids, &npool) != 8 || strcmp(kind, kind_name(s)) != 0 ||
+        bound != s->bound || nf > (1u << 24) || nids > (1u << 28) || npool > (1u << 28))
         return false;
     frame *frames = calloc(nf ? nf : 1, sizeof *frames);
     int *ids = calloc(nids ? nids : 1, sizeof *ids);
-    bool ok = frames && ids;
-    for (size_t i = 0; ok && i < nf; i++) {
-        frame *fr = &frames[i];
-        unsigned kind_, eff;
-        ok = fscanf(f, " frame %u %u %d %d %u %u %d %d", &fr->off, &fr->n, &fr->current,
-                    &fr->task, &kind_, &eff, &fr->option, &fr->pre_before) == 8 &&
-             (size_t)fr->off + fr->n <= nids && fr->option >= 0 && (uint32_t)fr->option < fr->n;
-        fr->kind = (uint8_t)kind_;
-        fr->eff = (uint8_t)eff;
-    }
+    sleeper *pool = calloc(npool ? npool : 1, sizeof *pool);
+    bool ok = frames && ids && pool;
+    for (size_t i = 0; ok && i < nf; i++)
+        ok = load_frame(f, &frames[i], nids, npool);
     ok = ok && fscanf(f, " ids") == 0;
     for (size_t i = 0; ok && i < nids; i++)
         ok = fscanf(f, " %d", &ids[i]) == 1;
+    for (size_t i = 0; ok && i < npool; i++) {
+        int blocked;
+        ok = fscanf(f, " sleeper %d %d", &pool[i].task, &blocked) == 2 && load_fp(f, &pool[i].fp);
+        pool[i].blocked = blocked != 0;
+    }
     if (!ok) {
         free(frames);
         free(ids);
+        free(pool);
         return false;
     }
     free(s->f);
     free(s->ids);
+    free(s->pool);
     s->f = frames;
     s->capf = nf ? nf : 1;
     s->nf = nf;
     s->ids = ids;
     s->capids = nids ? nids : 1;
     s->nids = nids;
+    s->pool = pool;
+    s->cappool = npool ? npool : 1;
+    s->npool = npool;
     s->schedules = schedules;
+    s->redundant = redundant;
     s->exhausted = exhausted != 0;
     return true;
 }
@@ -288,3 +467,4 @@ bool sim_dfs_restore(sim_strategy *st, FILE *f)
 bool sim_dfs_exhausted(const sim_strategy *s) { return ((const dfs *)s)->exhausted; }
 uint64_t sim_dfs_schedules(const sim_strategy *s) { return ((const dfs *)s)->schedules; }
 const char *sim_dfs_nondeterminism(const sim_strategy *s) { return ((const dfs *)s)->nondet; }
+uint64_t sim_dfs_redundant(const sim_strategy *s) { return ((const dfs *)s)->redundant; }
