@@ -119,6 +119,13 @@ static inline void *sim_hold(void *p, size_t elem, int *cap, int id)
     return q;
 }
 
+/* A run starts: every slot of a per-task array (cap of them) back to zero. */
+static inline void sim_zero(void *p, size_t elem, int cap)
+{
+    if (cap > 0)
+        memset(p, 0, (size_t)cap * elem);
+}
+
 /* A fast seeded generator, shared by the strategies. */
 typedef struct { uint64_t s; } sim_rng;
 static inline uint64_t sim_rng_next(sim_rng *r)

@@ -45,8 +45,7 @@ static void begin(sim_strategy *s, uint64_t seed)
 {
     pct *p = (pct *)s;
     p->rng.s = seed;
-    if (p->cap)
-        memset(p->prio, 0, (size_t)p->cap * sizeof *p->prio);
+    sim_zero(p->prio, sizeof *p->prio, p->cap);
     p->yield_floor = 0;
     p->next_change = 0;
     p->profiling = !p->k_fixed && p->profiled < PROFILE_RUNS;

@@ -27,8 +27,7 @@ static void begin(sim_strategy *s, uint64_t seed)
 {
     pos *p = (pos *)s;
     p->rng.s = seed;
-    if (p->cap)
-        memset(p->prio, 0, (size_t)p->cap * sizeof *p->prio);
+    sim_zero(p->prio, sizeof *p->prio, p->cap);
 }
 
 static int pick(sim_strategy *s, const sim_decision_ctx *d)

@@ -25,8 +25,7 @@ static void begin(sim_strategy *s, uint64_t seed)
 {
     surw *u = (surw *)s;
     u->rng.s = seed;
-    if (u->cap)
-        memset(u->done, 0, (size_t)u->cap * sizeof *u->done);
+    sim_zero(u->done, sizeof *u->done, u->cap);
 }
 
 static int pick(sim_strategy *s, const sim_decision_ctx *d)
