@@ -163,6 +163,25 @@ def test_a_replay_that_leaves_its_schedule_is_not_a_reproduction(tmp_path):
     assert not ok and "left its schedule" in message and "not a reproduction" in message, message
 
 
+@pytest.mark.parametrize("flags, words", [
+    (["--strategy", "nosuch"], "random, pos, surw, pct, dfs, dfs-sleep, delay"),
+    (["--strategy", "dfs", "--bound", "17"], "from 0 to 16, or none"),
+    (["--strategy", "dfs", "--bound", "-1"], "from 0 to 16, or none"),
+    (["--strategy", "dfs", "--bound", "two"], "from 0 to 16, or none"),
+    (["--pct-depth", "0"], "--pct-depth"),
+    (["--step-bound", "5"], "--step-bound"),
+    (["--runner", "epoll", "--strategy", "dfs"], "owns the schedule"),
+])
+def test_a_bad_sim_flag_is_refused_in_one_line(flags, words):
+    """The scheduler's flags: a name or number out of range is one line naming what is
+    accepted, exit 2, and nothing runs."""
+    args = ["--runner", "sim", "--variant", "fixed", "--mode", "chaos", "--iterations", "1"]
+    done = run(ROOT / "build" / "bin" / "shutdown_order", *args, *flags)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and words in lines[0], done.stderr
+    assert not done.stdout, "it ran"
+
+
 # ---- searches: pinned, deep enough, counted once, resumed without running again ------
 
 def search(case: str, variant: str, *extra: str) -> dict:

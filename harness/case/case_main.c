@@ -7,6 +7,7 @@
 #include "report.h"
 #include "status.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -156,9 +157,14 @@ static void apply(options *o, enum flag_id id, const char *flag, const char *v)
     case F_LIST: ar_print_list(c); exit(0);
     case F_HELP: usage(c, o->argv0); exit(0);
     case F_STRATEGY: o->sim.strategy = v; break;
-    case F_BOUND:
-        o->sim.bound = !strcmp(v, "none") ? AR_BOUND_NONE : (long)parse_number(flag, v, 0, 16);
+    case F_BOUND: {
+        char *end = NULL;
+        unsigned long long n = strtoull(v, &end, 10);
+        if (strcmp(v, "none") && (!isdigit((unsigned char)*v) || *end || n > 16))
+            ar_usage_error("--bound needs a number from 0 to 16, or none, got '%s'", v);
+        o->sim.bound = strcmp(v, "none") ? (long)n : AR_BOUND_NONE;
         break;
+    }
     case F_PCT_DEPTH: o->sim.pct_depth = (long)parse_number(flag, v, 1, 16); break;
     case F_STEP_BOUND: o->sim.step_bound = (long)parse_number(flag, v, 1000, 1000000000); break;
     case F_SCHEDULE: o->sim.schedule_path = v; break;

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const sim_status_names[3] = { "ok", "deadlock", "step_bound" };
 
 static struct {
     bool configured;
@@ -45,51 +44,82 @@ static void drop_replay(void)
     A.replaying = NULL;
 }
 
-/* The strategies, by name: the one table that knows them. */
-static sim_strategy *make_random(const sim_options *o) { (void)o; return sim_random_new(); }
-static sim_strategy *make_pos(const sim_options *o) { (void)o; return sim_pos_new(); }
-static sim_strategy *make_surw(const sim_options *o) { (void)o; return sim_surw_new(); }
-static sim_strategy *make_pct(const sim_options *o) { return sim_pct_new(o->pct_depth, o->pct_steps); }
-static sim_strategy *make_dfs(const sim_options *o) { return sim_dfs_new(o->dfs_bound, false, false); }
-static sim_strategy *make_dfs_sleep(const sim_options *o) { return sim_dfs_new(o->dfs_bound, false, true); }
-static sim_strategy *make_delay(const sim_options *o) { return sim_dfs_new(o->dfs_bound, true, false); }
+/* The strategies, by name: the one table that knows them. A maker checks the
+ * options it reads (one line in err) and builds the strategy. */
+typedef sim_strategy *make_fn(const sim_options *o, char *err, size_t n);
+
+static sim_strategy *make_random(const sim_options *o, char *err, size_t n) { return sim_random_new(); }
+static sim_strategy *make_pos(const sim_options *o, char *err, size_t n) { return sim_pos_new(); }
+static sim_strategy *make_surw(const sim_options *o, char *err, size_t n) { return sim_surw_new(); }
+
+static sim_strategy *make_pct(const sim_options *o, char *err, size_t n)
+{
+    if (o->pct_depth < 1 || o->pct_depth > 16) {
+        snprintf(err, n, "pct depth must be 1..16, got %d", o->pct_depth);
+        return NULL;
+    }
+    return sim_pct_new(o->pct_depth, o->pct_steps);
+}
+
+static sim_strategy *make_search(const sim_options *o, bool delays, bool sleep, char *err, size_t n)
+{
+    if (o->dfs_bound < -1 || o->dfs_bound > 64) {
+        snprintf(err, n, "%s bound must be 0..64 or -1 (none), got %d", o->strategy, o->dfs_bound);
+        return NULL;
+    }
+    return sim_dfs_new(o->dfs_bound, delays, sleep);
+}
+
+static sim_strategy *make_dfs(const sim_options *o, char *err, size_t n)
+{
+    return make_search(o, false, false, err, n);
+}
+
+static sim_strategy *make_dfs_sleep(const sim_options *o, char *err, size_t n)
+{
+    return make_search(o, false, true, err, n);
+}
+
+static sim_strategy *make_delay(const sim_options *o, char *err, size_t n)
+{
+    return make_search(o, true, false, err, n);
+}
 
 static const struct {
     const char *name;
-    sim_strategy *(*make)(const sim_options *o);
+    make_fn *make;
 } strategies[] = {
     { "random", make_random }, { "pos", make_pos }, { "surw", make_surw }, { "pct", make_pct },
     { "dfs", make_dfs }, { "dfs-sleep", make_dfs_sleep }, { "delay", make_delay },
 };
-#define STRATEGY_NAMES "random, pos, surw, pct, dfs, dfs-sleep, delay"
 
-static bool is_search(const char *name)
+const char *sim_strategy_names(void)
 {
-    return !strcmp(name, "dfs") || !strcmp(name, "dfs-sleep") || !strcmp(name, "delay");
+    static char names[128];
+    if (!names[0])
+        for (size_t k = 0; k < sizeof strategies / sizeof *strategies; k++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", k ? ", " : "",
+                     strategies[k].name);
+    return names;
 }
 
 int sim_configure(const sim_options *o, char *err, size_t n)
 {
-    sim_strategy *s = NULL;
     const char *name = o->strategy ? o->strategy : "random";
     size_t k = 0;
     while (k < sizeof strategies / sizeof *strategies && strcmp(strategies[k].name, name))
         k++;
     if (k == sizeof strategies / sizeof *strategies) {
-        snprintf(err, n, "unknown sim strategy '%s' (accepted: " STRATEGY_NAMES ")", name);
+        snprintf(err, n, "unknown sim strategy '%s' (accepted: %s)", name, sim_strategy_names());
         return -1;
     }
-    if (!strcmp(name, "pct") && (o->pct_depth < 1 || o->pct_depth > 16)) {
-        snprintf(err, n, "pct depth must be 1..16, got %d", o->pct_depth);
-        return -1;
-    }
-    if (is_search(name) && (o->dfs_bound < -1 || o->dfs_bound > 64)) {
-        snprintf(err, n, "%s bound must be 0..64 or -1 (none), got %d", name, o->dfs_bound);
-        return -1;
-    }
-    s = strategies[k].make(o);
+    sim_options named = *o;
+    named.strategy = name;
+    err[0] = '\0';
+    sim_strategy *s = strategies[k].make(&named, err, n);
     if (!s) {
-        snprintf(err, n, "out of memory");
+        if (!err[0])
+            snprintf(err, n, "out of memory");
         return -1;
     }
     if (A.strategy)
@@ -125,11 +155,11 @@ uint64_t sim_api_seed(void) { return A.seed; }
 
 void sim_set_seed(uint64_t seed) { A.seed = seed; }
 
-bool sim_searching(void) { return A.strategy && is_search(A.opt.strategy); }
+bool sim_searching(void) { return A.strategy && A.strategy->exhausted; }
 
 bool sim_exhausted(void)
 {
-    return A.strategy && !A.replaying && is_search(A.opt.strategy) && sim_dfs_exhausted(A.strategy);
+    return sim_searching() && !A.replaying && A.strategy->exhausted(A.strategy);
 }
 
 int sim_profile_runs(void)
@@ -139,17 +169,17 @@ int sim_profile_runs(void)
 
 void sim_search_save(FILE *f)
 {
-    if (A.strategy && is_search(A.opt.strategy))
-        sim_dfs_save(A.strategy, f);
+    if (sim_searching())
+        A.strategy->save(A.strategy, f);
 }
 
 bool sim_search_restore(FILE *f, char *err, size_t n)
 {
-    if (!A.strategy || A.replaying || !is_search(A.opt.strategy)) {
+    if (!sim_searching() || A.replaying) {
         snprintf(err, n, "no search is configured");
         return false;
     }
-    if (!sim_dfs_restore(A.strategy, f)) {
+    if (!A.strategy->restore(A.strategy, f)) {
         snprintf(err, n, "not a state of a %s search at bound %d", A.opt.strategy, A.opt.dfs_bound);
         return false;
     }
@@ -160,24 +190,13 @@ const char *sim_describe(void)
 {
     sim_api_ready();
     const sim_options *o = &A.opt;
-    char params[128] = "";
-    if (A.replaying)
+    char params[160] = "";
+    if (A.replaying) {
         snprintf(params, sizeof params, "of a %s schedule, ", sim_schedule_strategy(A.replaying));
-    else if (!strcmp(o->strategy, "pct"))
-        snprintf(params, sizeof params, "depth=%d, steps=%llu%s, tasks=%d, ", o->pct_depth,
-                 (unsigned long long)sim_pct_steps(A.strategy), o->pct_steps ? "" : " (measured)",
-                 sim_pct_tasks(A.strategy));
-    else if (is_search(o->strategy) && o->dfs_bound < 0)
-        snprintf(params, sizeof params, "bound=none, schedules=%llu%s, ",
-                 (unsigned long long)sim_dfs_schedules(A.strategy),
-                 sim_dfs_exhausted(A.strategy) ? ", exhausted" : "");
-    else if (is_search(o->strategy))
-        snprintf(params, sizeof params, "bound=%d, schedules=%llu%s, ", o->dfs_bound,
-                 (unsigned long long)sim_dfs_schedules(A.strategy),
-                 sim_dfs_exhausted(A.strategy) ? ", exhausted" : "");
-    if (!A.replaying && !strcmp(o->strategy, "dfs-sleep"))
-        snprintf(params + strlen(params), sizeof params - strlen(params), "redundant=%llu, ",
-                 (unsigned long long)sim_dfs_redundant(A.strategy));
+    } else if (A.strategy->describe) {
+        A.strategy->describe(A.strategy, params, sizeof params - 2);
+        strcat(params, ", ");
+    }
     snprintf(A.describe, sizeof A.describe, "%s(%sstep_ns=%llu, step_bound=%llu)",
              A.replaying ? "replay" : o->strategy, params,
              (unsigned long long)(A.replaying ? sim_schedule_step_ns(A.replaying) : o->step_ns),
@@ -221,13 +240,12 @@ void sim_run(void (*fn)(void *), void *arg)
     sim_sched_run(fn, arg, &A.rr);
     s->end(s, &A.rr);
 
-    const char *div = A.guide ? "" : A.replaying ? sim_replay_divergence(s)
-                    : is_search(A.opt.strategy) ? sim_dfs_nondeterminism(s) : "";
+    const char *div = s->divergence ? s->divergence(s) : "";
     snprintf(A.divergence, sizeof A.divergence, "%s", div);
     uint64_t hash = sim_log_hash(sim_sched_log());
     A.run_hash = mix64(A.run_hash ^ hash);
     A.res = (sim_result){
-        .status = (sim_status)A.rr.status, .detail = A.rr.detail, .index = A.index++,
+        .status = A.rr.status, .detail = A.rr.detail, .index = A.index++,
         .steps = A.rr.steps, .decisions = A.rr.decisions, .tasks = A.rr.tasks,
         .virtual_ns = A.rr.virtual_ns, .hash = hash, .run_hash = A.run_hash,
         .diverged = A.divergence[0] != '\0', .divergence = A.divergence,

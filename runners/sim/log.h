@@ -32,7 +32,7 @@ struct sim_log {
     int32_t *ids;
     size_t n_ids, cap_ids;
     uint64_t steps;           /* set when the run ended */
-    int status;               /* sim_run_status */
+    int status;               /* sim_status */
 };
 
 void sim_log_reset(sim_log *log);

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const sim_run_status_names[SIM_RUN_STATUS_COUNT] = { "ok", "deadlock", "step_bound" };
+const char *const sim_status_names[SIM_STATUS_COUNT] = { "ok", "deadlock", "step_bound" };
 
 enum task_state { T_RUNNABLE, T_BLOCKED, T_DONE };
 enum session { NO_SESSION, IN_RUN, ADOPTED };
@@ -58,7 +58,7 @@ static struct {
     sim_task *all, *all_tail;
     int next_id;
     uint64_t now, steps, decisions, tasks;
-    sim_run_status status;
+    sim_status status;
     char detail[1024];
     sim_log log;
     long live;
@@ -346,7 +346,7 @@ static void append_blocked(size_t *len)
     }
 }
 
-static _Noreturn void abandon(sim_run_status status)
+static _Noreturn void abandon(sim_status status)
 {
     S.status = status;
     if (S.session == ADOPTED)
@@ -364,7 +364,7 @@ static _Noreturn void deadlock(void)
     size_t len = 0;
     append(&len, "deadlock: no task can run; ");
     append_blocked(&len);
-    abandon(SIM_RUN_DEADLOCK);
+    abandon(SIM_DEADLOCK);
 }
 
 static _Noreturn void step_bound_hit(const char *point)
@@ -378,7 +378,7 @@ static _Noreturn void step_bound_hit(const char *point)
         append(&len, "; waiting: ");
         append_blocked(&len);
     }
-    abandon(SIM_RUN_STEP_BOUND);
+    abandon(SIM_STEP_BOUND);
 }
 
 /* ---- steps and picks ---- */
@@ -577,7 +577,7 @@ static void begin_session(enum session s)
     S.next_id = s == ADOPTED ? 0 : 1;
     S.now = SIM_EPOCH_NS;
     S.steps = S.decisions = S.tasks = 0;
-    S.status = SIM_RUN_OK;
+    S.status = SIM_OK;
     S.detail[0] = '\0';
     sim_log_reset(&S.log);
     on_sched_thread = true;
@@ -686,7 +686,7 @@ void sim_sched_run(void (*fn)(void *), void *arg, sim_run_result *out)
     sim_fiber_switch(S.host, t->fiber);
     S.current = NULL;
     S.running = S.host;
-    if (S.status != SIM_RUN_OK) {
+    if (S.status != SIM_OK) {
         drop_all();
     } else {                    /* nobody joins the first task */
         all_unlink(t);

@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "status.h"
+
 #define SIM_EPOCH_NS 1000000000000ull  /* what the virtual clock reads when a run starts */
 #define SIM_LOCALS_BYTES 256           /* zeroed per-task bytes (the runner's thread_locals) */
 
@@ -80,8 +82,6 @@ void sim_touch(sim_object_kind kind, long id);
 /* ... or depends on everything (reads the clock, races). */
 void sim_touch_all(void);
 
-typedef enum { SIM_RUN_OK, SIM_RUN_DEADLOCK, SIM_RUN_STEP_BOUND, SIM_RUN_STATUS_COUNT } sim_run_status;
-extern const char *const sim_run_status_names[SIM_RUN_STATUS_COUNT]; /* "ok", "deadlock", "step_bound" */
 
 /* What a blocked task waits for, for the deadlock detail:
  * "<what>(<object> <id>[, held by task <owner>])". */
@@ -112,7 +112,7 @@ void sim_sched_configure(const sim_sched_config *c);
 /* ---- runs ---- */
 
 typedef struct sim_run_result {
-    sim_run_status status;
+    sim_status status;
     char detail[1024];        /* deadlock: every task's wait; step bound: where */
     uint64_t steps, decisions, tasks, virtual_ns;
     sim_chunk tail;           /* what ran after the last decision */

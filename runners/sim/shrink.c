@@ -340,7 +340,8 @@ int sim_shrink(const sim_schedule *s, bool (*fails)(void *ctx), void *ctx,
     for (size_t i = 0; i < log->n; i++)
         all[i] = (sim_choice){ i, log->d[i].chose, log->d[i].kind == SIM_DECISION_VALUE,
                                log->d[i].task, 0 };
-    g->base = (sim_strategy){ "shrink", 0, g_begin, g_pick, g_pick_value, g_end, g_destroy };
+    g->base = (sim_strategy){ .name = "shrink", .begin = g_begin, .pick = g_pick,
+                              .pick_value = g_pick_value, .end = g_end, .destroy = g_destroy };
     shrinking sh = { g, fails, ctx, 0 };
     sim_guide(&g->base);
     if (!try_keep(&sh, FOLLOW, all, log->n)) {

@@ -31,6 +31,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "status.h"
+
 typedef struct sim_options {
     const char *strategy;     /* "random", "pct", "dfs" or "delay" */
     int pct_depth;            /* d, 1..16 */
@@ -42,6 +44,8 @@ typedef struct sim_options {
 
 #define SIM_OPTIONS_DEFAULT { "random", 3, 0, 2, 1000000, 1000 }
 
+/* "random, pos, surw, pct, dfs, dfs-sleep, delay": what sim_configure accepts. */
+const char *sim_strategy_names(void);
 /* Sets the strategy of the next schedules and starts counting them (and the
  * run hash) afresh. 0, or -1 with one line in err naming the bad value. */
 int sim_configure(const sim_options *o, char *err, size_t n);
@@ -68,8 +72,6 @@ const char *sim_describe(void);
 /* Runs fn(arg) as one schedule (what ar_runner_sim.run does). */
 void sim_run(void (*fn)(void *), void *arg);
 
-typedef enum { SIM_OK, SIM_DEADLOCK, SIM_STEP_BOUND } sim_status;
-extern const char *const sim_status_names[3];   /* "ok", "deadlock", "step_bound" */
 
 typedef struct sim_result {
     sim_status status;

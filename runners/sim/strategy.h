@@ -1,8 +1,15 @@
 /* strategy.h: how the scheduler core makes its choices. Each strategy is one
- * implementation of four calls; the core asks only when there is a choice
- * (two or more runnable tasks, or a value range of two or more).
+ * implementation of sim_strategy: begin, pick, pick_value and end around each
+ * run (the core asks only when there is a choice: two or more runnable tasks,
+ * or a value range of two or more), and what only it knows: its parameters in
+ * words, where a run left what it follows, and, for a search, exhaustion and
+ * its state between processes. api.c's table maps names to makers; nothing
+ * else in the core knows a strategy by name (the case plumbing names one per
+ * mode).
  *
  *   random  a seeded uniform choice at every decision
+ *   pos     partial-order sampling: random priorities, reset where events race
+ *   surw    a uniform walk over interleavings, weighted by events left
  *   pct     Burckhardt et al., ASPLOS 2010: random task priorities, d-1
  *           priority-change points over k decisions; always the highest
  *           runnable priority
@@ -62,6 +69,15 @@ struct sim_strategy {
     uint64_t (*pick_value)(sim_strategy *s, const sim_decision_ctx *d, uint64_t n); /* [0, n) */
     void (*end)(sim_strategy *s, const sim_run_result *r);          /* the run ended */
     void (*destroy)(sim_strategy *s);
+    /* Optional; NULL: nothing to say. */
+    void (*describe)(const sim_strategy *s, char *buf, size_t n);   /* "depth=3, steps=412" */
+    const char *(*divergence)(const sim_strategy *s); /* where the last run left what it
+                                                         follows, or "" */
+    /* A search (all three, or none): every schedule within its bound has run;
+     * its state between two runs, as text lines another process reads back. */
+    bool (*exhausted)(const sim_strategy *s);
+    void (*save)(const sim_strategy *s, FILE *f);
+    bool (*restore)(sim_strategy *s, FILE *f);  /* false, nothing changed: not a state of it */
 };
 
 sim_strategy *sim_random_new(void);
@@ -75,31 +91,18 @@ sim_strategy *sim_pos_new(void);
 sim_strategy *sim_surw_new(void);
 /* depth d >= 1; steps k = 0: measured, the running maximum of decisions per run. */
 sim_strategy *sim_pct_new(int depth, uint64_t steps);
-uint64_t sim_pct_steps(const sim_strategy *s);   /* k in use (0 before the profile run) */
-int sim_pct_tasks(const sim_strategy *s);        /* n: most tasks seen in one run */
 
 /* delays: bound the delays (strategy "delay"), else the preemptions ("dfs");
- * sleep: with sleep sets ("dfs-sleep"; not with delays). bound < 0: none. */
+ * sleep: with sleep sets ("dfs-sleep"; not with delays). bound < 0: none.
+ * Its divergence: where the last run stopped matching the prefix it was to
+ * replay (the program is not deterministic under its schedule). Its
+ * description counts the schedules run and, with sleep sets, the redundant
+ * ones: runs that reached a decision where every option slept. */
 sim_strategy *sim_dfs_new(int bound, bool delays, bool sleep);
-bool sim_dfs_exhausted(const sim_strategy *s);
-uint64_t sim_dfs_schedules(const sim_strategy *s);  /* runs ended so far */
-/* Of them, runs that reached a decision where every option slept: a
- * reordering of a schedule already run (sleep sets only). */
-uint64_t sim_dfs_redundant(const sim_strategy *s);
-/* Empty, or where the last run stopped matching the prefix it was to replay
- * (the program is not deterministic under its schedule). */
-const char *sim_dfs_nondeterminism(const sim_strategy *s);
-/* The search between two runs, as text lines (its frames, the options they
- * take next, the schedules run), so another process can go on with it; restore
- * reads what save wrote into a fresh search of the same bound. false with
- * nothing changed when the text does not read as one. */
-void sim_dfs_save(const sim_strategy *s, FILE *f);
-bool sim_dfs_restore(sim_strategy *s, FILE *f);
 
-/* Follows log (which must outlive the strategy). */
+/* Follows log (which must outlive the strategy); its divergence: where the
+ * last run left the recorded schedule. */
 sim_strategy *sim_replay_new(const sim_log *log);
-/* Empty, or where the last run left the recorded schedule. */
-const char *sim_replay_divergence(const sim_strategy *s);
 
 /* An array by task id (elem bytes each, *cap of them) that holds index id:
  * p itself, or p grown with the new slots zeroed and *cap updated (out of

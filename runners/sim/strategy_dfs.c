@@ -337,19 +337,6 @@ static const char *kind_name(const dfs *s)
     return s->delays ? "delay" : s->sleep ? "dfs-sleep" : "dfs";
 }
 
-sim_strategy *sim_dfs_new(int bound, bool delays, bool sleep)
-{
-    if (delays && sleep)
-        return NULL;
-    dfs *s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
-    s->delays = delays;
-    s->sleep = sleep;
-    s->base = (sim_strategy){ kind_name(s), 0, begin, pick, pick_value, end, destroy };
-    s->bound = bound < 0 ? INT_MAX : bound;
-    return &s->base;
-}
 
 static void save_fp(FILE *f, const sim_footprint *fp)
 {
@@ -368,7 +355,7 @@ static bool load_fp(FILE *f, sim_footprint *fp)
     return true;
 }
 
-void sim_dfs_save(const sim_strategy *st, FILE *f)
+static void save(const sim_strategy *st, FILE *f)
 {
     const dfs *s = (const dfs *)st;
     fprintf(f, "dfs %s %d %llu %llu %d %zu %zu %zu\n", kind_name(s), s->bound,
@@ -415,7 +402,7 @@ static bool load_frame(FILE *f, frame *fr, size_t nids, size_t npool)
            (size_t)fr->sl_off + fr->sl_n + fr->ex_n <= npool;
 }
 
-bool sim_dfs_restore(sim_strategy *st, FILE *f)
+static bool restore(sim_strategy *st, FILE *f)
 {
     dfs *s = (dfs *)st;
     char kind[12];
@@ -464,7 +451,34 @@ bool sim_dfs_restore(sim_strategy *st, FILE *f)
     return true;
 }
 
-bool sim_dfs_exhausted(const sim_strategy *s) { return ((const dfs *)s)->exhausted; }
-uint64_t sim_dfs_schedules(const sim_strategy *s) { return ((const dfs *)s)->schedules; }
-const char *sim_dfs_nondeterminism(const sim_strategy *s) { return ((const dfs *)s)->nondet; }
-uint64_t sim_dfs_redundant(const sim_strategy *s) { return ((const dfs *)s)->redundant; }
+static bool exhausted(const sim_strategy *s) { return ((const dfs *)s)->exhausted; }
+static const char *divergence(const sim_strategy *s) { return ((const dfs *)s)->nondet; }
+
+static void describe(const sim_strategy *st, char *buf, size_t n)
+{
+    const dfs *s = (const dfs *)st;
+    char bound[16] = "none";
+    if (s->bound != INT_MAX)
+        snprintf(bound, sizeof bound, "%d", s->bound);
+    int k = snprintf(buf, n, "bound=%s, schedules=%llu%s", bound,
+                     (unsigned long long)s->schedules, s->exhausted ? ", exhausted" : "");
+    if (s->sleep && k >= 0 && (size_t)k < n)
+        snprintf(buf + k, n - (size_t)k, ", redundant=%llu", (unsigned long long)s->redundant);
+}
+
+sim_strategy *sim_dfs_new(int bound, bool delays, bool sleep)
+{
+    if (delays && sleep)
+        return NULL;
+    dfs *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->delays = delays;
+    s->sleep = sleep;
+    s->base = (sim_strategy){ .name = kind_name(s), .begin = begin, .pick = pick,
+                              .pick_value = pick_value, .end = end, .destroy = destroy,
+                              .describe = describe, .divergence = divergence,
+                              .exhausted = exhausted, .save = save, .restore = restore };
+    s->bound = bound < 0 ? INT_MAX : bound;
+    return &s->base;
+}

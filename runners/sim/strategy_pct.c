@@ -95,7 +95,7 @@ static void end(sim_strategy *s, const sim_run_result *r)
     pct *p = (pct *)s;
     if (p->profiling) {
         p->profiled++;
-        if (r->status != SIM_RUN_STEP_BOUND && r->decisions > p->k)
+        if (r->status != SIM_STEP_BOUND && r->decisions > p->k)
             p->k = r->decisions;
     }
     if ((int)r->tasks > p->n_max)
@@ -108,6 +108,14 @@ static void destroy(sim_strategy *s)
     free(s);
 }
 
+/* k in use (0 before the profile run) and n, the most tasks seen in one run. */
+static void describe(const sim_strategy *s, char *buf, size_t n)
+{
+    const pct *p = (const pct *)s;
+    snprintf(buf, n, "depth=%d, steps=%llu%s, tasks=%d", p->depth, (unsigned long long)p->k,
+             p->k_fixed ? "" : " (measured)", p->n_max);
+}
+
 sim_strategy *sim_pct_new(int depth, uint64_t steps)
 {
     if (depth < 1 || depth > MAX_DEPTH)
@@ -115,11 +123,11 @@ sim_strategy *sim_pct_new(int depth, uint64_t steps)
     pct *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    p->base = (sim_strategy){ "pct", steps ? 0 : PROFILE_RUNS, begin, pick, pick_value, end, destroy };
+    p->base = (sim_strategy){ .name = "pct", .profile_runs = steps ? 0 : PROFILE_RUNS,
+                              .begin = begin, .pick = pick, .pick_value = pick_value, .end = end,
+                              .destroy = destroy, .describe = describe };
     p->depth = depth;
     p->k_fixed = p->k = steps;
     return &p->base;
 }
 
-uint64_t sim_pct_steps(const sim_strategy *s) { return ((const pct *)s)->k; }
-int sim_pct_tasks(const sim_strategy *s) { return ((const pct *)s)->n_max; }

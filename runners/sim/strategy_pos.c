@@ -66,7 +66,8 @@ sim_strategy *sim_pos_new(void)
     pos *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    p->base = (sim_strategy){ "pos", 0, begin, pick, pick_value, end, destroy };
+    p->base = (sim_strategy){ .name = "pos", .profile_runs = 0, .begin = begin, .pick = pick,
+                              .pick_value = pick_value, .end = end, .destroy = destroy };
     return &p->base;
 }
 

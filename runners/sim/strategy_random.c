@@ -28,6 +28,7 @@ sim_strategy *sim_random_new(void)
     random_strategy *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
-    r->base = (sim_strategy){ "random", 0, begin, pick, pick_value, end, destroy };
+    r->base = (sim_strategy){ .name = "random", .profile_runs = 0, .begin = begin, .pick = pick,
+                              .pick_value = pick_value, .end = end, .destroy = destroy };
     return &r->base;
 }

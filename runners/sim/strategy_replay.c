@@ -103,22 +103,26 @@ static void end(sim_strategy *st, const sim_run_result *res)
         r->diverged = true;
         snprintf(r->where, sizeof r->where, "left its schedule at its end: %llu steps and %s, "
                  "recorded %llu steps and %s", (unsigned long long)res->steps,
-                 sim_run_status_names[res->status], (unsigned long long)r->rec->steps,
-                 r->rec->status >= 0 && r->rec->status < SIM_RUN_STATUS_COUNT
-                     ? sim_run_status_names[r->rec->status] : "?");
+                 sim_status_names[res->status], (unsigned long long)r->rec->steps,
+                 r->rec->status >= 0 && r->rec->status < SIM_STATUS_COUNT
+                     ? sim_status_names[r->rec->status] : "?");
     }
 }
 
 static void destroy(sim_strategy *st) { free(st); }
+
+static const char *divergence(const sim_strategy *s) { return ((const replay *)s)->where; }
 
 sim_strategy *sim_replay_new(const sim_log *log)
 {
     replay *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
-    r->base = (sim_strategy){ "replay", 0, begin, pick, pick_value, end, destroy };
+    r->base = (sim_strategy){ .name = "replay", .begin = begin, .pick = pick,
+                              .pick_value = pick_value, .end = end, .destroy = destroy,
+                              .divergence = divergence };
     r->rec = log;
     return &r->base;
 }
 
-const char *sim_replay_divergence(const sim_strategy *s) { return ((const replay *)s)->where; }
+

@@ -81,6 +81,7 @@ sim_strategy *sim_surw_new(void)
     surw *u = calloc(1, sizeof *u);
     if (!u)
         return NULL;
-    u->base = (sim_strategy){ "surw", PROFILE_RUNS, begin, pick, pick_value, end, destroy };
+    u->base = (sim_strategy){ .name = "surw", .profile_runs = PROFILE_RUNS, .begin = begin, .pick = pick,
+                              .pick_value = pick_value, .end = end, .destroy = destroy };
     return &u->base;
 }
