@@ -940,6 +940,55 @@ static void test_spin_step_bound(void)
     EXPECT_NO_LEAKS();
 }
 
+/* ---- program 2h: a spin that waits for another task ---- */
+
+static bool sw_flag;
+
+static void sw_spinner(void *arg)
+{
+    while (!sw_flag)
+        R->yield();
+}
+
+static void sw_setter(void *arg)
+{
+    R->race_point("sw.set", 0);
+    sw_flag = true;
+}
+
+static void sw_main(void *arg)
+{
+    ar_thread *a = R->thread_start(sw_spinner, NULL);
+    ar_thread *b = R->thread_start(sw_setter, NULL);
+    R->thread_join(a);
+    R->thread_join(b);
+}
+
+/* A yield offers the others a turn, and staying costs dfs nothing: unless the
+ * yielder waits for another task to run first, every spin can go round once
+ * more in the next schedule and no bound is ever exhausted. */
+static void test_spin_wait_search_ends(void)
+{
+    for (int bound = 0; bound <= 2; bound++) {
+        configure("dfs", 3, bound, 20000);
+        uint64_t n = 0, hangs = 0;
+        while (!sim_exhausted() && n < 2000) {
+            sw_flag = false;
+            sim_set_seed(1);
+            R->run(sw_main, NULL);
+            hangs += sim_last_result()->status != SIM_OK;
+            n++;
+        }
+        CHECK(sim_exhausted(), "dfs bound %d: not exhausted in %llu schedules (%llu hit the step "
+              "bound)", bound, (unsigned long long)n, (unsigned long long)hangs);
+        CHECK(hangs == 0, "dfs bound %d: %llu schedules spun to the step bound", bound,
+              (unsigned long long)hangs);
+        printf("  dfs bound %d: exhausted after %llu schedules, no spin to the step bound\n", bound,
+               (unsigned long long)n);
+    }
+    EXPECT_NO_LEAKS();
+}
+
 static void test_virtual_time(void)
 {
     configure("random", 3, 2, 0);
@@ -1630,6 +1679,7 @@ static const struct { const char *name; void (*fn)(void); } tests[] = {
     { "decision_numbering", test_decision_numbering },
     { "deadlock_abba", test_deadlock_abba },
     { "spin_step_bound", test_spin_step_bound },
+    { "spin_wait_search_ends", test_spin_wait_search_ends },
     { "virtual_time", test_virtual_time },
     { "tcp_echo", test_tcp_echo },
     { "replay", test_replay },

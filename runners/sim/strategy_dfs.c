@@ -157,10 +157,14 @@ static bool same(const dfs *s, const frame *fr, const sim_decision_ctx *d)
     return memcmp(s->ids + fr->off, d->enabled, (size_t)d->n * sizeof *d->enabled) == 0;
 }
 
-/* Sleepers may be held at this frame (see the top). */
+/* Sleepers may be held at this frame (see the top). Not at a yield: fairness
+ * forbids the yielder there, so a pruned schedule's twin could be one the
+ * search never runs. */
 static bool sleepy(const dfs *s, const frame *fr)
 {
-    return s->sleep && (s->bound == INT_MAX || (!s->delays && fr->current < 0));
+    if (!s->sleep || (fr->eff == SIM_POINT_YIELD && fr->current >= 0))
+        return false;
+    return s->bound == INT_MAX || (!s->delays && fr->current < 0);
 }
 
 static bool asleep(const dfs *s, const frame *fr, int task)
@@ -216,9 +220,20 @@ static void truncate_to(dfs *s, size_t depth)
     s->nf = depth;
 }
 
+/* dfs: a task that yields does not run again before another runnable one has
+ * (CHESS's fairness, Musuvathi and Qadeer, PLDI 2008). Staying is free at a
+ * yield, so without it every spin could go round once more for nothing: the
+ * schedules grow without end and no bound is ever exhausted. delay charges
+ * for staying instead. */
+static bool unfair(const dfs *s, const frame *fr, int k)
+{
+    return !s->delays && fr->eff == SIM_POINT_YIELD && fr->current >= 0 && k == (int)fr->n - 1;
+}
+
 static bool allowed(const dfs *s, const frame *fr, int k)
 {
-    return fr->pre_before + cost(s, fr, k) <= s->bound && !asleep(s, fr, option_task(s, fr, k));
+    return fr->pre_before + cost(s, fr, k) <= s->bound && !unfair(s, fr, k) &&
+           !asleep(s, fr, option_task(s, fr, k));
 }
 
 static void begin(sim_strategy *st, uint64_t seed)
