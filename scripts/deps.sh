@@ -7,8 +7,9 @@ set -u
 cd "$(dirname "$0")/.."
 
 # Build, test, debug: the compilers and sanitizers, pytest with xdist, the
-# report's plots, gdb for captures, rr where the machine lets it record.
-BASE="build-essential pkg-config python3 python3-pytest python3-pytest-xdist python3-matplotlib gdb rr"
+# report's plots, gdb for captures, rr where the machine lets it record,
+# strace for scripts/census.py.
+BASE="build-essential pkg-config python3 python3-pytest python3-pytest-xdist python3-matplotlib gdb rr strace"
 # The tokio original beside shutdown_order (cases/external.toml): Rust from Debian.
 EXTERNAL="cargo rustc librust-tokio-dev"
 BACKENDS=$(awk '!/^[[:space:]]*(#|$)/ { for (i = 3; i <= NF; i++) if ($i != "-") print $i }' runners/backends.list)
