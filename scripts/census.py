@@ -11,8 +11,13 @@ interposer on libc symbols cannot see. Beside it, the libc symbols each library 
 (`readelf --dyn-syms`): an import that never shows here either was not reached or made no
 system call (an uncontended mutex, clock_gettime through the vDSO), which strace cannot see.
 
-This is the first half of issue 14's census: which entries an interposer must cover. A
-measurement, not a test: it asserts nothing. Exit 2 on bad input or a missing tool.
+With --calls (root, and perf with uprobes), every libc function the library imports is
+probed at its entry, and each call whose return address lies in the library's code is
+counted: the calls that make no system call (an uncontended mutex, clock_gettime through
+the vDSO) too. Data symbols and functions perf cannot probe are listed as such.
+
+This is issue 14's census: which entries an interposer must cover. A measurement, not a
+test: it asserts nothing. Exit 2 on bad input or a missing tool.
 """
 import argparse
 import collections
@@ -26,6 +31,7 @@ from pathlib import Path
 
 CASES = ["shutdown_order", "inline_repoll", "dropped_writer", "early_writer_drop"]
 LIBS = {"libuv": "libuv.so", "libevent": "libevent", "libev": "libev.so"}
+LIBC = "/lib/x86_64-linux-gnu/libc.so.6"
 BIN = Path("build/bin")
 RECORD = re.compile(r"^(?:<\.\.\. )?(\w+)(?:\(| resumed>)")
 FRAME = re.compile(r"^ > (\S+?)\((?:(\S+?)\+0x[0-9a-f]+)?\) \[0x[0-9a-f]+\]$")
@@ -82,6 +88,49 @@ def traced_calls(trace_dir: Path, lib_file: str) -> collections.Counter:
     return calls
 
 
+def probe_all(names: set[str]) -> tuple[list[str], list[str]]:
+    """Adds a perf uprobe at each libc function's entry that fetches the return address;
+    (probed, not probed)."""
+    probed, refused = [], []
+    for name in sorted(names):
+        done = subprocess.run(["perf", "probe", "-q", "-x", LIBC, "-a",
+                               f"ar_{name}={name} ret=+0(%sp):x64"],
+                              capture_output=True, text=True)
+        (probed if done.returncode == 0 else refused).append(name)
+    return probed, refused
+
+
+def unprobe():
+    subprocess.run(["perf", "probe", "-q", "--del", "probe_libc:ar_*"], capture_output=True)
+
+
+MMAP = re.compile(r"PERF_RECORD_MMAP2 \d+/\d+: \[(0x[0-9a-f]+)\((0x[0-9a-f]+)\) .*\]: r-xp (\S+)")
+HIT = re.compile(r"probe_libc:ar_(\w+): \(\w+\) ret=(0x[0-9a-f]+)")
+
+
+def recorded_calls(cmd: list[str], lib_file: str, data: Path) -> collections.Counter:
+    """libc function -> calls from lib_file's code, while cmd ran under perf record (one
+    process, its threads sharing one map of the library)."""
+    subprocess.run(["perf", "record", "-q", "-e", "probe_libc:ar_*", "-o", str(data), *cmd],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+    out = subprocess.run(["perf", "script", "-i", str(data), "--show-mmap-events"],
+                         capture_output=True, text=True, errors="replace").stdout
+    ranges, calls = [], collections.Counter()
+    real = Path(lib_file).resolve()
+    for line in out.splitlines():
+        m = MMAP.search(line)
+        if m and Path(m.group(3)).resolve() == real:
+            start = int(m.group(1), 16)
+            ranges.append((start, start + int(m.group(2), 16)))
+            continue
+        h = HIT.search(line)
+        if h:
+            ret = int(h.group(2), 16)
+            if any(lo <= ret < hi for lo, hi in ranges):
+                calls[h.group(1)] += 1
+    return calls
+
+
 def variants(case: str) -> list[str]:
     out = subprocess.run([str(BIN / case), "--list"], capture_output=True, text=True).stdout
     return [v["name"] for v in json.loads(out)["variants"]]
@@ -92,7 +141,12 @@ def main() -> int:
     ap.add_argument("--iterations", type=int, default=3)
     ap.add_argument("--only", action="append")
     ap.add_argument("--runner", action="append", choices=sorted(LIBS))
+    ap.add_argument("--calls", action="store_true",
+                    help="also count every libc call from the library (perf uprobes, root)")
     a = ap.parse_args()
+    if a.calls and not (shutil.which("perf") and Path(LIBC).exists()):
+        print(f"census: --calls needs perf and {LIBC}", file=sys.stderr)
+        return 2
     if a.iterations < 1:
         print("census: --iterations must be at least 1", file=sys.stderr)
         return 2
@@ -119,6 +173,24 @@ def main() -> int:
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                    timeout=300)
                     calls += traced_calls(Path(tmp), lib)
+        called, refused = collections.Counter(), []
+        if a.calls:
+            unprobe()
+            probed, refused = probe_all(imports(lib))
+            if not probed:
+                print("census: perf probe added no uprobe (root? a kernel with uprobes?)",
+                      file=sys.stderr)
+                return 2
+            try:
+                with tempfile.TemporaryDirectory() as tmp:
+                    for case in cases:
+                        for variant in variants(case):
+                            called += recorded_calls(
+                                [str(BIN / case), "--runner", runner, "--variant", variant,
+                                 "--mode", "natural", "--iterations", str(a.iterations)],
+                                lib, Path(tmp) / "perf.data")
+            finally:
+                unprobe()
         by_entry = collections.defaultdict(collections.Counter)
         for (entry, syscall), n in calls.items():
             by_entry[entry][syscall] += n
@@ -131,6 +203,15 @@ def main() -> int:
         quiet = sorted(imported - set(by_entry))
         print(f"\nImported from libc and never seen making a system call ({len(quiet)} of "
               f"{len(imported)}): " + ", ".join(f"`{q}`" for q in quiet) + "\n", flush=True)
+        if a.calls:
+            print("| libc function called from the library | calls |\n|---|---|")
+            for name, n in sorted(called.items()):
+                print(f"| `{name}` | {n:,} |")
+            never = sorted(set(imported) - set(called) - set(refused))
+            print(f"\nProbed and never called ({len(never)}): "
+                  + ", ".join(f"`{q}`" for q in never))
+            print(f"\nNot probed (data, or perf refused) ({len(refused)}): "
+                  + ", ".join(f"`{q}`" for q in refused) + "\n", flush=True)
     return 0
 
 
