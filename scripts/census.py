@@ -21,7 +21,6 @@ test: it asserts nothing. Exit 2 on bad input or a missing tool.
 """
 import argparse
 import collections
-import json
 import re
 import shutil
 import subprocess
@@ -29,10 +28,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-CASES = ["shutdown_order", "inline_repoll", "dropped_writer", "early_writer_drop"]
+from programs import BIN, CASES, unbuilt, variants
+
 LIBS = {"libuv": "libuv.so", "libevent": "libevent", "libev": "libev.so"}
 LIBC = "/lib/x86_64-linux-gnu/libc.so.6"
-BIN = Path("build/bin")
 RECORD = re.compile(r"^(?:<\.\.\. )?(\w+)(?:\(| resumed>)")
 FRAME = re.compile(r"^ > (\S+?)\((?:(\S+?)\+0x[0-9a-f]+)?\) \[0x[0-9a-f]+\]$")
 
@@ -131,11 +130,6 @@ def recorded_calls(cmd: list[str], lib_file: str, data: Path) -> collections.Cou
     return calls
 
 
-def variants(case: str) -> list[str]:
-    out = subprocess.run([str(BIN / case), "--list"], capture_output=True, text=True).stdout
-    return [v["name"] for v in json.loads(out)["variants"]]
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iterations", type=int, default=3)
@@ -154,10 +148,9 @@ def main() -> int:
         print("census: needs strace (apt-get install strace)", file=sys.stderr)
         return 2
     cases = a.only or CASES
-    for case in cases:
-        if not (BIN / case).exists():
-            print(f"census: no {BIN / case} (run make, or --only names no case)", file=sys.stderr)
-            return 2
+    if unbuilt(cases):
+        print(f"census: no {unbuilt(cases)} (run make, or --only names no case)", file=sys.stderr)
+        return 2
     for runner in a.runner or sorted(LIBS):
         lib = library_path(cases[0], LIBS[runner])
         if lib is None:
@@ -165,7 +158,7 @@ def main() -> int:
             return 2
         calls = collections.Counter()
         for case in cases:
-            for variant in variants(case):
+            for variant in (v["name"] for v in variants(case)):
                 with tempfile.TemporaryDirectory() as tmp:
                     subprocess.run(["strace", "-ff", "-k", "-qq", "-o", f"{tmp}/t",
                                     str(BIN / case), "--runner", runner, "--variant", variant,
@@ -184,7 +177,7 @@ def main() -> int:
             try:
                 with tempfile.TemporaryDirectory() as tmp:
                     for case in cases:
-                        for variant in variants(case):
+                        for variant in (v["name"] for v in variants(case)):
                             called += recorded_calls(
                                 [str(BIN / case), "--runner", runner, "--variant", variant,
                                  "--mode", "natural", "--iterations", str(a.iterations)],

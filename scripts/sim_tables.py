@@ -23,10 +23,8 @@ import json
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
-CASES = ["shutdown_order", "inline_repoll", "dropped_writer", "early_writer_drop"]
-BIN = Path("build/bin")
+from programs import BIN, CASES, unbuilt, variants
 
 
 def report(case: str, *args: str, timeout: float = 900) -> dict:
@@ -35,12 +33,6 @@ def report(case: str, *args: str, timeout: float = 900) -> dict:
     if done.returncode not in (0, 3):
         raise RuntimeError(f"{case} {' '.join(args)}: exit {done.returncode}: {done.stderr[:200]}")
     return json.loads(done.stdout.splitlines()[-1])
-
-
-def variants(case: str) -> list[dict]:
-    listed = json.loads(subprocess.run([str(BIN / case), "--list"], capture_output=True,
-                                       text=True).stdout)
-    return [{"name": v["name"], "twin": v["twin"]} for v in listed["variants"]]
 
 
 SAMPLERS = ("random", "pos", "surw", "pct")
@@ -118,10 +110,10 @@ def main() -> int:
         print("sim_tables: --seeds, caps and bounds must be positive", file=sys.stderr)
         return 2
     cases = a.only or CASES
-    for case in cases:
-        if not (BIN / case).exists():
-            print(f"sim_tables: no {BIN / case} (run make)", file=sys.stderr)
-            return 2
+    if unbuilt(cases):
+        print(f"sim_tables: no {unbuilt(cases)} (run make, or --only names no case)",
+              file=sys.stderr)
+        return 2
 
     if "1" not in a.skip:
         print(f"## 1. To the first failure: median / max over {a.seeds} seeds (sim: schedules; "

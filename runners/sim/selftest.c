@@ -298,8 +298,8 @@ static void bd_main(void *arg)
         R->thread_join(t[i]);
 }
 
-/* The outcome of one schedule of each small program, as a number below 64. */
-static unsigned outcome_po(void)
+/* The outcome of one schedule of each small program, as a number. */
+static uint64_t outcome_po(void)
 {
     if (!po.shared) {
         for (int i = 0; i < 2; i++)
@@ -312,7 +312,7 @@ static unsigned outcome_po(void)
     return (unsigned)(po.order[0] * 2 + po.order[1]);
 }
 
-static unsigned outcome_ap(void)
+static uint64_t outcome_ap(void)
 {
     if (!ap.m)
         ap.m = R->mutex_new();
@@ -322,7 +322,7 @@ static unsigned outcome_ap(void)
     return (unsigned)(ap.order[0] * 9 + ap.order[1] * 3 + ap.order[2]);
 }
 
-static unsigned outcome_bd(void)
+static uint64_t outcome_bd(void)
 {
     if (!bd.m) {
         bd.own = R->mutex_new();
@@ -334,10 +334,10 @@ static unsigned outcome_bd(void)
     return (unsigned)(bd.order[0] * 9 + bd.order[1] * 3 + bd.order[2]);
 }
 
-static unsigned outcome_lu_unlocked(void) { return run_lu(false, 7) ? 1 + (unsigned)lu.counter : 0; }
-static unsigned outcome_lu_locked(void) { return run_lu(true, 7) ? 1 + (unsigned)lu.counter : 0; }
-static unsigned outcome_d2(void) { return run_d2(3); }
-static unsigned outcome_ab(void) { return run_ab(1)->status == SIM_DEADLOCK; }
+static uint64_t outcome_lu_unlocked(void) { return run_lu(false, 7) ? 1 + (unsigned)lu.counter : 0; }
+static uint64_t outcome_lu_locked(void) { return run_lu(true, 7) ? 1 + (unsigned)lu.counter : 0; }
+static uint64_t outcome_d2(void) { return run_d2(3); }
+static uint64_t outcome_ab(void) { return run_ab(1)->status == SIM_DEADLOCK; }
 
 /* ---- program 2c: a program whose first decision changes between runs ---- */
 
@@ -760,6 +760,11 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static bool same_outcomes(const outcome_set *a, const outcome_set *b)
+{
+    return a->n == b->n && (!a->n || !memcmp(a->v, b->v, a->n * sizeof *a->v));
+}
+
 /* Runs a search to exhaustion or limit; the outcomes, sorted; schedules (0: not exhausted). */
 static void search_outcomes(const char *strategy, int bound, uint64_t (*program)(void),
                             uint64_t limit, outcome_set *out, uint64_t *schedules)
@@ -791,8 +796,7 @@ static void test_sleep_sets_random(void)
             char b[8];
             snprintf(b, sizeof b, bound < 0 ? "none" : "%d", bound);
             CHECK(sn, "program %llu bound %s: dfs-sleep not exhausted", (unsigned long long)seed, b);
-            CHECK(plain.n == sleep.n && !memcmp(plain.v, sleep.v, plain.n * sizeof *plain.v),
-                  "program %llu bound %s: dfs reached %zu outcomes, dfs-sleep %zu",
+            CHECK(same_outcomes(&plain, &sleep), "program %llu bound %s: dfs reached %zu outcomes, dfs-sleep %zu",
                   (unsigned long long)seed, b, plain.n, sleep.n);
             plain_total[bound + 1] += pn;
             sleep_total[bound + 1] += sn;
@@ -809,21 +813,6 @@ static void test_sleep_sets_random(void)
     EXPECT_NO_LEAKS();
 }
 
-/* Every outcome a search reaches (a mask of outcome numbers), and how many
- * schedules it ran to exhaustion (0: not exhausted within limit). */
-static uint64_t outcomes(const char *strategy, int bound, unsigned (*program)(void),
-                         uint64_t limit, uint64_t *schedules)
-{
-    configure(strategy, 3, bound, 0);
-    uint64_t mask = 0, n = 0;
-    while (!sim_exhausted() && n < limit) {
-        mask |= 1ull << program();
-        n++;
-    }
-    *schedules = sim_exhausted() ? n : 0;
-    return mask;
-}
-
 /* Sleep sets skip schedules, never outcomes: dfs-sleep reaches exactly what
  * dfs reaches, unbounded and at bounds 0 to 2, on every small program, and
  * unbounded it runs fewer schedules where steps commute. */
@@ -831,7 +820,7 @@ static void test_sleep_sets(void)
 {
     static const struct {
         const char *name;
-        unsigned (*fn)(void);
+        uint64_t (*fn)(void);
         int first_bound;        /* -1: unbounded too (plain dfs exhausts it in 2M schedules) */
         bool big;               /* over 100,000 schedules unbounded: release build only */
     } programs[] = {
@@ -840,27 +829,27 @@ static void test_sleep_sets(void)
         { "lost_update_locked", outcome_lu_locked, -1, true }, { "depth_two", outcome_d2, -1, false },
         { "abba_deadlock", outcome_ab, -1, true },
     };
+    outcome_set plain = { 0 }, sleep = { 0 };
     for (size_t p = 0; p < sizeof programs / sizeof *programs; p++) {
         int first = programs[p].big && SANITIZED ? 0 : programs[p].first_bound;
         for (int bound = first; bound <= 2; bound++) {
             uint64_t plain_n, sleep_n;
-            uint64_t plain = outcomes("dfs", bound, programs[p].fn, 2000000, &plain_n);
-            uint64_t sleep = outcomes("dfs-sleep", bound, programs[p].fn, 2000000, &sleep_n);
+            search_outcomes("dfs", bound, programs[p].fn, 2000000, &plain, &plain_n);
+            search_outcomes("dfs-sleep", bound, programs[p].fn, 2000000, &sleep, &sleep_n);
             char b[8];
             snprintf(b, sizeof b, bound < 0 ? "none" : "%d", bound);
             CHECK(plain_n && sleep_n, "%s bound %s: not exhausted (dfs %llu, dfs-sleep %llu "
                   "schedules)", programs[p].name, b, (unsigned long long)plain_n,
                   (unsigned long long)sleep_n);
-            CHECK(plain == sleep, "%s bound %s: dfs reached outcomes %llx, dfs-sleep %llx",
-                  programs[p].name, b, (unsigned long long)plain, (unsigned long long)sleep);
+            CHECK(same_outcomes(&plain, &sleep), "%s bound %s: dfs reached %zu outcomes, "
+                  "dfs-sleep %zu", programs[p].name, b, plain.n, sleep.n);
             CHECK(sleep_n <= plain_n, "%s bound %s: dfs-sleep ran %llu schedules, dfs %llu",
                   programs[p].name, b, (unsigned long long)sleep_n, (unsigned long long)plain_n);
-            printf("  %s bound %s: dfs %llu schedules, dfs-sleep %llu, %d outcomes each\n",
+            printf("  %s bound %s: dfs %llu schedules, dfs-sleep %llu, %zu outcomes each\n",
                    programs[p].name, b, (unsigned long long)plain_n, (unsigned long long)sleep_n,
-                   __builtin_popcountll(plain));
+                   plain.n);
             if (p < 2 && bound < 0)
-                CHECK(__builtin_popcountll(plain) == (p ? 6 : 2), "%s: %d orders", programs[p].name,
-                      __builtin_popcountll(plain));
+                CHECK(plain.n == (p ? 6u : 2u), "%s: %zu orders", programs[p].name, plain.n);
             if (p == 0 && bound < 0)
                 CHECK(sleep_n * 10 < plain_n, "independent_order unbounded: dfs-sleep ran %llu "
                       "schedules, dfs %llu: the reduction is gone",
@@ -869,7 +858,9 @@ static void test_sleep_sets(void)
     }
     /* The search's sleepers survive a save and a restore into a fresh search:
      * one schedule per process, as batches of one, gives the same search. */
-    uint64_t whole_n, n = 0, mask = 0, whole = outcomes("dfs-sleep", -1, outcome_po, 1000, &whole_n);
+    uint64_t whole_n, n = 0;
+    search_outcomes("dfs-sleep", -1, outcome_po, 1000, &plain, &whole_n);
+    sleep.n = 0;
     char *text = NULL;
     size_t len = 0;
     for (bool done = false; !done && n < 1000; n++) {
@@ -880,18 +871,21 @@ static void test_sleep_sets(void)
         if (in)
             fclose(in);
         free(text);
-        mask |= 1ull << outcome_po();
+        set_add(&sleep, outcome_po());
         done = sim_exhausted();
         FILE *out = open_memstream(&text, &len);
         sim_search_save(out);
         fclose(out);
     }
     free(text);
-    CHECK(n == whole_n && mask == whole, "one schedule per restored search: %llu schedules, "
-          "outcomes %llx; in one search %llu, %llx", (unsigned long long)n,
-          (unsigned long long)mask, (unsigned long long)whole_n, (unsigned long long)whole);
+    qsort(sleep.v, sleep.n, sizeof *sleep.v, cmp_u64);
+    CHECK(n == whole_n && same_outcomes(&plain, &sleep), "one schedule per restored search: "
+          "%llu schedules, %zu outcomes; in one search %llu, %zu", (unsigned long long)n,
+          sleep.n, (unsigned long long)whole_n, plain.n);
     printf("  independent_order unbounded, saved and restored after every schedule: %llu "
            "schedules, as in one search\n", (unsigned long long)n);
+    free(plain.v);
+    free(sleep.v);
     EXPECT_NO_LEAKS();
 }
 

@@ -60,8 +60,8 @@ typedef struct {
     uint32_t off, n;              /* the candidates: ids[off .. off+n) */
     uint32_t sl_off, sl_n, ex_n;  /* pool[sl_off ..+sl_n): asleep here; then ex_n options run */
     bool dead;                    /* every option within the bound sleeps: no alternatives */
-    bool have_got;
-    sim_chunk got;                /* what the option taken ran until the next decision */
+    sim_chunk got;                /* what the option taken ran until the next decision (set
+                                     in every run before it is read: never saved) */
     int32_t current;              /* the task that may go on, or -1 */
     int32_t task;                 /* the task at the point */
     uint8_t kind;                 /* the point's kind, as recorded */
@@ -195,7 +195,7 @@ static void inherit_sleep(dfs *s, frame *fr, const frame *parent)
 {
     fr->sl_off = (uint32_t)s->npool;
     fr->sl_n = fr->ex_n = 0;
-    if (!parent || !sleepy(s, fr) || !sleepy(s, parent) || !parent->have_got)
+    if (!parent || !sleepy(s, fr) || !sleepy(s, parent))
         return;
     uint32_t end = parent->sl_off + parent->sl_n + parent->ex_n;
     for (uint32_t i = parent->sl_off; i < end; i++) {
@@ -227,7 +227,7 @@ static void truncate_to(dfs *s, size_t depth)
  * for staying instead. */
 static bool unfair(const dfs *s, const frame *fr, int k)
 {
-    return !s->delays && fr->eff == SIM_POINT_YIELD && fr->current >= 0 && k == (int)fr->n - 1;
+    return !s->delays && fr->eff == SIM_POINT_YIELD && option_task(s, fr, k) == fr->current;
 }
 
 static bool allowed(const dfs *s, const frame *fr, int k)
@@ -262,10 +262,8 @@ static int pick(sim_strategy *st, const sim_decision_ctx *d)
                  s->depth, (unsigned long long)d->step, d->point);
         truncate_to(s, s->depth);
     }
-    if (s->depth > 0 && d->since) {
+    if (s->depth > 0)
         s->f[s->depth - 1].got = *d->since;
-        s->f[s->depth - 1].have_got = true;
-    }
     if (s->depth < s->nf) {
         fr = &s->f[s->depth];
     } else {
@@ -312,24 +310,19 @@ static void end(sim_strategy *st, const sim_run_result *r)
                      s->depth, s->nf);
         truncate_to(s, s->depth);
     }
-    if (s->nf > 0) {
+    if (s->nf > 0)
         s->f[s->nf - 1].got = r->tail;
-        s->f[s->nf - 1].have_got = true;
-    }
     while (s->nf > 0) {
         frame *fr = &s->f[s->nf - 1];
         if (!fr->dead) {
             if (s->sleep) {
-                sleeper e = { option_task(s, fr, fr->option), fr->got.first_blocked, fr->got.fp };
-                if (!fr->have_got)
-                    e.fp.all = true;    /* not seen: dependent on everything */
-                pool_push(s, e);
+                pool_push(s, (sleeper){ option_task(s, fr, fr->option), fr->got.first_blocked,
+                                        fr->got.fp });
                 fr->ex_n++;
             }
             for (int k = fr->option + 1; k < (int)fr->n; k++)
                 if (allowed(s, fr, k)) {
                     fr->option = k;
-                    fr->have_got = false;
                     return;
                 }
         }
@@ -378,12 +371,9 @@ static void save(const sim_strategy *st, FILE *f)
             s->nf, s->nids, s->npool);
     for (size_t i = 0; i < s->nf; i++) {
         const frame *fr = &s->f[i];
-        fprintf(f, "frame %u %u %d %d %u %u %d %d %u %u %u %d %d %llx %d %d", fr->off, fr->n,
-                fr->current, fr->task, fr->kind, fr->eff, fr->option, fr->pre_before, fr->sl_off,
-                fr->sl_n, fr->ex_n, fr->dead, fr->have_got, (unsigned long long)fr->got.ran,
-                fr->got.ran_many, fr->got.first_blocked);
-        save_fp(f, &fr->got.fp);
-        fputs("\n", f);
+        fprintf(f, "frame %u %u %d %d %u %u %d %d %u %u %u\n", fr->off, fr->n, fr->current,
+                fr->task, fr->kind, fr->eff, fr->option, fr->pre_before, fr->sl_off, fr->sl_n,
+                fr->ex_n);
     }
     fputs("ids", f);
     for (size_t i = 0; i < s->nids; i++)
@@ -396,23 +386,17 @@ static void save(const sim_strategy *st, FILE *f)
     }
 }
 
+/* A frame as save wrote it: between runs no frame is dead (end pops them), and
+ * what each option ran is recorded again before it is read. */
 static bool load_frame(FILE *f, frame *fr, size_t nids, size_t npool)
 {
     unsigned kind, eff;
-    int dead, have_got, ran_many, first_blocked;
-    unsigned long long ran;
-    if (fscanf(f, " frame %u %u %d %d %u %u %d %d %u %u %u %d %d %llx %d %d", &fr->off, &fr->n,
-               &fr->current, &fr->task, &kind, &eff, &fr->option, &fr->pre_before, &fr->sl_off,
-               &fr->sl_n, &fr->ex_n, &dead, &have_got, &ran, &ran_many, &first_blocked) != 16 ||
-        !load_fp(f, &fr->got.fp))
+    if (fscanf(f, " frame %u %u %d %d %u %u %d %d %u %u %u", &fr->off, &fr->n, &fr->current,
+               &fr->task, &kind, &eff, &fr->option, &fr->pre_before, &fr->sl_off, &fr->sl_n,
+               &fr->ex_n) != 11)
         return false;
     fr->kind = (uint8_t)kind;
     fr->eff = (uint8_t)eff;
-    fr->dead = dead != 0;
-    fr->have_got = have_got != 0;
-    fr->got.ran = ran;
-    fr->got.ran_many = ran_many != 0;
-    fr->got.first_blocked = first_blocked != 0;
     return (size_t)fr->off + fr->n <= nids && fr->option >= 0 && (uint32_t)fr->option < fr->n &&
            (size_t)fr->sl_off + fr->sl_n + fr->ex_n <= npool;
 }
