@@ -231,7 +231,7 @@ static void loop_run(ar_loop *loop)
             break;
         }
         if (!has_work(loop)) {
-            sim_wait_info why = { "loop_run", "loop", loop->id, -1 };
+            sim_wait_info why = { "loop_run", "loop", loop->id, -1, true };
             sim_wait(&loop->waiter, &why, loop->timers ? loop->timers->deadline_ns : 0);
             continue;
         }

@@ -396,7 +396,7 @@ static void step(const char *point)
 
 /* The next task to run; NULL when every task has ended. task is the one at
  * the point (it is among the runnable ones unless kind is BLOCKED). */
-static sim_task *pick(const char *point, long arg, sim_point_kind kind, sim_task *task)
+static sim_task *pick(const char *point, long arg, sim_point_kind kind, sim_task *task, bool idle)
 {
     while (S.n_runnable == 0) {
         if (S.timed) {          /* nothing can run before the next deadline: jump there */
@@ -420,7 +420,7 @@ static sim_task *pick(const char *point, long arg, sim_point_kind kind, sim_task
         .task = task->id, .task_step = task->steps,
         .current = kind != SIM_POINT_BLOCKED && task->state == T_RUNNABLE ? task->id : -1,
         .enabled = S.runnable_ids, .events = S.runnable_events, .n = S.n_runnable,
-        .since = &S.chunk,
+        .since = &S.chunk, .idle = idle,
     };
     int i = S.cfg.strategy->pick(S.cfg.strategy, &d);
     if (i < 0 || i >= S.n_runnable)
@@ -452,7 +452,7 @@ void sim_point(const char *name, long arg, sim_point_kind kind)
     chunk_point(cur, false);
     if (S.n_runnable == 1)
         return;
-    sim_task *next = pick(name, arg, kind, cur);
+    sim_task *next = pick(name, arg, kind, cur, false);
     if (next != cur)
         switch_to(next);
 }
@@ -505,7 +505,7 @@ bool sim_wait(sim_waitq *q, const sim_wait_info *why, uint64_t deadline_ns)
         timed_insert(cur, deadline_ns);
     step(why->what);
     chunk_point(cur, true);
-    sim_task *next = pick(why->what, why->id, SIM_POINT_BLOCKED, cur);
+    sim_task *next = pick(why->what, why->id, SIM_POINT_BLOCKED, cur, why->idle);
     if (next != cur)
         switch_to(next);
     return !cur->timed_out;
@@ -514,7 +514,7 @@ bool sim_wait(sim_waitq *q, const sim_wait_info *why, uint64_t deadline_ns)
 void sim_sleep(uint64_t ns)
 {
     sim_touch_all();            /* its deadline is read off the clock */
-    static const sim_wait_info why = { "sleep", NULL, 0, -1 };
+    static const sim_wait_info why = { "sleep", NULL, 0, -1, false };
     sim_wait(NULL, &why, S.now + ns + (ns == 0));
 }
 
@@ -555,7 +555,7 @@ static sim_fiber *task_exit(sim_task *cur)
     sim_wake_all(&cur->joiners);
     step("exit");
     chunk_point(cur, true);
-    sim_task *next = pick("exit", cur->id, SIM_POINT_BLOCKED, cur);
+    sim_task *next = pick("exit", cur->id, SIM_POINT_BLOCKED, cur, false);
     S.current = next;
     S.running = next ? next->fiber : S.host;
     return S.running;
@@ -633,7 +633,7 @@ void sim_join(sim_task *t)
     sim_point("thread_join", t->id, SIM_POINT_PLAIN);
     sim_touch(SIM_OBJ_TASK, t->id);
     while (t->state != T_DONE) {
-        sim_wait_info why = { "thread_join", "task", t->id, -1 };
+        sim_wait_info why = { "thread_join", "task", t->id, -1, false };
         sim_wait(&t->joiners, &why, 0);
     }
     all_unlink(t);
@@ -722,7 +722,7 @@ static void mutex_acquire(sim_mutex *m)
     sim_touch(SIM_OBJ_MUTEX, m->id);
     mutex_sync(m);
     while (m->holder) {
-        sim_wait_info why = { "mutex_lock", "mutex", m->id, m->holder->id };
+        sim_wait_info why = { "mutex_lock", "mutex", m->id, m->holder->id, false };
         sim_wait(&m->q, &why, 0);
         mutex_sync(m);
     }
@@ -775,7 +775,7 @@ bool sim_cond_wait_until(sim_cond *c, sim_mutex *m, uint64_t deadline_ns)
     if (m->holder != me())
         fatal("cond_wait on mutex %ld, which task %d does not hold", m->id, me()->id);
     mutex_release(m);
-    sim_wait_info why = { "cond_wait", "cond", c->id, -1 };
+    sim_wait_info why = { "cond_wait", "cond", c->id, -1, false };
     sim_touch(SIM_OBJ_COND, c->id);
     bool woken = sim_wait(&c->q, &why, deadline_ns);
     mutex_acquire(m);

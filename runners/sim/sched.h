@@ -90,6 +90,8 @@ typedef struct sim_wait_info {
     const char *object;       /* "mutex", "cond", "loop", "task"; may be NULL */
     long id;
     int owner;                /* the task holding it, or -1 */
+    bool idle;                /* it waits for work (a loop's wait), not for a peer
+                                 it needs: fairness treats it as a yield */
 } sim_wait_info;
 
 /* A FIFO of blocked tasks; zero-initialised is empty. */

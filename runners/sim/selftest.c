@@ -983,6 +983,73 @@ static void test_spin_wait_search_ends(void)
     EXPECT_NO_LEAKS();
 }
 
+/* ---- program 2i: two loops that keep each other busy while main waits ---- */
+
+static struct {
+    ar_loop *loop[2];
+    bool stop;
+    int volleys;
+} pp;
+
+static void pp_volley(void *arg, bool cancelled)
+{
+    int side = (int)(intptr_t)arg;
+    if (cancelled)
+        return;
+    R->race_point("pp.stop?", side);
+    if (pp.stop)
+        return;
+    pp.volleys++;
+    R->post(pp.loop[!side], pp_volley, (void *)(intptr_t)!side);
+}
+
+static void pp_loop_thread(void *arg) { R->loop_run(pp.loop[(intptr_t)arg]); }
+
+static void pp_main(void *arg)
+{
+    memset(&pp, 0, sizeof pp);
+    ar_thread *t[2];
+    for (int i = 0; i < 2; i++) {
+        pp.loop[i] = R->loop_new();
+        t[i] = R->thread_start(pp_loop_thread, (void *)(intptr_t)i);
+    }
+    R->post(pp.loop[0], pp_volley, (void *)(intptr_t)0);
+    R->sleep_ns(20000);           /* main is runnable again while the volleys go on */
+    R->race_point("pp.set_stop", 0);
+    pp.stop = true;
+    for (int i = 0; i < 2; i++)
+        R->loop_stop(pp.loop[i]);
+    for (int i = 0; i < 2; i++)
+        R->thread_join(t[i]);
+    for (int i = 0; i < 2; i++)     /* a volley may have posted to a stopped loop */
+        R->loop_free(pp.loop[i]);
+}
+
+/* Two loop threads that post to each other until main says stop wake each
+ * other up forever: at every loop wait dfs may pick the other loop instead of
+ * main for free, so unless a loop that went idle waits for main (which was
+ * runnable all along) to run first, the schedules grow without end. */
+static void test_ping_pong_search_ends(void)
+{
+    for (int bound = 0; bound <= 2; bound++) {
+        configure("dfs", 3, bound, 200000);
+        uint64_t n = 0, hangs = 0;
+        while (!sim_exhausted() && n < 10000) {
+            sim_set_seed(1);
+            R->run(pp_main, NULL);
+            hangs += sim_last_result()->status != SIM_OK;
+            n++;
+        }
+        CHECK(sim_exhausted(), "dfs bound %d: not exhausted in %llu schedules (%llu hit the step "
+              "bound)", bound, (unsigned long long)n, (unsigned long long)hangs);
+        CHECK(hangs == 0, "dfs bound %d: %llu schedules volleyed to the step bound", bound,
+              (unsigned long long)hangs);
+        printf("  dfs bound %d: exhausted after %llu schedules, none to the step bound\n", bound,
+               (unsigned long long)n);
+    }
+    EXPECT_NO_LEAKS();
+}
+
 static void test_virtual_time(void)
 {
     configure("random", 3, 2, 0);
@@ -1674,6 +1741,7 @@ static const struct { const char *name; void (*fn)(void); } tests[] = {
     { "deadlock_abba", test_deadlock_abba },
     { "spin_step_bound", test_spin_step_bound },
     { "spin_wait_search_ends", test_spin_wait_search_ends },
+    { "ping_pong_search_ends", test_ping_pong_search_ends },
     { "virtual_time", test_virtual_time },
     { "tcp_echo", test_tcp_echo },
     { "replay", test_replay },

@@ -56,6 +56,7 @@ typedef struct sim_decision_ctx {
     const sim_event *events;  /* each one's next event, parallel to enabled */
     int n;                    /* how many: >= 2 */
     const sim_chunk *since;   /* what ran since the previous decision (task decisions) */
+    bool idle;                /* the task at the point went idle (sim_wait_info's idle) */
 } sim_decision_ctx;
 
 struct sim_strategy {

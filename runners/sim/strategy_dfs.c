@@ -66,6 +66,7 @@ typedef struct {
     int32_t task;                 /* the task at the point */
     uint8_t kind;                 /* the point's kind, as recorded */
     uint8_t eff;                  /* the kind the options follow (or KIND_SLICE_OVER) */
+    uint64_t held_back;           /* tasks fairness keeps from running here (ids < 64) */
     int option;                   /* the one this schedule takes */
     int pre_before;               /* preemptions before this decision */
 } frame;
@@ -87,6 +88,10 @@ typedef struct {
     int preemptions;
     uint64_t slice_start;         /* the step the running task got the CPU */
     int last_task;                /* the task the last decision chose */
+    /* Fairness at idle waits (dfs): per task id below 64, the tasks that must
+     * run before it may run again at a free decision, and since its last idle
+     * wait, the tasks enabled at every decision and the tasks that ran. */
+    uint64_t before[64], enabled_since[64], ran_since[64];
     uint64_t schedules;
     bool exhausted;
     char nondet[256];
@@ -149,20 +154,20 @@ static int cost(const dfs *s, const frame *fr, int k)
     return k > 0;             /* plain: other than current; slice over: other than the next */
 }
 
-static bool same(const dfs *s, const frame *fr, const sim_decision_ctx *d)
+static bool same(const dfs *s, const frame *fr, const sim_decision_ctx *d, uint64_t held)
 {
     if (fr->n != (uint32_t)d->n || fr->current != d->current || fr->task != d->task ||
-        fr->kind != (uint8_t)d->kind)
+        fr->kind != (uint8_t)d->kind || fr->held_back != held)
         return false;
     return memcmp(s->ids + fr->off, d->enabled, (size_t)d->n * sizeof *d->enabled) == 0;
 }
 
-/* Sleepers may be held at this frame (see the top). Not at a yield: fairness
- * forbids the yielder there, so a pruned schedule's twin could be one the
- * search never runs. */
+/* Sleepers may be held at this frame (see the top). Not at a yield, nor where
+ * fairness holds a task back: fairness forbids a pick there, so a pruned
+ * schedule's twin could be one the search never runs. */
 static bool sleepy(const dfs *s, const frame *fr)
 {
-    if (!s->sleep || (fr->eff == SIM_POINT_YIELD && fr->current >= 0))
+    if (!s->sleep || (fr->eff == SIM_POINT_YIELD && fr->current >= 0) || fr->held_back)
         return false;
     return s->bound == INT_MAX || (!s->delays && fr->current < 0);
 }
@@ -230,10 +235,52 @@ static bool unfair(const dfs *s, const frame *fr, int k)
     return !s->delays && fr->eff == SIM_POINT_YIELD && option_task(s, fr, k) == fr->current;
 }
 
+/* dfs: fairness at idle waits (CHESS's priority rule, Musuvathi and Qadeer,
+ * PLDI 2008, with a loop's wait counted as a yield: an event loop that waits
+ * for work is where its thread gives the CPU up). When task t goes idle, the
+ * tasks that were enabled at every decision since t last went idle, and never
+ * ran in that time, must run before t does again at a free decision. Without
+ * it two workers that wake each other (a producer and its worker) take every
+ * free decision between them while main, runnable, never runs: the schedules
+ * grow without end and no bound is exhausted. A plain point never forces a
+ * switch: the rule only narrows the free picks. Returns the tasks held back. */
+static uint64_t fairness(dfs *s, const sim_decision_ctx *d)
+{
+    uint64_t en = 0, ran = d->since->ran;
+    for (int i = 0; i < d->n; i++)
+        if (d->enabled[i] < 64)
+            en |= 1ull << d->enabled[i];
+    for (int t = 0; t < 64; t++) {
+        s->before[t] &= ~ran;
+        s->enabled_since[t] &= en;
+        s->ran_since[t] |= ran;
+    }
+    int t = d->task;
+    if (d->idle && t >= 0 && t < 64) {
+        s->before[t] |= s->enabled_since[t] & ~s->ran_since[t] & ~(1ull << t);
+        s->enabled_since[t] = en;
+        s->ran_since[t] = 0;
+    }
+    if (s->delays || d->current >= 0)
+        return 0;
+    uint64_t held = 0;
+    for (int i = 0; i < d->n; i++)
+        if (d->enabled[i] < 64 && (s->before[d->enabled[i]] & en))
+            held |= 1ull << d->enabled[i];
+    return held == en ? 0 : held;   /* a cycle cannot form (an edge goes when its
+                                       task runs); if one did, hold none back */
+}
+
+static bool held_back(const frame *fr, int task)
+{
+    return task >= 0 && task < 64 && (fr->held_back >> task & 1);
+}
+
 static bool allowed(const dfs *s, const frame *fr, int k)
 {
+    int task = option_task(s, fr, k);
     return fr->pre_before + cost(s, fr, k) <= s->bound && !unfair(s, fr, k) &&
-           !asleep(s, fr, option_task(s, fr, k));
+           !held_back(fr, task) && !asleep(s, fr, task);
 }
 
 static void begin(sim_strategy *st, uint64_t seed)
@@ -245,6 +292,10 @@ static void begin(sim_strategy *st, uint64_t seed)
     s->last_task = 1;
     s->dead_run = false;
     s->nondet[0] = '\0';
+    for (int t = 0; t < 64; t++) {
+        s->before[t] = s->ran_since[t] = 0;
+        s->enabled_since[t] = ~0ull;
+    }
 }
 
 static int pick(sim_strategy *st, const sim_decision_ctx *d)
@@ -256,7 +307,8 @@ static int pick(sim_strategy *st, const sim_decision_ctx *d)
     uint8_t eff = (uint8_t)d->kind;
     if (d->kind == SIM_POINT_PLAIN && d->current >= 0 && d->step - s->slice_start >= QUANTUM)
         eff = KIND_SLICE_OVER;
-    if (s->depth < s->nf && !same(s, &s->f[s->depth], d)) {
+    uint64_t held = fairness(s, d);
+    if (s->depth < s->nf && !same(s, &s->f[s->depth], d, held)) {
         snprintf(s->nondet, sizeof s->nondet, "decision %zu (step %llu, '%s') differs from the "
                  "schedule it replays: the program is not deterministic under its schedule",
                  s->depth, (unsigned long long)d->step, d->point);
@@ -272,8 +324,8 @@ static int pick(sim_strategy *st, const sim_decision_ctx *d)
         memcpy(s->ids + s->nids, d->enabled, (size_t)d->n * sizeof *d->enabled);
         fr = &s->f[s->nf++];
         *fr = (frame){ .off = (uint32_t)s->nids, .n = (uint32_t)d->n, .current = d->current,
-                       .task = d->task, .kind = (uint8_t)d->kind, .eff = eff, .option = 0,
-                       .pre_before = s->preemptions };
+                       .task = d->task, .kind = (uint8_t)d->kind, .eff = eff,
+                       .held_back = held, .option = 0, .pre_before = s->preemptions };
         s->nids += (size_t)d->n;
         inherit_sleep(s, fr, fr > s->f ? fr - 1 : NULL);
         while (fr->option < (int)fr->n && !allowed(s, fr, fr->option))
@@ -371,9 +423,9 @@ static void save(const sim_strategy *st, FILE *f)
             s->nf, s->nids, s->npool);
     for (size_t i = 0; i < s->nf; i++) {
         const frame *fr = &s->f[i];
-        fprintf(f, "frame %u %u %d %d %u %u %d %d %u %u %u\n", fr->off, fr->n, fr->current,
-                fr->task, fr->kind, fr->eff, fr->option, fr->pre_before, fr->sl_off, fr->sl_n,
-                fr->ex_n);
+        fprintf(f, "frame %u %u %d %d %u %u %d %d %u %u %u %llx\n", fr->off, fr->n,
+                fr->current, fr->task, fr->kind, fr->eff, fr->option, fr->pre_before, fr->sl_off,
+                fr->sl_n, fr->ex_n, (unsigned long long)fr->held_back);
     }
     fputs("ids", f);
     for (size_t i = 0; i < s->nids; i++)
@@ -391,12 +443,14 @@ static void save(const sim_strategy *st, FILE *f)
 static bool load_frame(FILE *f, frame *fr, size_t nids, size_t npool)
 {
     unsigned kind, eff;
-    if (fscanf(f, " frame %u %u %d %d %u %u %d %d %u %u %u", &fr->off, &fr->n, &fr->current,
-               &fr->task, &kind, &eff, &fr->option, &fr->pre_before, &fr->sl_off, &fr->sl_n,
-               &fr->ex_n) != 11)
+    unsigned long long held;
+    if (fscanf(f, " frame %u %u %d %d %u %u %d %d %u %u %u %llx", &fr->off, &fr->n,
+               &fr->current, &fr->task, &kind, &eff, &fr->option, &fr->pre_before, &fr->sl_off,
+               &fr->sl_n, &fr->ex_n, &held) != 12)
         return false;
     fr->kind = (uint8_t)kind;
     fr->eff = (uint8_t)eff;
+    fr->held_back = held;
     return (size_t)fr->off + fr->n <= nids && fr->option >= 0 && (uint32_t)fr->option < fr->n &&
            (size_t)fr->sl_off + fr->sl_n + fr->ex_n <= npool;
 }
