@@ -44,6 +44,9 @@ BACKEND_SRC := $(filter-out runners/sim/selftest.c, \
 RUNNER_SRC  := $(filter-out $(BACKEND_FILES) runners/conformance.c,$(wildcard runners/*.c)) \
                $(BACKEND_SRC)
 CONFORMANCE_SRC := $(wildcard runners/conformance.c runners/conformance/*.c)
+# The interposer (runners/controlled/): real code's pthread and clock calls, handed to
+# sim's scheduler core on real threads; linked into build/tools/ctltest alone.
+CONTROLLED_SRC  := $(filter-out runners/controlled/selftest.c,$(wildcard runners/controlled/*.c))
 RACE_SRC    := $(wildcard harness/race/*.c)
 RUNTIME_SRC := $(wildcard harness/runtime/*.c)
 CASE_SRC    := $(filter-out harness/case/selftest.c harness/case/casetest.c,$(wildcard harness/case/*.c))
@@ -69,12 +72,14 @@ endef
 define flavour
 $(1)_RUNNER_OBJ  := $$(RUNNER_SRC:%.c=$$($(1)_DIR)/obj/%.o)
 $(1)_HARNESS_OBJ := $$(patsubst %.c,$$($(1)_DIR)/obj/%.o,$$(RACE_SRC) $$(RUNTIME_SRC) $$(CASE_SRC))
+$(1)_CONTROLLED_OBJ := $$(CONTROLLED_SRC:%.c=$$($(1)_DIR)/obj/%.o)
 $(1)_BINS := $$(CASES:%=$$($(1)_DIR)/bin/%) $$($(1)_DIR)/tools/conformance $$($(1)_DIR)/tools/selftest \
-             $$($(1)_DIR)/tools/simtest $$($(1)_DIR)/tools/casetest
+             $$($(1)_DIR)/tools/simtest $$($(1)_DIR)/tools/casetest $$($(1)_DIR)/tools/ctltest
 
 $(call compile,$(1),runners,runners)
 $(foreach b,$(BACKENDS),$(if $(wildcard runners/$(b)),$(call compile,$(1),runners,runners/$(b))))
 $(call compile,$(1),runners,runners/conformance)
+$(call compile,$(1),runners,runners/controlled)
 $(call compile,$(1),race,harness/race)
 $(call compile,$(1),runtime,harness/runtime)
 $(call compile,$(1),case,harness/case)
@@ -89,6 +94,12 @@ $$($(1)_DIR)/tools/conformance: $$(CONFORMANCE_SRC:%.c=$$($(1)_DIR)/obj/%.o) $$(
 	$$(CC) $$(CFLAGS) $$($(1)_FLAGS) $$^ -o $$@ $$(LDLIBS)
 
 $$($(1)_DIR)/tools/simtest: $$($(1)_DIR)/obj/runners/sim/selftest.o $$($(1)_RUNNER_OBJ)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) $$($(1)_FLAGS) $$^ -o $$@ $$(LDLIBS)
+
+# Only this program links the interposer: every other binary keeps libc's pthreads.
+$$($(1)_DIR)/tools/ctltest: $$($(1)_DIR)/obj/runners/controlled/selftest.o $$($(1)_CONTROLLED_OBJ) \
+                           $$($(1)_RUNNER_OBJ)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS) $$($(1)_FLAGS) $$^ -o $$@ $$(LDLIBS)
 

@@ -3,6 +3,7 @@
 #include "sim_private.h"
 #include "log.h"
 #include "sched.h"
+#include "contexts.h"
 #include "strategy.h"
 
 #include <stdio.h>
@@ -134,7 +135,8 @@ int sim_configure(const sim_options *o, char *err, size_t n)
     A.run_hash = 0;
     A.have_result = false;
     A.configured = true;
-    sim_sched_configure(&(sim_sched_config){ A.strategy, o->step_bound, o->step_ns, true });
+    sim_sched_configure(&(sim_sched_config){ A.strategy, o->step_bound, o->step_ns, true,
+                                             o->threads ? &sim_threads : NULL });
     return 0;
 }
 
@@ -235,7 +237,8 @@ void sim_run(void (*fn)(void *), void *arg)
                                                         : A.opt.strategy;
     A.last_step_ns = step_ns;
     A.last_step_bound = step_bound;
-    sim_sched_configure(&(sim_sched_config){ s, step_bound, step_ns, true });
+    sim_sched_configure(&(sim_sched_config){ s, step_bound, step_ns, true,
+                                             A.opt.threads ? &sim_threads : NULL });
     s->begin(s, mix64(seed ^ 0x51ed5c4edull));
     sim_sched_run(fn, arg, &A.rr);
     s->end(s, &A.rr);

@@ -1,5 +1,5 @@
 /* fiber.c: the context switch, stacks and the sanitizers' fiber hooks (see fiber.h). */
-#include "fiber.h"
+#include "contexts.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -337,3 +337,6 @@ void sim_fiber_abandon(sim_fiber *f)
     f->unwind_to = &host;       /* abandon runs on the host */
     sim_fiber_switch(&host, f);
 }
+
+const sim_contexts sim_fibers = { "fibers", sim_fiber_host, sim_fiber_start, sim_fiber_switch,
+                                  sim_fiber_abandon, NULL, NULL };

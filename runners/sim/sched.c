@@ -1,7 +1,7 @@
 /* sched.c: tasks, the runnable set, waits, the virtual clock, runs and their
  * abandonment (see sched.h). Single OS thread: no locks anywhere. */
 #include "sched.h"
-#include "fiber.h"
+#include "contexts.h"
 #include "log.h"
 #include "strategy.h"
 
@@ -69,6 +69,9 @@ static struct {
 
 static _Thread_local bool on_sched_thread;
 
+/* Where tasks run: fibers unless the configuration names the threads. */
+#define CTX (S.cfg.contexts ? S.cfg.contexts : &sim_fibers)
+
 static _Noreturn void fatal(const char *fmt, ...)
 {
     va_list ap;
@@ -83,7 +86,7 @@ static _Noreturn void fatal(const char *fmt, ...)
 
 static void check_thread(void)
 {
-    if (!on_sched_thread)
+    if (!on_sched_thread && !(CTX->owns_caller && CTX->owns_caller()))
         fatal("called from an OS thread the scheduler does not own (a raw pthread?)");
 }
 
@@ -96,9 +99,17 @@ void sim_sched_configure(const sim_sched_config *c)
 
 const sim_log *sim_sched_log(void) { return &S.log; }
 bool sim_in_task(void) { return S.current != NULL; }
+bool sim_caller_is_task(void)
+{
+    return S.current && CTX->owns_caller && CTX->owns_caller();
+}
 uint64_t sim_run_serial(void) { return S.run; }
 sim_task *sim_self(void) { return S.current; }
 int sim_task_id(const sim_task *t) { return t ? t->id : -1; }
+unsigned long sim_task_os_thread(const sim_task *t)
+{
+    return t && t->fiber && CTX->os_thread ? CTX->os_thread(t->fiber) : 0;
+}
 void *sim_locals(void) { return S.current ? S.current->locals : host_locals; }
 long sim_live_tasks(void) { return S.live; }
 uint64_t sim_clock(void) { return S.now; }
@@ -355,7 +366,7 @@ static _Noreturn void abandon(sim_status status)
     S.current = NULL;
     S.running = S.host;
     S.abandoned = f;
-    sim_fiber_switch(f, S.host);
+    CTX->switch_to(f, S.host);
     fatal("an abandoned task was resumed");
 }
 
@@ -438,7 +449,7 @@ static void switch_to(sim_task *next)
     sim_fiber *from = S.running;
     S.current = next;
     S.running = next->fiber;
-    sim_fiber_switch(from, next->fiber);
+    CTX->switch_to(from, next->fiber);
 }
 
 void sim_point(const char *name, long arg, sim_point_kind kind)
@@ -589,7 +600,7 @@ static void adopt(void)
 {
     begin_session(ADOPTED);
     sim_task *t = &host_holder;
-    t->fiber = S.host = sim_fiber_host();
+    t->fiber = S.host = CTX->host();
     S.running = S.host;
     t->id = S.next_id++;
     t->run = S.run;
@@ -610,7 +621,7 @@ sim_task *sim_spawn(void (*fn)(void *), void *arg)
     if (!t)
         return NULL;
     sim_touch(SIM_OBJ_IDS, 0);
-    if (!(t->fiber = sim_fiber_start(task_main, t))) {
+    if (!(t->fiber = CTX->start(task_main, t))) {
         free(t);
         return NULL;
     }
@@ -647,11 +658,11 @@ static void drop_all(void)
     for (sim_task *t = S.all, *next; t; t = next) {
         next = t->all_next;
         if (t->fiber && t->fiber != S.abandoned)
-            sim_fiber_abandon(t->fiber);
+            CTX->abandon(t->fiber);
         S.live--;
         free(t);
     }
-    sim_fiber_abandon(S.abandoned);
+    CTX->abandon(S.abandoned);
     S.abandoned = NULL;
     S.all = S.all_tail = NULL;
     S.n_runnable = 0;
@@ -675,7 +686,7 @@ void sim_sched_run(void (*fn)(void *), void *arg, sim_run_result *out)
         fatal("run() inside a run");
     if (!S.cfg.strategy)
         fatal("run() before a strategy was configured");
-    S.host = S.running = sim_fiber_host();
+    S.host = S.running = CTX->host();
     begin_session(IN_RUN);
     sim_task *t = sim_spawn(fn, arg);
     if (!t)
@@ -683,7 +694,7 @@ void sim_sched_run(void (*fn)(void *), void *arg, sim_run_result *out)
     S.current = t;              /* the first switch is no decision */
     chunk_start(t);
     S.running = t->fiber;
-    sim_fiber_switch(S.host, t->fiber);
+    CTX->switch_to(S.host, t->fiber);
     S.current = NULL;
     S.running = S.host;
     if (S.status != SIM_OK) {
@@ -764,13 +775,9 @@ void sim_mutex_unlock(sim_mutex *m)
     sim_point("mutex_unlock", m->id, SIM_POINT_PLAIN);
 }
 
-bool sim_cond_wait_until(sim_cond *c, sim_mutex *m, uint64_t deadline_ns)
+/* Releases m, waits on c until a broadcast or the deadline (0: none), takes m again. */
+static bool cond_wait(sim_cond *c, sim_mutex *m, uint64_t deadline_ns)
 {
-    sim_touch_all();            /* it reads the clock */
-    if (deadline_ns <= S.now) {
-        sim_point("cond_wait", c->id, SIM_POINT_PLAIN);
-        return false;
-    }
     mutex_sync(m);
     if (m->holder != me())
         fatal("cond_wait on mutex %ld, which task %d does not hold", m->id, me()->id);
@@ -780,6 +787,21 @@ bool sim_cond_wait_until(sim_cond *c, sim_mutex *m, uint64_t deadline_ns)
     bool woken = sim_wait(&c->q, &why, deadline_ns);
     mutex_acquire(m);
     return woken;
+}
+
+bool sim_cond_wait_until(sim_cond *c, sim_mutex *m, uint64_t deadline_ns)
+{
+    sim_touch_all();            /* it reads the clock */
+    if (deadline_ns <= S.now) {
+        sim_point("cond_wait", c->id, SIM_POINT_PLAIN);
+        return false;
+    }
+    return cond_wait(c, m, deadline_ns);
+}
+
+void sim_cond_wait(sim_cond *c, sim_mutex *m)
+{
+    cond_wait(c, m, 0);
 }
 
 void sim_cond_broadcast(sim_cond *c)

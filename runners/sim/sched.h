@@ -107,6 +107,7 @@ typedef struct sim_sched_config {
     uint64_t step_bound;      /* steps per run, 0 = unbounded */
     uint64_t step_ns;         /* virtual time per step */
     bool log;                 /* keep the decision log of each run */
+    const struct sim_contexts *contexts; /* where tasks run (contexts.h); NULL: fibers */
 } sim_sched_config;
 
 void sim_sched_configure(const sim_sched_config *c);
@@ -129,6 +130,9 @@ const sim_log *sim_sched_log(void);
 uint64_t sim_run_serial(void);
 /* True while a run or an adopted session is on and the caller is one of its tasks. */
 bool sim_in_task(void);
+/* On threads contexts: a run is on and the calling OS thread is one of its
+ * tasks' (the interposer's test: any other thread goes to libc). Never on fibers. */
+bool sim_caller_is_task(void);
 
 /* ---- tasks ---- */
 
@@ -138,6 +142,8 @@ sim_task *sim_spawn(void (*fn)(void *), void *arg);
 void sim_join(sim_task *t);
 sim_task *sim_self(void);            /* NULL outside tasks */
 int sim_task_id(const sim_task *t);  /* 1, 2, ... per run; 0 is the adopted host */
+/* The OS thread t runs on, as a pthread_t: on threads contexts; 0 on fibers. */
+unsigned long sim_task_os_thread(const sim_task *t);
 /* The calling task's SIM_LOCALS_BYTES bytes (outside tasks: the host's). */
 void *sim_locals(void);
 /* Tasks started and not yet joined (any run). */
@@ -185,6 +191,9 @@ void sim_mutex_unlock(sim_mutex *m);
 /* Unlocks m, waits for a broadcast or the deadline, locks m again. False on
  * timeout (also at once when the deadline has passed). */
 bool sim_cond_wait_until(sim_cond *c, sim_mutex *m, uint64_t deadline_ns);
+/* The same without a deadline (pthread_cond_wait): only a broadcast ends it,
+ * so a wait nobody will end is a deadlock the core reports. */
+void sim_cond_wait(sim_cond *c, sim_mutex *m);
 void sim_cond_broadcast(sim_cond *c);
 
 #endif

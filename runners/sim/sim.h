@@ -40,9 +40,11 @@ typedef struct sim_options {
     int dfs_bound;            /* P: preemptions (dfs) or delays (delay) per schedule; -1: none */
     uint64_t step_bound;      /* scheduling points per schedule; 0: none */
     uint64_t step_ns;         /* virtual time per scheduling point */
+    bool threads;             /* tasks are real threads taking turns (real code under
+                                 the interposer); false: fibers of one OS thread */
 } sim_options;
 
-#define SIM_OPTIONS_DEFAULT { "random", 3, 0, 2, 1000000, 1000 }
+#define SIM_OPTIONS_DEFAULT { "random", 3, 0, 2, 1000000, 1000, false }
 
 /* "random, pos, surw, pct, dfs, dfs-sleep, delay": what sim_configure accepts. */
 const char *sim_strategy_names(void);

@@ -1,0 +1,55 @@
+/* interpose.h: the interposer's shared parts. The interposer is a set of
+ * definitions of libc functions (threads.c: pthread create, join, mutexes,
+ * conditions, sched_yield; time.c: clocks and sleeps). Linked into an
+ * executable, they also take the calls libuv.so, libevent.so and libev.so
+ * make (their imports bind through the PLT to the executable's definitions;
+ * -Wl,--wrap would miss them; see docs/controlled.md). Only a program built
+ * to run under the scheduler links them: every other binary keeps libc's
+ * own, and the sanitizers' interceptors.
+ *
+ * A call from a task of a run on threads contexts (sim_caller_is_task) goes
+ * to the scheduler core; any other caller gets libc's function, found with
+ * dlsym(RTLD_NEXT), so an ASan or TSan interceptor in between still sees it.
+ */
+#ifndef AR_INTERPOSE_H
+#define AR_INTERPOSE_H
+
+#include <dlfcn.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "sim/sched.h"
+
+/* libc's definition of name (or the sanitizer's interceptor before it),
+ * looked up once per call site. */
+#define REAL(name) ({                                                          \
+    static _Atomic(__typeof__(&name)) real_;                                  \
+    __typeof__(&name) fn_ = atomic_load_explicit(&real_, memory_order_relaxed); \
+    if (!fn_) {                                                               \
+        fn_ = (__typeof__(&name))ar_real(#name);                             \
+        atomic_store_explicit(&real_, fn_, memory_order_relaxed);             \
+    }                                                                         \
+    fn_; })
+
+static inline void *ar_real(const char *name)
+{
+    void *fn = dlsym(RTLD_NEXT, name);
+    if (!fn) {
+        fprintf(stderr, "asyncrace interposer: no libc definition of %s\n", name);
+        abort();
+    }
+    return fn;
+}
+
+/* The calling thread is a task of a controlled run. */
+static inline bool ar_controlled(void) { return sim_caller_is_task(); }
+
+/* A call the interposer cannot hand to the scheduler: the run cannot stay
+ * deterministic, so it stops here, naming the call. */
+_Noreturn void ar_uncontrolled(const char *call, const char *why);
+
+/* Virtual CLOCK_REALTIME is virtual monotonic time plus this (2026-01-01). */
+#define AR_REALTIME_BASE_NS 1767225600000000000ull
+
+#endif

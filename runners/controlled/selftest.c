@@ -1,0 +1,564 @@
+/* selftest.c: build/tools/ctltest, ordinary pthread programs run unmodified
+ * under the scheduler core on real threads (sim_threads, through the
+ * interposer), and what the core must do with them.
+ *
+ *   ctltest [--test NAME] [--list]     the checks, in runners/selftest.h's lines
+ *   ctltest --bench                    switch cost and schedules per second
+ *
+ * The programs below call pthread_create, pthread_mutex_lock,
+ * pthread_cond_wait, clock_gettime and nanosleep themselves, as a user's
+ * program would: nothing in them knows the scheduler. Every check can fail:
+ * the overdraft and the lost wake-up are real (two threads, one balance; a
+ * flag read outside its lock), the deadlock is real (AB/BA), the 10 s sleep
+ * is 10 s of the clock the program reads.
+ */
+#include "selftest.h"
+#include "sim/sim.h"
+#include "sim/sched.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static ar_selftest results = { .program = "ctltest", .subject = "threads" };
+#define CHECK(c, ...) AR_SELFTEST_CHECK(&results, (c), __VA_ARGS__)
+
+/* The test's own wall clock: the host thread is not a task, so libc answers. */
+static uint64_t wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void configure(const char *strategy, int bound)
+{
+    sim_options o = SIM_OPTIONS_DEFAULT;
+    o.strategy = strategy;
+    o.dfs_bound = bound;
+    o.step_bound = 100000;
+    o.threads = true;
+    char err[256];
+    if (sim_configure(&o, err, sizeof err) != 0) {
+        fprintf(stderr, "ctltest: %s\n", err);
+        exit(2);
+    }
+}
+
+/* OS threads of this process now (the abandoned runs' must be gone). */
+static int os_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    int n = 0;
+    if (!d)
+        return -1;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* The count once threads that are on their way out have gone: the same
+ * twice 20 ms apart, or what is left after 3 s. */
+static int settled_threads(int at_most)
+{
+    int n = os_threads();
+    for (int i = 0; i < 150 && (n > at_most || i < 2); i++) {
+        usleep(20000);
+        int m = os_threads();
+        if (m == n && m <= at_most)
+            break;
+        n = m;
+    }
+    return n;
+}
+
+/* ---- program 1: check, then act, in two critical sections ---- */
+
+static pthread_mutex_t bal_lock = PTHREAD_MUTEX_INITIALIZER;
+static int balance;
+static bool one_section;          /* the fix: check and act under one lock */
+
+static void *withdraw(void *arg)
+{
+    if (one_section) {
+        pthread_mutex_lock(&bal_lock);
+        if (balance >= 10)
+            balance -= 10;
+        pthread_mutex_unlock(&bal_lock);
+        return NULL;
+    }
+    pthread_mutex_lock(&bal_lock);
+    bool enough = balance >= 10;
+    pthread_mutex_unlock(&bal_lock);
+    if (enough) {                 /* the other withdrawal may come in here */
+        pthread_mutex_lock(&bal_lock);
+        balance -= 10;
+        pthread_mutex_unlock(&bal_lock);
+    }
+    return NULL;
+}
+
+static void bank_main(void *arg)
+{
+    balance = 10;
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, withdraw, NULL);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+}
+
+/* Searches program fn to the end of the bound: schedules run, and the first
+ * that failed (0: none). */
+static uint64_t search(void (*fn)(void *), bool (*failed)(void), const char *strategy,
+                       int bound, uint64_t cap, uint64_t *first_failure, bool *exhausted)
+{
+    configure(strategy, bound);
+    uint64_t n = 0;
+    *first_failure = 0;
+    while (!sim_exhausted() && n < cap) {
+        sim_set_seed(n + 1);
+        sim_run(fn, NULL);
+        n++;
+        if (failed() && !*first_failure)
+            *first_failure = n;
+    }
+    *exhausted = sim_exhausted();
+    return n;
+}
+
+static bool overdrawn(void) { return balance < 0; }
+
+static void test_overdraft(void)
+{
+    uint64_t first, n;
+    bool done;
+    one_section = false;
+    n = search(bank_main, overdrawn, "dfs", 0, 10000, &first, &done);
+    CHECK(done && !first, "dfs bound 0: exhausted %d after %llu schedules, first overdraft %llu "
+          "(it needs a preemption)", done, (unsigned long long)n, (unsigned long long)first);
+    printf("  two sections, dfs bound 0: exhausted after %llu schedules, no overdraft\n",
+           (unsigned long long)n);
+    n = search(bank_main, overdrawn, "dfs", 1, 10000, &first, &done);
+    CHECK(first > 0, "dfs bound 1: no overdraft in %llu schedules", (unsigned long long)n);
+    printf("  two sections, dfs bound 1: overdrawn at schedule %llu of %llu\n",
+           (unsigned long long)first, (unsigned long long)n);
+    one_section = true;
+    n = search(bank_main, overdrawn, "dfs", 2, 100000, &first, &done);
+    CHECK(done && !first, "one section, dfs bound 2: exhausted %d after %llu schedules, first "
+          "overdraft %llu", done, (unsigned long long)n, (unsigned long long)first);
+    printf("  one section, dfs bound 2: exhausted after %llu schedules, no overdraft\n",
+           (unsigned long long)n);
+}
+
+/* ---- program 2: a wake-up lost between a check and the wait ---- */
+
+static pthread_mutex_t ready_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ready_cond = PTHREAD_COND_INITIALIZER;
+static bool ready, check_under_lock;
+
+static void *consumer(void *arg)
+{
+    if (check_under_lock) {
+        pthread_mutex_lock(&ready_lock);
+        while (!ready)
+            pthread_cond_wait(&ready_cond, &ready_lock);
+        pthread_mutex_unlock(&ready_lock);
+        return NULL;
+    }
+    if (!ready) {                 /* read outside the lock: the signal can come first */
+        pthread_mutex_lock(&ready_lock);
+        pthread_cond_wait(&ready_cond, &ready_lock);
+        pthread_mutex_unlock(&ready_lock);
+    }
+    return NULL;
+}
+
+static void *producer(void *arg)
+{
+    pthread_mutex_lock(&ready_lock);
+    ready = true;
+    pthread_cond_signal(&ready_cond);
+    pthread_mutex_unlock(&ready_lock);
+    return NULL;
+}
+
+static void wakeup_main(void *arg)
+{
+    ready = false;
+    pthread_t c, p;
+    pthread_create(&c, NULL, consumer, NULL);
+    pthread_create(&p, NULL, producer, NULL);
+    pthread_join(c, NULL);
+    pthread_join(p, NULL);
+}
+
+static bool hung(void) { return sim_last_result()->status == SIM_DEADLOCK; }
+
+static void test_lost_wakeup(void)
+{
+    uint64_t first, n;
+    bool done;
+    check_under_lock = false;
+    n = search(wakeup_main, hung, "dfs", 1, 10000, &first, &done);
+    CHECK(first > 0, "dfs bound 1: no lost wake-up in %llu schedules", (unsigned long long)n);
+    const char *detail = NULL;
+    for (uint64_t i = 0; i < 200 && !detail; i++) {   /* the detail of one, by pct */
+        configure("pct", 0);
+        sim_set_seed(i + 1);
+        sim_run(wakeup_main, NULL);
+        if (hung())
+            detail = sim_last_result()->detail;
+    }
+    CHECK(detail && strstr(detail, "cond_wait"), "no deadlock naming the consumer's cond_wait "
+          "in 200 pct schedules: %s", detail ? detail : "none");
+    printf("  check outside the lock: dfs bound 1 hung at schedule %llu; pct: %s\n",
+           (unsigned long long)first, detail);
+    check_under_lock = true;
+    n = search(wakeup_main, hung, "dfs", 2, 100000, &first, &done);
+    CHECK(done && !first, "check under the lock, dfs bound 2: exhausted %d after %llu schedules, "
+          "first hang %llu", done, (unsigned long long)n, (unsigned long long)first);
+    printf("  check under the lock, dfs bound 2: exhausted after %llu schedules, no hang\n",
+           (unsigned long long)n);
+}
+
+/* ---- program 3: AB/BA, and the runs it abandons ---- */
+
+static pthread_mutex_t lock_a = PTHREAD_MUTEX_INITIALIZER, lock_b = PTHREAD_MUTEX_INITIALIZER;
+
+static void *ab(void *arg)
+{
+    bool reverse = arg != NULL;
+    pthread_mutex_lock(reverse ? &lock_b : &lock_a);
+    pthread_mutex_lock(reverse ? &lock_a : &lock_b);
+    pthread_mutex_unlock(reverse ? &lock_a : &lock_b);
+    pthread_mutex_unlock(reverse ? &lock_b : &lock_a);
+    return NULL;
+}
+
+static void abba_main(void *arg)
+{
+    pthread_t t[2];
+    for (intptr_t i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, ab, (void *)i);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+}
+
+static void test_abba_abandoned(void)
+{
+    int before = settled_threads(1 << 20);  /* earlier tests' task threads exit on their own */
+    configure("random", 2);
+    int deadlocks = 0, ok = 0;
+    static char detail[1024];
+    for (uint64_t i = 0; i < 300; i++) {
+        sim_set_seed(i + 1);
+        sim_run(abba_main, NULL);
+        const sim_result *r = sim_last_result();
+        if (r->status == SIM_DEADLOCK) {
+            if (!deadlocks++)
+                snprintf(detail, sizeof detail, "%s", r->detail);
+        } else {
+            ok += r->status == SIM_OK;
+        }
+    }
+    CHECK(deadlocks > 0 && ok > 0, "300 random schedules: %d deadlocks, %d ran through",
+          deadlocks, ok);
+    CHECK(strstr(detail, "mutex_lock(mutex 1, held by task") &&
+          strstr(detail, "mutex_lock(mutex 2, held by task"),
+          "the deadlock does not name both waits: %s", detail);
+    int after = settled_threads(before);     /* the abandoned threads' exits, outside any run */
+    CHECK(after == before, "OS threads: %d before, %d after %d abandoned runs", before, after,
+          deadlocks);
+    CHECK(sim_live_tasks() == 0, "%ld tasks left after the runs", sim_live_tasks());
+    printf("  300 random schedules: %d deadlocks (%s), %d ran through; OS threads %d before, "
+           "%d after\n", deadlocks, detail, ok, before, after);
+}
+
+/* ---- program 4: the program's clocks and sleeps are virtual ---- */
+
+static struct {
+    uint64_t mono0, mono1, slept, real0;
+    time_t t0;
+    int timedwait;
+} vt;
+
+static uint64_t ns_of(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void clocks_main(void *arg)
+{
+    vt.mono0 = ns_of(CLOCK_MONOTONIC);
+    vt.real0 = ns_of(CLOCK_REALTIME);
+    vt.t0 = time(NULL);
+    struct timespec ten = { 10, 0 };
+    nanosleep(&ten, NULL);
+    vt.slept = ns_of(CLOCK_MONOTONIC) - vt.mono0;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_t c;
+    pthread_cond_init(&c, &ca);
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += 5;
+    pthread_mutex_lock(&m);
+    vt.timedwait = pthread_cond_timedwait(&c, &m, &until);
+    pthread_mutex_unlock(&m);
+    vt.mono1 = ns_of(CLOCK_MONOTONIC);
+}
+
+static void test_virtual_clocks(void)
+{
+    configure("random", 2);
+    memset(&vt, 0, sizeof vt);
+    uint64_t t0 = wall_ns();
+    sim_set_seed(1);
+    sim_run(clocks_main, NULL);
+    uint64_t wall = wall_ns() - t0;
+    CHECK(sim_last_result()->status == SIM_OK, "status %s", sim_status_names[sim_last_result()->status]);
+    CHECK(vt.mono0 == SIM_EPOCH_NS + 1000 || vt.mono0 < SIM_EPOCH_NS + 100000,
+          "CLOCK_MONOTONIC read %llu at the start, not the run's virtual epoch",
+          (unsigned long long)vt.mono0);
+    CHECK(vt.slept >= 10000000000ull && vt.slept < 10001000000ull,
+          "nanosleep(10 s): the program's clock moved %llu ns", (unsigned long long)vt.slept);
+    CHECK(vt.timedwait == ETIMEDOUT, "pthread_cond_timedwait returned %d, expected ETIMEDOUT",
+          vt.timedwait);
+    CHECK(vt.mono1 - vt.mono0 >= 15000000000ull, "after the 5 s timed wait the clock moved %llu ns",
+          (unsigned long long)(vt.mono1 - vt.mono0));
+    CHECK((uint64_t)vt.t0 == vt.real0 / 1000000000u, "time() %lld, CLOCK_REALTIME %llu ns",
+          (long long)vt.t0, (unsigned long long)vt.real0);
+    CHECK(wall < 1000000000ull, "15 virtual seconds took %.3f s of wall time", wall / 1e9);
+    printf("  slept 10 s and timed out a 5 s wait in %.2f ms of wall time; CLOCK_REALTIME "
+           "%lld s at the start\n", wall / 1e6, (long long)vt.t0);
+}
+
+/* ---- program 5: the tasks are real threads ---- */
+
+static _Thread_local int mine;
+static struct {
+    pthread_t self[2];
+    long tid[2];
+    int mine[2];
+    int err[2];
+} rt;
+
+static void *who(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    mine += i + 1;
+    errno = 100 + i;
+    sched_yield();                /* the other runs here */
+    rt.self[i] = pthread_self();
+    rt.tid[i] = syscall(SYS_gettid);
+    rt.mine[i] = mine;
+    rt.err[i] = errno;
+    return NULL;
+}
+
+static void real_main(void *arg)
+{
+    pthread_t t[2];
+    for (intptr_t i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, who, (void *)i);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 2; i++)
+        if (!pthread_equal(t[i], rt.self[i]))
+            rt.mine[i] = -1;      /* pthread_create named another thread than the task's */
+}
+
+static void test_tasks_are_threads(void)
+{
+    configure("random", 2);
+    memset(&rt, 0, sizeof rt);
+    sim_set_seed(3);
+    sim_run(real_main, NULL);
+    CHECK(sim_last_result()->status == SIM_OK, "status %s", sim_status_names[sim_last_result()->status]);
+    CHECK(rt.tid[0] && rt.tid[1] && rt.tid[0] != rt.tid[1] && rt.tid[0] != syscall(SYS_gettid),
+          "kernel thread ids %ld and %ld (the host is %ld)", rt.tid[0], rt.tid[1],
+          (long)syscall(SYS_gettid));
+    CHECK(rt.mine[0] == 1 && rt.mine[1] == 2, "thread-locals: %d and %d, expected 1 and 2 "
+          "(-1: pthread_create's id is not the thread's pthread_self)", rt.mine[0], rt.mine[1]);
+    CHECK(rt.err[0] == 100 && rt.err[1] == 101, "errno: %d and %d, expected 100 and 101",
+          rt.err[0], rt.err[1]);
+    printf("  two tasks on kernel threads %ld and %ld, each with its own thread-locals and errno\n",
+           rt.tid[0], rt.tid[1]);
+}
+
+/* ---- program 6: one seed, one schedule; a failing schedule replays ---- */
+
+static void test_replay(void)
+{
+    check_under_lock = false;
+    uint64_t hashes[2];
+    for (int round = 0; round < 2; round++) {
+        configure("pct", 0);
+        for (uint64_t i = 0; i < 300; i++) {
+            sim_set_seed(i + 1);
+            sim_run(wakeup_main, NULL);
+        }
+        hashes[round] = sim_last_result()->run_hash;
+    }
+    CHECK(hashes[0] == hashes[1], "300 pct schedules twice: run hashes %016llx and %016llx",
+          (unsigned long long)hashes[0], (unsigned long long)hashes[1]);
+    configure("pct", 0);
+    uint64_t seed = 0;
+    for (uint64_t i = 0; i < 300 && !seed; i++) {
+        sim_set_seed(i + 1);
+        sim_run(wakeup_main, NULL);
+        if (hung())
+            seed = i + 1;
+    }
+    CHECK(seed, "no lost wake-up in 300 pct schedules");
+    uint64_t hash = sim_last_result()->hash;
+    char path[64], err[256];
+    snprintf(path, sizeof path, "/tmp/ctltest-%d.json", (int)getpid());
+    sim_schedule_id id = { "lost_wakeup", "check_outside", "pct", NULL, NULL, 0 };
+    CHECK(sim_schedule_write(path, &id, 0, seed, "deadlock", "", err, sizeof err) == 0,
+          "write: %s", err);
+    sim_schedule *s = sim_schedule_load(path, &id, err, sizeof err);
+    unlink(path);
+    CHECK(s, "load: %s", err);
+    int same = 0;
+    for (int i = 0; i < 10; i++) {
+        sim_replay(s);
+        sim_run(wakeup_main, NULL);
+        const sim_result *r = sim_last_result();
+        same += r->hash == hash && hung() && !r->diverged;
+    }
+    sim_replay(NULL);
+    sim_schedule_free(s);
+    CHECK(same == 10, "10 replays: %d identical (hash %016llx, a deadlock, no divergence)", same,
+          (unsigned long long)hash);
+    printf("  300 pct schedules twice: run hash %016llx both times; seed %llu hung, replayed "
+           "10 times: 10 identical\n", (unsigned long long)hashes[0], (unsigned long long)seed);
+}
+
+/* ---- cost ---- */
+
+static long bench_rounds;
+
+static void *yielder(void *arg)
+{
+    for (long i = 0; i < bench_rounds; i++)
+        sched_yield();
+    return NULL;
+}
+
+static void yield_main(void *arg)
+{
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, yielder, NULL);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+}
+
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* What a switch between real threads costs, and schedules per second. */
+static void bench(void)
+{
+    printf("(wall: elapsed; cpu: the process's CPU time, every thread's)\n");
+    configure("random", 2);
+    bench_rounds = 100000;
+    uint64_t w0 = wall_ns(), c0 = cpu_ns();
+    sim_set_seed(1);
+    sim_run(yield_main, NULL);
+    uint64_t steps = sim_last_result()->steps;
+    printf("two threads yielding through the core: %.0f ns wall, %.0f ns cpu per scheduling "
+           "point (%llu points)\n", (double)(wall_ns() - w0) / (double)steps,
+           (double)(cpu_ns() - c0) / (double)steps, (unsigned long long)steps);
+    struct { const char *name; void (*fn)(void *); } programs[] = {
+        { "overdraft (two sections)", bank_main }, { "lost_wakeup (checked under the lock)",
+        wakeup_main }, { "abba", abba_main } };
+    one_section = false;
+    check_under_lock = true;
+    for (size_t p = 0; p < sizeof programs / sizeof *programs; p++) {
+        configure("random", 2);
+        uint64_t n = 2000, points = 0;
+        w0 = wall_ns();
+        c0 = cpu_ns();
+        for (uint64_t i = 0; i < n; i++) {
+            sim_set_seed(i + 1);
+            sim_run(programs[p].fn, NULL);
+            points += sim_last_result()->steps;
+        }
+        double wall = (double)(wall_ns() - w0) / 1e9, cpu = (double)(cpu_ns() - c0) / 1e9;
+        printf("%-38s %6.0f schedules/s wall, %6.0f per cpu s (%.1f points each)\n",
+               programs[p].name, (double)n / wall, (double)n / cpu, (double)points / (double)n);
+    }
+}
+
+/* ---- the list ---- */
+
+static const struct { const char *name; void (*fn)(void); } tests[] = {
+    { "overdraft", test_overdraft },
+    { "lost_wakeup", test_lost_wakeup },
+    { "abba_abandoned", test_abba_abandoned },
+    { "virtual_clocks", test_virtual_clocks },
+    { "tasks_are_threads", test_tasks_are_threads },
+    { "replay", test_replay },
+};
+#define N_TESTS ((int)(sizeof tests / sizeof *tests))
+
+static _Noreturn void usage(const char *what, const char *value)
+{
+    fprintf(stderr, "ctltest: %s '%s' (accepted: --test NAME, --list, --bench)\n", what, value);
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    const char *only = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--bench")) {
+            bench();
+            return 0;
+        }
+        if (!strcmp(argv[i], "--list")) {
+            for (int t = 0; t < N_TESTS; t++)
+                printf("%s\n", tests[t].name);
+            return 0;
+        }
+        if (strcmp(argv[i], "--test"))
+            usage("unknown option", argv[i]);
+        if (i + 1 >= argc)
+            usage("a value is missing after", argv[i]);
+        only = argv[++i];
+    }
+    bool found = false;
+    for (int t = 0; t < N_TESTS; t++) {
+        if (only && strcmp(only, tests[t].name))
+            continue;
+        found = true;
+        uint64_t t0 = wall_ns();
+        ar_selftest_run(&results, tests[t].name);
+        tests[t].fn();
+        ar_selftest_end(&results, tests[t].name, (long long)((wall_ns() - t0) / 1000000));
+    }
+    if (!found)
+        usage("unknown test", only);
+    ar_selftest_summary(&results);
+    return results.failed ? 1 : 0;
+}

@@ -1,0 +1,36 @@
+/* contexts.h: where the core's tasks run. The core (sched.c) starts, switches
+ * and abandons tasks only through one of these tables, so one core serves two
+ * front ends:
+ *
+ *   sim_fibers   stackful fibers on one OS thread (fiber.c): sim's runner,
+ *                34.5 ns per round trip
+ *   sim_threads  real OS threads that take turns holding a baton (baton.c):
+ *                real code keeps what it keeps per thread (pthread_self,
+ *                thread-locals, errno), and the interposer hands its pthread
+ *                calls to the core; microseconds per switch
+ *
+ * Either way exactly one task runs at a time, and every switch orders what
+ * ran before it before what runs after it.
+ */
+#ifndef SIM_CONTEXTS_H
+#define SIM_CONTEXTS_H
+
+#include <stdbool.h>
+
+#include "fiber.h"
+
+typedef struct sim_contexts {
+    const char *name;                                   /* "fibers", "threads" */
+    sim_fiber *(*host)(void);                           /* the calling OS thread's context */
+    sim_fiber *(*start)(sim_fiber_entry entry, void *arg); /* runs at the first switch to it */
+    void (*switch_to)(sim_fiber *from, sim_fiber *to);  /* from: the caller's own */
+    void (*abandon)(sim_fiber *f);                      /* on the host: f never goes on */
+    /* The calling OS thread is one of its task contexts (NULL: only the host's thread). */
+    bool (*owns_caller)(void);
+    /* The OS thread f runs on, as a pthread_t (NULL: the host's thread). */
+    unsigned long (*os_thread)(sim_fiber *f);
+} sim_contexts;
+
+extern const sim_contexts sim_fibers, sim_threads;
+
+#endif
