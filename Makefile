@@ -41,12 +41,14 @@ LDLIBS      := $(BACKEND_LIBS) -pthread
 BACKEND_FILES := $(shell grep -l '^const ar_runner ar_runner_' runners/*.c)
 BACKEND_SRC := $(filter-out runners/sim/selftest.c, \
                  $(foreach b,$(BACKENDS),runners/$(b).c $(wildcard runners/$(b)/*.c)))
-RUNNER_SRC  := $(filter-out $(BACKEND_FILES) runners/conformance.c,$(wildcard runners/*.c)) \
-               $(BACKEND_SRC)
-CONFORMANCE_SRC := $(wildcard runners/conformance.c runners/conformance/*.c)
-# The interposer (runners/controlled/): real code's pthread and clock calls, handed to
-# sim's scheduler core on real threads; linked into build/tools/ctltest alone.
+# The interposer (runners/controlled/): real code's pthread, clock, fd and epoll calls,
+# handed to sim's scheduler core on real threads when a task of a controlled run makes
+# them, and to libc (or a sanitizer's interceptor) otherwise. Linked into every program,
+# so the <base>_ctl runners run the real loop libraries under it.
 CONTROLLED_SRC  := $(filter-out runners/controlled/selftest.c,$(wildcard runners/controlled/*.c))
+RUNNER_SRC  := $(filter-out $(BACKEND_FILES) runners/conformance.c,$(wildcard runners/*.c)) \
+               $(BACKEND_SRC) $(CONTROLLED_SRC)
+CONFORMANCE_SRC := $(wildcard runners/conformance.c runners/conformance/*.c)
 RACE_SRC    := $(wildcard harness/race/*.c)
 RUNTIME_SRC := $(wildcard harness/runtime/*.c)
 CASE_SRC    := $(filter-out harness/case/selftest.c harness/case/casetest.c,$(wildcard harness/case/*.c))
@@ -72,7 +74,6 @@ endef
 define flavour
 $(1)_RUNNER_OBJ  := $$(RUNNER_SRC:%.c=$$($(1)_DIR)/obj/%.o)
 $(1)_HARNESS_OBJ := $$(patsubst %.c,$$($(1)_DIR)/obj/%.o,$$(RACE_SRC) $$(RUNTIME_SRC) $$(CASE_SRC))
-$(1)_CONTROLLED_OBJ := $$(CONTROLLED_SRC:%.c=$$($(1)_DIR)/obj/%.o)
 $(1)_BINS := $$(CASES:%=$$($(1)_DIR)/bin/%) $$($(1)_DIR)/tools/conformance $$($(1)_DIR)/tools/selftest \
              $$($(1)_DIR)/tools/simtest $$($(1)_DIR)/tools/casetest $$($(1)_DIR)/tools/ctltest
 
@@ -97,9 +98,7 @@ $$($(1)_DIR)/tools/simtest: $$($(1)_DIR)/obj/runners/sim/selftest.o $$($(1)_RUNN
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS) $$($(1)_FLAGS) $$^ -o $$@ $$(LDLIBS)
 
-# Only this program links the interposer: every other binary keeps libc's pthreads.
-$$($(1)_DIR)/tools/ctltest: $$($(1)_DIR)/obj/runners/controlled/selftest.o $$($(1)_CONTROLLED_OBJ) \
-                           $$($(1)_RUNNER_OBJ)
+$$($(1)_DIR)/tools/ctltest: $$($(1)_DIR)/obj/runners/controlled/selftest.o $$($(1)_RUNNER_OBJ)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS) $$($(1)_FLAGS) $$^ -o $$@ $$(LDLIBS)
 

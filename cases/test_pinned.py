@@ -35,9 +35,13 @@ def test_every_sometimes_cell_has_its_reference_rate(rates_file):
     a rate for exactly the sometimes cells that sample one: the quick budgets and the
     collapse check come from it, and the never cells' power."""
     from asyncrace import reference
-    wanted = {c.id for c in catalog().cells
+    cells = catalog().cells
+    wanted = {c.id for c in cells
               if reference.needs_reference(c) and reference.rates_file(c) == rates_file}
-    rates = set(reference.read(rates_file))
+    # A runner this build leaves out (a commented line of runners/backends.list) keeps
+    # its rates for the day it is built again: they are dormant, not stale.
+    built = {c.runner for c in cells}
+    rates = {r for r in reference.read(rates_file) if r.split(".")[1] in built}
     missing, stale = sorted(wanted - rates), sorted(rates - wanted)
     assert not (missing or stale), (
         f"{len(missing)} sometimes cells without a reference rate: {missing[:10]}; "

@@ -4,7 +4,9 @@
   every schedule's decisions, in order) and the same counts; shuttle's replay rotted for
   want of a check like this;
 - replay: a failing schedule, replayed from its file in a fresh process, follows its
-  decisions, shows the same outcome and gives the same race log, line for line;
+  decisions, shows the same outcome and gives the same race log, line for line, on every
+  runner that owns the schedule (sim, and libuv_ctl: the real libuv under the scheduler);
+  a schedule recorded on one runner is refused on another;
 - a schedule file that is missing, truncated, corrupt or another program's is refused
   with one line and exit 2, and nothing runs; so is a replay asked to run the program
   with other parameters (--workers, --run-us, --deadline-ms) than the schedule recorded;
@@ -56,27 +58,48 @@ def test_one_seed_gives_one_run_hash(sim, tmp_path):
         f"{cell.id}: two runs with seed 5 differ"
 
 
-def failing_schedule(tmp_path: Path) -> tuple[Path, Path, dict]:
-    program = ROOT / "build" / "bin" / "shutdown_order"
-    r = report(program, "--runner", "sim", "--variant", "buggy", "--mode", "chaos",
+def failing_schedule(tmp_path: Path, runner: str = "sim", case: str = "shutdown_order",
+                     variant: str = "buggy") -> tuple[Path, Path, dict]:
+    program = ROOT / "build" / "bin" / case
+    r = report(program, "--runner", runner, "--variant", variant, "--mode", "chaos",
                "--iterations", "200", "--schedules", str(tmp_path))
     ff = r["first_failure"]
     assert ff and ff.get("schedule"), f"pct found no failing schedule in 200: {r['outcomes']}"
     return program, Path(ff["schedule"]), ff
 
 
-def test_a_failing_schedule_replays_with_the_same_race_log(tmp_path):
-    program, schedule, ff = failing_schedule(tmp_path)
+def deterministic_runners() -> list[str]:
+    return sorted({c.runner for c in sim_cells()})
+
+
+@pytest.mark.parametrize("runner", deterministic_runners())
+@pytest.mark.parametrize("case", ["shutdown_order", "inline_repoll", "dropped_writer",
+                                  "early_writer_drop"])
+def test_a_failing_schedule_replays_with_the_same_race_log(tmp_path, runner, case):
+    """On sim and on the real libuv under the scheduler alike: each case's first failure
+    under pct, replayed from its file in three fresh processes."""
+    program, schedule, ff = failing_schedule(tmp_path, runner, case)
     logs = []
     for attempt in range(3):
         log = tmp_path / f"log.{attempt}"
-        r = report(program, "--runner", "sim", "--variant", "buggy", "--mode", "chaos",
+        r = report(program, "--runner", runner, "--variant", "buggy", "--mode", "chaos",
                    "--schedule", str(schedule), "--race-log", str(log))
         assert r["sim"]["replay"]["reproduced"] and not r["sim"]["replay"]["diverged"], r["sim"]
         assert r["first_failure"]["outcome"] == ff["outcome"]
         logs.append(log.read_text())
     recorded = Path(f"{schedule}.race-log.txt").read_text()
     assert logs == [recorded] * 3, "a replay's race log differs from the recorded one"
+
+
+def test_a_schedule_is_refused_on_another_runner(tmp_path):
+    if "libuv_ctl" not in deterministic_runners():
+        pytest.skip("this build has no libuv_ctl runner")
+    program, schedule, _ = failing_schedule(tmp_path, "libuv_ctl")
+    done = run(program, "--runner", "sim", "--variant", "buggy", "--mode", "chaos",
+               "--schedule", str(schedule))
+    assert done.returncode == 2 and done.stdout == "", done.stdout[-500:]
+    assert done.stderr.count("\n") == 1 and "recorded for runner 'libuv_ctl'" in done.stderr, \
+        done.stderr
 
 
 @pytest.mark.parametrize("damage, words", [

@@ -545,7 +545,7 @@ def test_xdist_workers_write_cells_and_the_controller_composes_once(tmp_path):
     selected = [c for c in cells if c.mode == "forced" and c.runner == cells[0].runner]
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-n", "2", "-q", "-p", "no:cacheprovider",
-         str(ROOT / "cases" / "test_matrix.py"), "-k", f"forced and {cells[0].runner}",
+         str(ROOT / "cases" / "test_matrix.py"), "-k", f"forced and .{cells[0].runner}.",
          "--iterations", "20", "--results-dir", str(tmp_path), "--no-capture-failures"],
         capture_output=True, text=True, cwd=ROOT)
     assert done.returncode in (0, 1), done.stdout[-2000:] + done.stderr[-2000:]

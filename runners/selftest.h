@@ -96,6 +96,30 @@ static inline void ar_selftest_end(ar_selftest *t, const char *name, long long m
         ar_selftest_pass(t, name, ms);
 }
 
+/* A program's checks, by name. */
+typedef struct ar_selftest_case {
+    const char *name;
+    void (*fn)(void);
+} ar_selftest_case;
+
+/* Runs each check (only the one named only, when not NULL), each between its
+ * RUN and its PASS or FAIL line, timed by now() (ns). False when only names none. */
+static inline bool ar_selftest_run_cases(ar_selftest *t, const ar_selftest_case *cases, int n,
+                                         const char *only, uint64_t (*now)(void))
+{
+    bool found = false;
+    for (int i = 0; i < n; i++) {
+        if (only && strcmp(only, cases[i].name))
+            continue;
+        found = true;
+        uint64_t t0 = now();
+        ar_selftest_run(t, cases[i].name);
+        cases[i].fn();
+        ar_selftest_end(t, cases[i].name, (long long)((now() - t0) / 1000000));
+    }
+    return found;
+}
+
 static inline void ar_selftest_summary(const ar_selftest *t)
 {
     printf("%s %s: %d passed, %d failed", t->program, t->subject, t->passed, t->failed);

@@ -357,30 +357,7 @@ static const char *version(void)
     return text;
 }
 
-static const ar_scheduler scheduler = {
-    .configure = sim_configure,
-    .set_seed = sim_set_seed,
-    .exhausted = sim_exhausted,
-    .searching = sim_searching,
-    .profile_runs = sim_profile_runs,
-    .search_save = sim_search_save,
-    .search_restore = sim_search_restore,
-    .describe = sim_describe,
-    .last_result = sim_last_result,
-    .last_compact = sim_last_compact,
-    .schedule_write = sim_schedule_write,
-    .schedule_load = sim_schedule_load,
-    .schedule_free = sim_schedule_free,
-    .schedule_iteration = sim_schedule_iteration,
-    .schedule_seed = sim_schedule_seed,
-    .schedule_outcome = sim_schedule_outcome,
-    .schedule_param = sim_schedule_param,
-    .schedule_hash = sim_schedule_hash,
-    .replay = sim_replay,
-    .shrink = sim_shrink,
-    .shrunk_free = sim_shrunk_free,
-    .build_id = sim_build_id,
-};
+static const ar_scheduler scheduler = AR_SCHEDULER_OF_SIM(sim_configure);
 
 const ar_runner ar_runner_sim = {
     .name = "sim",

@@ -5,7 +5,7 @@ make a claim about it checkable, never from its mode's name, so a mode or runner
 adds gets a budget without a Python edit:
 
     profile   sometimes (reference rate p)                  never (twin rate p)              always            search
-    quick     60/p it (100..200,000) or 8 s, at least 9.2/p    n95(p), 300..20,000 it, all run   200 it or 20 s    30,000 it or 8 s
+    quick     60/p it (100..200,000) or 8 s, at least 9.2/p    n95(p), 300..20,000 it, all run   200 it or 20 s    30,000 it or 3 s
     nightly   100,000 it or 60 s, at least 9.2/p              n95(p), 10,000..300,000 it        1,000 it or 120 s 1,000,000 it or 180 s
     reference 200,000 it or 10 s a count (what `asyncrace reference` measures with: a real
               loop's cell idle, then two copies at once)
@@ -137,7 +137,7 @@ PROFILES = {
                      always=Budget(200, 20.0, hang_allowance_s=20.0),
                      never=Budget(3_000, 1.5, 300, hang_allowance_s=20.0), never_cap=20_000,
                      sanitizer=Budget(200, 2.0, hang_allowance_s=20.0), underpowered_fails=False,
-                     search=Budget(30_000, 8.0, hang_allowance_s=20.0)),
+                     search=Budget(30_000, 3.0, hang_allowance_s=20.0)),
     "nightly": Profile("nightly",
                        sometimes=Budget(100_000, 60.0, hang_allowance_s=120.0),
                        always=Budget(1_000, 120.0, hang_allowance_s=120.0),

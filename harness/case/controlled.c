@@ -31,6 +31,7 @@ void ar_controlled_setup(ar_controlled *c, const ar_case *cs, const ar_runner *r
                          const ar_variant *v, ar_mode mode, uint64_t run_seed)
 {
     c->sched = r->scheduler;
+    c->runner_name = r->name;
     if (!c->sched) {
         if (c->strategy || c->bound != AR_BOUND_UNSET || c->pct_depth >= 0 || c->step_bound >= 0 ||
             c->schedule_path || c->explain_prefix)
@@ -67,7 +68,8 @@ void ar_controlled_setup(ar_controlled *c, const ar_case *cs, const ar_runner *r
     if (c->explain_prefix && !c->schedule_path)
         ar_usage_error("--explain PREFIX needs --schedule FILE: it explains a failing schedule");
     if (c->schedule_path) {
-        sim_schedule_id expect = { cs->name, v->name, ar_modes[mode].name, NULL, NULL, 0 };
+        sim_schedule_id expect = { cs->name, v->name, ar_modes[mode].name, NULL, NULL, 0,
+                                   c->runner_name };
         c->replaying = c->sched->schedule_load(c->schedule_path, &expect, err, sizeof err);
         if (!c->replaying)
             ar_usage_error("%s", err);
@@ -312,9 +314,10 @@ void ar_controlled_failed(ar_controlled *c, const ar_case *cs, const ar_variant 
         return;
     }
     char path[512], err[256];
-    snprintf(path, sizeof path, "%s/%s.sim.%s.%s.%llu.json", c->schedules_dir, cs->name,
-             v->name, ar_modes[mode].name, (unsigned long long)iteration);
-    sim_schedule_id id = { cs->name, v->name, ar_modes[mode].name, NULL, c->params, c->n_params };
+    snprintf(path, sizeof path, "%s/%s.%s.%s.%s.%llu.json", c->schedules_dir, cs->name,
+             c->runner_name, v->name, ar_modes[mode].name, (unsigned long long)iteration);
+    sim_schedule_id id = { cs->name, v->name, ar_modes[mode].name, NULL, c->params, c->n_params,
+                           c->runner_name };
     if (c->sched->schedule_write(path, &id, iteration, seed, ar_outcome_names[o], detail,
                                  err, sizeof err) != 0) {
         fprintf(stderr, "asyncrace: %s\n", err);

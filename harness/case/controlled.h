@@ -37,6 +37,7 @@ typedef struct ar_controlled {
     bool searching;               /* dfs, dfs-sleep, delay: every schedule of a program in the bound */
     bool uncounted;               /* running a search's earlier schedules again, to resume it */
     uint64_t rerun;               /* how many, this process */
+    const char *runner_name;      /* the runner: schedule files name it, and replay checks it */
     char identity[512];           /* case, variant, mode, build, strategy, bound, run seed */
     uint64_t run_seed;
     uint64_t program_seed;        /* searching: the seed every schedule of this program gets */

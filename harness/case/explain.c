@@ -131,7 +131,8 @@ void ar_controlled_explain(ar_controlled *c, const ar_case *cs, const ar_variant
     char err[256];
     snprintf(c->minimal_race_log, sizeof c->minimal_race_log, "%.480s.minimal.race-log.txt",
              c->explain_prefix);
-    sim_schedule_id id = { cs->name, v->name, ar_modes[mode].name, NULL, c->params, c->n_params };
+    sim_schedule_id id = { cs->name, v->name, ar_modes[mode].name, NULL, c->params, c->n_params,
+                           c->runner_name };
     explanation e = { c, cs, v, mode, &shrunk, s.detail };
     if (c->sched->schedule_write(c->minimal_path, &id, c->sched->schedule_iteration(c->replaying),
                                  c->sched->schedule_seed(c->replaying), c->recorded_outcome,

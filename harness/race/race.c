@@ -18,11 +18,14 @@ const char *const ar_outcome_names[AR_OUTCOME_COUNT] = {
 };
 
 const ar_mode_info ar_modes[AR_MODE_COUNT] = {
-    [AR_NATURAL] = { "natural", "no interference: the rate a user would see (sim: POS schedules)" },
-    [AR_CHAOS] = { "chaos", "seeded yields and delays at the race points (sim: PCT schedules)" },
+    [AR_NATURAL] = { "natural", "no interference: the rate a user would see (a runner that owns "
+                     "the schedule: POS schedules)" },
+    [AR_CHAOS] = { "chaos", "seeded yields and delays at the race points (a runner that owns the "
+                   "schedule: PCT schedules)" },
     [AR_FORCED] = { "forced", "the documented interleaving imposed with gates at the race points" },
-    [AR_EXHAUSTIVE] = { "exhaustive", "every schedule within a bound, one program seed (sim only: "
-                        "delay bounding, 2 delays)" },
+    [AR_EXHAUSTIVE] = { "exhaustive", "every schedule within a bound, one program seed (runners "
+                        "that own the schedule only, sim and the *_ctl ones: delay bounding, 2 "
+                        "delays)" },
 };
 
 /* The log keeps the last LOG_SIZE events; fields are atomics so a reader

@@ -17,6 +17,7 @@
 #include "sim/sched.h"
 
 #include <dirent.h>
+#include <uv.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -25,6 +26,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -81,6 +83,15 @@ static int settled_threads(int at_most)
     return n;
 }
 
+/* Two threads running fn(0) and fn(1), joined; their ids in t. */
+static void pair(void *(*fn)(void *), pthread_t t[2])
+{
+    for (intptr_t i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, fn, (void *)i);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+}
+
 /* ---- program 1: check, then act, in two critical sections ---- */
 
 static pthread_mutex_t bal_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -111,10 +122,7 @@ static void bank_main(void *arg)
 {
     balance = 10;
     pthread_t t[2];
-    for (int i = 0; i < 2; i++)
-        pthread_create(&t[i], NULL, withdraw, NULL);
-    for (int i = 0; i < 2; i++)
-        pthread_join(t[i], NULL);
+    pair(withdraw, t);
 }
 
 /* Searches program fn to the end of the bound: schedules run, and the first
@@ -248,10 +256,7 @@ static void *ab(void *arg)
 static void abba_main(void *arg)
 {
     pthread_t t[2];
-    for (intptr_t i = 0; i < 2; i++)
-        pthread_create(&t[i], NULL, ab, (void *)i);
-    for (int i = 0; i < 2; i++)
-        pthread_join(t[i], NULL);
+    pair(ab, t);
 }
 
 static void test_abba_abandoned(void)
@@ -373,10 +378,7 @@ static void *who(void *arg)
 static void real_main(void *arg)
 {
     pthread_t t[2];
-    for (intptr_t i = 0; i < 2; i++)
-        pthread_create(&t[i], NULL, who, (void *)i);
-    for (int i = 0; i < 2; i++)
-        pthread_join(t[i], NULL);
+    pair(who, t);
     for (int i = 0; i < 2; i++)
         if (!pthread_equal(t[i], rt.self[i]))
             rt.mine[i] = -1;      /* pthread_create named another thread than the task's */
@@ -428,7 +430,7 @@ static void test_replay(void)
     uint64_t hash = sim_last_result()->hash;
     char path[64], err[256];
     snprintf(path, sizeof path, "/tmp/ctltest-%d.json", (int)getpid());
-    sim_schedule_id id = { "lost_wakeup", "check_outside", "pct", NULL, NULL, 0 };
+    sim_schedule_id id = { "lost_wakeup", "check_outside", "pct", NULL, NULL, 0, "ctltest" };
     CHECK(sim_schedule_write(path, &id, 0, seed, "deadlock", "", err, sizeof err) == 0,
           "write: %s", err);
     sim_schedule *s = sim_schedule_load(path, &id, err, sizeof err);
@@ -449,6 +451,226 @@ static void test_replay(void)
            "10 times: 10 identical\n", (unsigned long long)hashes[0], (unsigned long long)seed);
 }
 
+/* ---- program 7: a real libuv loop woken from another thread ---- */
+
+/* libuv initialises some state once per process, in the first loop's run
+ * (the signal lock pipe: a pipe, and a write to it), so a process's first
+ * schedule has points no later one has. Each comparison below starts after
+ * one such run. */
+static void warm_up(void (*fn)(void *))
+{
+    configure("random", 2);
+    sim_set_seed(12345);
+    sim_run(fn, NULL);
+}
+
+static struct {
+    uv_loop_t loop;
+    uv_async_t async;
+    _Atomic int sent;
+    int callbacks;
+    bool done;
+} ua;
+
+enum { SENDS = 3 };
+
+static void on_async(uv_async_t *a)
+{
+    ua.callbacks++;               /* sends that land before the loop runs this coalesce */
+    if (atomic_load(&ua.sent) == SENDS)
+        uv_close((uv_handle_t *)a, NULL);
+}
+
+static void *sender(void *arg)
+{
+    for (int i = 0; i < SENDS; i++) {
+        atomic_fetch_add(&ua.sent, 1);
+        uv_async_send(&ua.async);
+        sched_yield();            /* the loop may run between two sends, or not */
+    }
+    return NULL;
+}
+
+static void async_main(void *arg)
+{
+    memset(&ua, 0, sizeof ua);
+    uv_loop_init(&ua.loop);
+    uv_async_init(&ua.loop, &ua.async, on_async);
+    pthread_t t;
+    pthread_create(&t, NULL, sender, NULL);
+    uv_run(&ua.loop, UV_RUN_DEFAULT);  /* returns once the async handle is closed */
+    pthread_join(t, NULL);
+    ua.done = uv_loop_close(&ua.loop) == 0;
+}
+
+static void test_libuv_async(void)
+{
+    bool seen[SENDS + 1] = { false };
+    uint64_t hashes[2] = { 0, 0 };
+    int bad = 0;
+    warm_up(async_main);
+    for (int round = 0; round < 2; round++) {
+        configure("random", 2);
+        for (uint64_t i = 0; i < 200; i++) {
+            sim_set_seed(i + 1);
+            sim_run(async_main, NULL);
+            if (sim_last_result()->status != SIM_OK || !ua.done || ua.callbacks < 1 ||
+                ua.callbacks > SENDS)
+                bad++;
+            else
+                seen[ua.callbacks] = true;
+        }
+        hashes[round] = sim_last_result()->run_hash;
+    }
+    CHECK(!bad, "%d of 400 schedules did not end with the loop closed and 1 to %d callbacks "
+          "(last: %s %s)", bad, SENDS, sim_status_names[sim_last_result()->status],
+          sim_last_result()->detail);
+    int kinds = 0;
+    for (int k = 1; k <= SENDS; k++)
+        kinds += seen[k];
+    CHECK(kinds >= 2, "every schedule saw the same number of callbacks: the sends and the "
+          "loop were not interleaved");
+    CHECK(hashes[0] == hashes[1], "200 random schedules twice: run hashes %016llx and %016llx",
+          (unsigned long long)hashes[0], (unsigned long long)hashes[1]);
+    printf("  uv_async_send x%d from another thread: callbacks seen:", SENDS);
+    for (int k = 1; k <= SENDS; k++)
+        if (seen[k])
+            printf(" %d", k);
+    printf("; 200 random schedules twice: run hash %016llx both times\n",
+           (unsigned long long)hashes[0]);
+}
+
+/* ---- program 8: libuv TCP echo on 127.0.0.1, server and client loops ---- */
+
+static struct {
+    uv_loop_t sloop, cloop;
+    uv_tcp_t server, sconn, client;
+    uv_connect_t creq;
+    uv_write_t sw, cw;
+    char sbuf[64], cbuf[64];
+    int port, echoed;
+    char got[16];
+    size_t got_n;
+    uv_sem_t *unused;
+    pthread_mutex_t port_lock;
+    pthread_cond_t port_cond;
+    bool ok;
+} te;
+
+static void te_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    *b = uv_buf_init(h == (uv_handle_t *)&te.client ? te.cbuf : te.sbuf, 64);
+}
+
+static void te_server_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    if (n > 0) {
+        te.echoed += (int)n;
+        uv_buf_t out = uv_buf_init(b->base, (unsigned)n);
+        uv_write(&te.sw, s, &out, 1, NULL);
+    } else if (n < 0) {
+        uv_close((uv_handle_t *)s, NULL);
+        uv_close((uv_handle_t *)&te.server, NULL);
+    }
+}
+
+static void te_accept(uv_stream_t *server, int status)
+{
+    uv_tcp_init(&te.sloop, &te.sconn);
+    if (status == 0 && uv_accept(server, (uv_stream_t *)&te.sconn) == 0)
+        uv_read_start((uv_stream_t *)&te.sconn, te_alloc, te_server_read);
+}
+
+static void te_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    if (n > 0 && te.got_n + (size_t)n <= sizeof te.got) {
+        memcpy(te.got + te.got_n, b->base, (size_t)n);
+        te.got_n += (size_t)n;
+    }
+    if (n < 0 || te.got_n >= 4)
+        uv_close((uv_handle_t *)s, NULL);   /* the server sees EOF and closes too */
+}
+
+static void te_connected(uv_connect_t *req, int status)
+{
+    if (status != 0) {
+        uv_close((uv_handle_t *)req->handle, NULL);
+        return;
+    }
+    uv_buf_t out = uv_buf_init("ping", 4);
+    uv_write(&te.cw, req->handle, &out, 1, NULL);
+    uv_read_start(req->handle, te_alloc, te_client_read);
+}
+
+static void *te_server_thread(void *arg)
+{
+    uv_loop_init(&te.sloop);
+    uv_tcp_init(&te.sloop, &te.server);
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    uv_tcp_bind(&te.server, (const struct sockaddr *)&a, 0);
+    uv_listen((uv_stream_t *)&te.server, 8, te_accept);
+    struct sockaddr_in bound;
+    int len = sizeof bound;
+    uv_tcp_getsockname(&te.server, (struct sockaddr *)&bound, &len);
+    pthread_mutex_lock(&te.port_lock);
+    te.port = ntohs(bound.sin_port);
+    pthread_cond_broadcast(&te.port_cond);
+    pthread_mutex_unlock(&te.port_lock);
+    uv_run(&te.sloop, UV_RUN_DEFAULT);
+    uv_loop_close(&te.sloop);
+    return NULL;
+}
+
+static void echo_main(void *arg)
+{
+    memset(&te, 0, sizeof te);
+    pthread_mutex_init(&te.port_lock, NULL);
+    pthread_cond_init(&te.port_cond, NULL);
+    pthread_t st;
+    pthread_create(&st, NULL, te_server_thread, NULL);
+    pthread_mutex_lock(&te.port_lock);
+    while (!te.port)
+        pthread_cond_wait(&te.port_cond, &te.port_lock);
+    pthread_mutex_unlock(&te.port_lock);
+    uv_loop_init(&te.cloop);
+    uv_tcp_init(&te.cloop, &te.client);
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", te.port, &a);
+    uv_tcp_connect(&te.creq, &te.client, (const struct sockaddr *)&a, te_connected);
+    uv_run(&te.cloop, UV_RUN_DEFAULT);
+    uv_loop_close(&te.cloop);
+    pthread_join(st, NULL);
+    te.ok = te.got_n == 4 && !memcmp(te.got, "ping", 4) && te.echoed == 4;
+}
+
+static void test_libuv_tcp_echo(void)
+{
+    uint64_t hashes[2] = { 0, 0 }, points = 0;
+    int bad = 0;
+    char last[256] = "";
+    warm_up(echo_main);
+    for (int round = 0; round < 2; round++) {
+        configure("random", 2);
+        for (uint64_t i = 0; i < 100; i++) {
+            sim_set_seed(i + 1);
+            sim_run(echo_main, NULL);
+            points += sim_last_result()->steps;
+            if (sim_last_result()->status != SIM_OK || !te.ok) {
+                bad++;
+                snprintf(last, sizeof last, "%s %s; echoed %d, got %zu", sim_status_names[
+                         sim_last_result()->status], sim_last_result()->detail, te.echoed, te.got_n);
+            }
+        }
+        hashes[round] = sim_last_result()->run_hash;
+    }
+    CHECK(!bad, "%d of 200 schedules did not echo \"ping\" and end (last: %s)", bad, last);
+    CHECK(hashes[0] == hashes[1], "100 random schedules twice: run hashes %016llx and %016llx",
+          (unsigned long long)hashes[0], (unsigned long long)hashes[1]);
+    printf("  200 schedules each echoed \"ping\" over 127.0.0.1 and ended (%.0f points each); "
+           "run hash %016llx twice\n", (double)points / 200, (unsigned long long)hashes[0]);
+}
+
 /* ---- cost ---- */
 
 static long bench_rounds;
@@ -463,10 +685,7 @@ static void *yielder(void *arg)
 static void yield_main(void *arg)
 {
     pthread_t t[2];
-    for (int i = 0; i < 2; i++)
-        pthread_create(&t[i], NULL, yielder, NULL);
-    for (int i = 0; i < 2; i++)
-        pthread_join(t[i], NULL);
+    pair(yielder, t);
 }
 
 static uint64_t cpu_ns(void)
@@ -491,7 +710,8 @@ static void bench(void)
            (double)(cpu_ns() - c0) / (double)steps, (unsigned long long)steps);
     struct { const char *name; void (*fn)(void *); } programs[] = {
         { "overdraft (two sections)", bank_main }, { "lost_wakeup (checked under the lock)",
-        wakeup_main }, { "abba", abba_main } };
+        wakeup_main }, { "abba", abba_main }, { "libuv_async", async_main },
+        { "libuv_tcp_echo", echo_main } };
     one_section = false;
     check_under_lock = true;
     for (size_t p = 0; p < sizeof programs / sizeof *programs; p++) {
@@ -512,13 +732,15 @@ static void bench(void)
 
 /* ---- the list ---- */
 
-static const struct { const char *name; void (*fn)(void); } tests[] = {
+static const ar_selftest_case tests[] = {
     { "overdraft", test_overdraft },
     { "lost_wakeup", test_lost_wakeup },
     { "abba_abandoned", test_abba_abandoned },
     { "virtual_clocks", test_virtual_clocks },
     { "tasks_are_threads", test_tasks_are_threads },
     { "replay", test_replay },
+    { "libuv_async", test_libuv_async },
+    { "libuv_tcp_echo", test_libuv_tcp_echo },
 };
 #define N_TESTS ((int)(sizeof tests / sizeof *tests))
 
@@ -547,17 +769,7 @@ int main(int argc, char **argv)
             usage("a value is missing after", argv[i]);
         only = argv[++i];
     }
-    bool found = false;
-    for (int t = 0; t < N_TESTS; t++) {
-        if (only && strcmp(only, tests[t].name))
-            continue;
-        found = true;
-        uint64_t t0 = wall_ns();
-        ar_selftest_run(&results, tests[t].name);
-        tests[t].fn();
-        ar_selftest_end(&results, tests[t].name, (long long)((wall_ns() - t0) / 1000000));
-    }
-    if (!found)
+    if (!ar_selftest_run_cases(&results, tests, N_TESTS, only, wall_ns))
         usage("unknown test", only);
     ar_selftest_summary(&results);
     return results.failed ? 1 : 0;

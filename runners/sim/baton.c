@@ -7,7 +7,9 @@
  * A task's thread is created with the real pthread_create (looked up past any
  * definition in the executable: the interposer defines its own), waits for
  * its first turn, runs entry, hands the baton to what entry returned and
- * exits. An abandoned one (a run ended by a deadlock or the step bound)
+ * exits. The host joins every one of them once the run is over (settle), so a
+ * run returns only when its threads are gone: a leak check or a thread count
+ * right after it sees no thread still on its way out. An abandoned one (a run ended by a deadlock or the step bound)
  * wakes, hands the baton back to the host and exits where it waited, with
  * pthread_exit: its frames are never resumed, as with fibers.
  */
@@ -38,11 +40,21 @@ typedef struct baton {
 static _Thread_local baton *self;     /* the calling thread's context, once it has one */
 static _Thread_local baton host_ctx;
 
+typedef long (*syscall_fn)(long, ...);
+
 static void futex(_Atomic uint32_t *word, int op, uint32_t val)
 {
-    /* The kernel reads the word itself; EAGAIN (it changed) and EINTR only
-     * send the caller round its loop again. */
-    syscall(SYS_futex, (uint32_t *)word, op, val, NULL, NULL, 0);
+    /* libc's syscall(), past the interposer's (which takes syscall() from
+     * tasks). The kernel reads the word itself; EAGAIN (it changed) and EINTR
+     * only send the caller round its loop again. */
+    static _Atomic syscall_fn real;
+    syscall_fn fn = atomic_load_explicit(&real, memory_order_relaxed);
+    if (!fn) {
+        fn = (syscall_fn)dlsym(RTLD_NEXT, "syscall");
+        atomic_store_explicit(&real, fn ? fn : syscall, memory_order_relaxed);
+        fn = fn ? fn : syscall;
+    }
+    fn(SYS_futex, (uint32_t *)word, op, val, NULL, NULL, 0);
 }
 
 /* The word: 1, the context holds the baton; 0, it waits awake (spinning);
@@ -98,6 +110,7 @@ static void *thread_main(void *p)
 }
 
 typedef int (*create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+typedef int (*join_fn)(pthread_t, void **);
 
 static create_fn real_create(void)
 {
@@ -109,6 +122,21 @@ static create_fn real_create(void)
     }
     return fn;
 }
+
+static join_fn real_join(void)
+{
+    static join_fn fn;
+    if (!fn) {
+        fn = (join_fn)dlsym(RTLD_NEXT, "pthread_join");
+        if (!fn)
+            fn = pthread_join;
+    }
+    return fn;
+}
+
+/* The threads started since the last settle (only the baton's holder adds). */
+static pthread_t *started;
+static size_t n_started, cap_started;
 
 static sim_fiber *host(void)
 {
@@ -126,16 +154,23 @@ static sim_fiber *start(sim_fiber_entry entry, void *arg)
         return NULL;
     b->entry = entry;
     b->arg = arg;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int err = real_create()(&b->tid, &attr, thread_main, b);
-    pthread_attr_destroy(&attr);
+    if (n_started == cap_started) {
+        size_t cap = cap_started ? cap_started * 2 : 16;
+        pthread_t *p = realloc(started, cap * sizeof *p);
+        if (!p) {
+            free(b);
+            return NULL;
+        }
+        started = p;
+        cap_started = cap;
+    }
+    int err = real_create()(&b->tid, NULL, thread_main, b);
     if (err) {
         free(b);
         errno = err;
         return NULL;
     }
+    started[n_started++] = b->tid;
     return (sim_fiber *)b;
 }
 
@@ -156,8 +191,15 @@ static void abandon(sim_fiber *f)
     switch_to((sim_fiber *)self, f);
 }
 
+static void settle(void)
+{
+    for (size_t i = 0; i < n_started; i++)
+        real_join()(started[i], NULL);
+    n_started = 0;
+}
+
 static bool owns_caller(void) { return self && !self->host; }
 static unsigned long os_thread(sim_fiber *f) { return (unsigned long)((baton *)f)->tid; }
 
 const sim_contexts sim_threads = { "threads", host, start, switch_to, abandon, owns_caller,
-                                   os_thread };
+                                   os_thread, settle };

@@ -29,6 +29,10 @@ typedef struct sim_contexts {
     bool (*owns_caller)(void);
     /* The OS thread f runs on, as a pthread_t (NULL: the host's thread). */
     unsigned long (*os_thread)(sim_fiber *f);
+    /* On the host once a run is over: returns when the run's contexts are gone
+     * (threads: every task's thread has exited), so what the process holds is
+     * what the run left. NULL: nothing to wait for. */
+    void (*settle)(void);
 } sim_contexts;
 
 extern const sim_contexts sim_fibers, sim_threads;

@@ -339,4 +339,4 @@ void sim_fiber_abandon(sim_fiber *f)
 }
 
 const sim_contexts sim_fibers = { "fibers", sim_fiber_host, sim_fiber_start, sim_fiber_switch,
-                                  sim_fiber_abandon, NULL, NULL };
+                                  sim_fiber_abandon, NULL, NULL, NULL };

@@ -99,9 +99,11 @@ void sim_sched_configure(const sim_sched_config *c)
 
 const sim_log *sim_sched_log(void) { return &S.log; }
 bool sim_in_task(void) { return S.current != NULL; }
+/* Asks the calling thread's own state first: a thread that is no task (a
+ * watchdog, the host) must not read S, which the host writes meanwhile. */
 bool sim_caller_is_task(void)
 {
-    return S.current && CTX->owns_caller && CTX->owns_caller();
+    return sim_threads.owns_caller() && S.current;
 }
 uint64_t sim_run_serial(void) { return S.run; }
 sim_task *sim_self(void) { return S.current; }
@@ -704,6 +706,8 @@ void sim_sched_run(void (*fn)(void *), void *arg, sim_run_result *out)
         S.live--;
         free(t);
     }
+    if (CTX->settle)
+        CTX->settle();
     S.log.steps = S.steps;
     S.log.status = (int)S.status;
     out->status = S.status;

@@ -17,7 +17,7 @@
 #define FORMAT "asyncrace-sim-schedule/2"
 
 struct sim_schedule {
-    char *case_name, *variant, *mode, *build, *strategy, *outcome;
+    char *case_name, *variant, *mode, *runner, *build, *strategy, *outcome;
     uint64_t iteration, seed, step_ns, step_bound, hash;
     struct { char *name; uint64_t value; } params[SIM_PARAMS_MAX];
     size_t n_params;
@@ -126,6 +126,7 @@ int sim_schedule_write(const char *path, const sim_schedule_id *id, uint64_t ite
     field(f, "case", id->case_name);
     field(f, "variant", id->variant);
     field(f, "mode", id->mode);
+    field(f, "runner", id->runner ? id->runner : "sim");
     field(f, "build", id->build ? id->build : sim_build_id());
     fputs("  \"program\": {", f);
     for (size_t i = 0; i < id->n_params && i < SIM_PARAMS_MAX; i++) {
@@ -480,6 +481,7 @@ static sim_schedule *parse(errbuf *e, const char *text, size_t len, const sim_sc
     s->case_name = dup_field(&root, "case");
     s->variant = dup_field(&root, "variant");
     s->mode = dup_field(&root, "mode");
+    s->runner = get(&root, "runner", J_STR) ? dup_field(&root, "runner") : strdup("sim");
     s->build = dup_field(&root, "build");
     s->strategy = dup_field(&root, "strategy");
     s->outcome = dup_field(&root, "outcome");
@@ -516,6 +518,7 @@ static sim_schedule *parse(errbuf *e, const char *text, size_t len, const sim_sc
         { "case", expect ? expect->case_name : NULL, s->case_name },
         { "variant", expect ? expect->variant : NULL, s->variant },
         { "mode", expect ? expect->mode : NULL, s->mode },
+        { "runner", expect ? (expect->runner ? expect->runner : "sim") : NULL, s->runner },
         { "build", expect ? (expect->build ? expect->build : sim_build_id()) : NULL, s->build },
     };
     for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
@@ -579,6 +582,7 @@ void sim_schedule_free(sim_schedule *s)
     free(s->case_name);
     free(s->variant);
     free(s->mode);
+    free(s->runner);
     free(s->build);
     free(s->strategy);
     free(s->outcome);

@@ -958,29 +958,40 @@ static void sw_main(void *arg)
     R->thread_join(b);
 }
 
-/* A yield offers the others a turn, and staying costs dfs nothing: unless the
- * yielder waits for another task to run first, every spin can go round once
- * more in the next schedule and no bound is ever exhausted. */
-static void test_spin_wait_search_ends(void)
+/* dfs at bounds 0 to 2 on fn: each search ends within cap schedules, none of
+ * them run to the step bound. */
+static void expect_searches_end(void (*fn)(void *), void (*reset)(void), uint64_t step_bound,
+                                uint64_t cap)
 {
     for (int bound = 0; bound <= 2; bound++) {
-        configure("dfs", 3, bound, 20000);
+        configure("dfs", 3, bound, step_bound);
         uint64_t n = 0, hangs = 0;
-        while (!sim_exhausted() && n < 2000) {
-            sw_flag = false;
+        while (!sim_exhausted() && n < cap) {
+            if (reset)
+                reset();
             sim_set_seed(1);
-            R->run(sw_main, NULL);
+            R->run(fn, NULL);
             hangs += sim_last_result()->status != SIM_OK;
             n++;
         }
         CHECK(sim_exhausted(), "dfs bound %d: not exhausted in %llu schedules (%llu hit the step "
               "bound)", bound, (unsigned long long)n, (unsigned long long)hangs);
-        CHECK(hangs == 0, "dfs bound %d: %llu schedules spun to the step bound", bound,
+        CHECK(hangs == 0, "dfs bound %d: %llu schedules ran to the step bound", bound,
               (unsigned long long)hangs);
-        printf("  dfs bound %d: exhausted after %llu schedules, no spin to the step bound\n", bound,
+        printf("  dfs bound %d: exhausted after %llu schedules, none to the step bound\n", bound,
                (unsigned long long)n);
     }
     EXPECT_NO_LEAKS();
+}
+
+static void sw_reset(void) { sw_flag = false; }
+
+/* A yield offers the others a turn, and staying costs dfs nothing: unless the
+ * yielder waits for another task to run first, every spin can go round once
+ * more in the next schedule and no bound is ever exhausted. */
+static void test_spin_wait_search_ends(void)
+{
+    expect_searches_end(sw_main, sw_reset, 20000, 2000);
 }
 
 /* ---- program 2i: two loops that keep each other busy while main waits ---- */
@@ -1031,23 +1042,7 @@ static void pp_main(void *arg)
  * runnable all along) to run first, the schedules grow without end. */
 static void test_ping_pong_search_ends(void)
 {
-    for (int bound = 0; bound <= 2; bound++) {
-        configure("dfs", 3, bound, 200000);
-        uint64_t n = 0, hangs = 0;
-        while (!sim_exhausted() && n < 10000) {
-            sim_set_seed(1);
-            R->run(pp_main, NULL);
-            hangs += sim_last_result()->status != SIM_OK;
-            n++;
-        }
-        CHECK(sim_exhausted(), "dfs bound %d: not exhausted in %llu schedules (%llu hit the step "
-              "bound)", bound, (unsigned long long)n, (unsigned long long)hangs);
-        CHECK(hangs == 0, "dfs bound %d: %llu schedules volleyed to the step bound", bound,
-              (unsigned long long)hangs);
-        printf("  dfs bound %d: exhausted after %llu schedules, none to the step bound\n", bound,
-               (unsigned long long)n);
-    }
-    EXPECT_NO_LEAKS();
+    expect_searches_end(pp_main, NULL, 200000, 10000);
 }
 
 static void test_virtual_time(void)
@@ -1132,7 +1127,7 @@ static const char *schedule_path(const char *name)
     return path[k];
 }
 
-static const sim_schedule_id lu_id = { "lost_update", "unlocked", "natural", NULL, NULL, 0 };
+static const sim_schedule_id lu_id = { "lost_update", "unlocked", "natural", NULL, NULL, 0, NULL };
 
 /* Finds a lost update with random and writes its schedule; its hash and compact string. */
 static bool record_lost_update(const char *path, uint64_t *hash, char **compact, uint64_t *seed)
@@ -1296,8 +1291,8 @@ static bool prog_lu_unlocked(uint64_t s) { return run_lu(false, s); }
 
 static void test_shrink(void)
 {
-    static const sim_schedule_id d2_id = { "depth_two", "bug", "natural", NULL, NULL, 0 };
-    static const sim_schedule_id ord_id = { "order", "bug", "natural", NULL, NULL, 0 };
+    static const sim_schedule_id d2_id = { "depth_two", "bug", "natural", NULL, NULL, 0, NULL };
+    static const sim_schedule_id ord_id = { "order", "bug", "natural", NULL, NULL, 0, NULL };
     shrink_one("lost_update", lu_fails, prog_lu_unlocked, &lu_id, 2, "lu.read", false);
     shrink_one("depth_two", d2_fails, run_d2, &d2_id, 2, "d2.a2 d2.b2", false);
     shrink_one("order", ord_fails, run_ord, &ord_id, 1, "", true);
@@ -1338,7 +1333,7 @@ static void test_decision_numbering(void)
     R->run(nd_main, NULL);
     const char *path = schedule_path("numbering");
     char err[256];
-    static const sim_schedule_id nd_id = { "numbering", "first", "natural", NULL, NULL, 0 };
+    static const sim_schedule_id nd_id = { "numbering", "first", "natural", NULL, NULL, 0, NULL };
     CHECK(sim_schedule_write(path, &nd_id, 0, 0, "ok", "", err, sizeof err) == 0, "%s", err);
     nd_other = true;                 /* the dfs replays its prefix on a changed program */
     R->run(nd_main, NULL);
@@ -1729,7 +1724,7 @@ static int replay_file(const char *path, const char *case_name, const char *writ
 
 /* ---- driver ---- */
 
-static const struct { const char *name; void (*fn)(void); } tests[] = {
+static const ar_selftest_case tests[] = {
     { "lost_update_random", test_lost_update_random },
     { "lost_update_pct", test_lost_update_pct },
     { "lost_update_dfs", test_lost_update_dfs },
@@ -1814,17 +1809,7 @@ int main(int argc, char **argv)
         table(seeds);
         return 0;
     }
-    bool found = false;
-    for (int t = 0; t < N_TESTS; t++) {
-        if (only && strcmp(only, tests[t].name))
-            continue;
-        found = true;
-        uint64_t t0 = wall_ns();
-        ar_selftest_run(&results, tests[t].name);
-        tests[t].fn();
-        ar_selftest_end(&results, tests[t].name, (long long)((wall_ns() - t0) / 1000000));
-    }
-    if (!found)
+    if (!ar_selftest_run_cases(&results, tests, N_TESTS, only, wall_ns))
         usage("unknown test");
     ar_selftest_summary(&results);
     return results.failed ? 1 : 0;

@@ -116,6 +116,8 @@ typedef struct sim_schedule_id {
     const char *case_name, *variant, *mode, *build;
     const sim_param *params;
     size_t n_params;
+    const char *runner;       /* the runner that ran it; NULL: "sim" (files without one
+                                 were all recorded on sim) */
 } sim_schedule_id;
 
 /* Writes the last schedule (atomically: a temporary file, then rename).
