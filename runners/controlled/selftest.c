@@ -388,6 +388,57 @@ static void test_tasks_are_threads(void)
            rt.tid[0], rt.tid[1]);
 }
 
+/* ---- program 5b: a mutex made where a freed one was ---- */
+
+/* malloc may hand a destroyed mutex's memory to the next one, or not, as it
+ * pleases: which it does must not change the schedule. */
+static pthread_mutex_t *slots[2], *current;
+static bool same_slot;
+
+static void *locker(void *arg)
+{
+    pthread_mutex_lock(current);
+    pthread_mutex_unlock(current);
+    return arg;
+}
+
+static void reuse_main(void *arg)
+{
+    pthread_t t;
+    current = slots[0];
+    pthread_mutex_init(current, NULL);
+    pthread_create(&t, NULL, locker, NULL);
+    pthread_join(t, NULL);
+    pthread_mutex_destroy(slots[0]);
+    current = same_slot ? slots[0] : slots[1];
+    pthread_mutex_init(current, NULL);
+    pthread_create(&t, NULL, locker, NULL);
+    pthread_mutex_lock(current);
+    pthread_mutex_unlock(current);
+    pthread_join(t, NULL);
+    pthread_mutex_destroy(current);
+}
+
+static void test_reused_memory(void)
+{
+    pthread_mutex_t mem[2];
+    slots[0] = &mem[0];
+    slots[1] = &mem[1];
+    uint64_t hash[2];
+    for (int round = 0; round < 2; round++) {
+        same_slot = round == 0;
+        configure("random", 2);
+        sim_set_seed(7);
+        sim_run(reuse_main, NULL);
+        hash[round] = sim_last_result()->hash;
+    }
+    CHECK(hash[0] == hash[1], "a second mutex in the first one's memory and in its own: "
+          "schedule hashes %016llx and %016llx (its number came from the address)",
+          (unsigned long long)hash[0], (unsigned long long)hash[1]);
+    printf("  a mutex made in a destroyed one's memory is numbered as a new one: hash %016llx "
+           "both ways\n", (unsigned long long)hash[0]);
+}
+
 /* ---- program 6: one seed, one schedule; a failing schedule replays ---- */
 
 static void test_replay(void)
@@ -725,6 +776,7 @@ static const ar_selftest_case tests[] = {
     { "abba_abandoned", test_abba_abandoned },
     { "virtual_clocks", test_virtual_clocks },
     { "tasks_are_threads", test_tasks_are_threads },
+    { "reused_memory", test_reused_memory },
     { "replay", test_replay },
     { "libuv_async", test_libuv_async },
     { "libuv_tcp_echo", test_libuv_tcp_echo },

@@ -16,13 +16,14 @@
  *
  * Not yet handed over (a task that calls them gets libc, outside the
  * schedule): rwlocks, semaphores, barriers, pthread_once, pthread_exit,
- * detach, and every fd call (the census in docs/census.md lists them).
+ * detach (fd calls are in fds.c, clocks and sleeps in time.c).
  */
 #include "interpose.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -164,6 +165,46 @@ int sched_yield(void)
         return REAL(sched_yield)();
     sim_point("sched_yield", 0, SIM_POINT_YIELD);
     return 0;
+}
+
+/* An object made anew where another was (malloc hands a freed mutex's memory
+ * to the next one) is a new object: init and destroy forget the address, so
+ * it is numbered at its first use like any other. Without this its number
+ * would be the old one's or a new one's depending on which address malloc
+ * picked, and that varies with the order the last run's threads exited
+ * (glibc gives a new thread the arena the last exiting one freed). */
+static void forget(table *t, const void *key)
+{
+    entry *e = find(t, key);
+    memset(&e->kind, 0, sizeof *e - offsetof(entry, kind));
+}
+
+int pthread_mutex_init(pthread_mutex_t *pm, const pthread_mutexattr_t *attr)
+{
+    if (ar_controlled())
+        forget(&mutexes, pm);
+    return REAL(pthread_mutex_init)(pm, attr);
+}
+
+int pthread_mutex_destroy(pthread_mutex_t *pm)
+{
+    if (ar_controlled())
+        forget(&mutexes, pm);
+    return REAL(pthread_mutex_destroy)(pm);
+}
+
+int pthread_cond_init(pthread_cond_t *pc, const pthread_condattr_t *attr)
+{
+    if (ar_controlled())
+        forget(&conds, pc);
+    return REAL(pthread_cond_init)(pc, attr);
+}
+
+int pthread_cond_destroy(pthread_cond_t *pc)
+{
+    if (ar_controlled())
+        forget(&conds, pc);
+    return REAL(pthread_cond_destroy)(pc);
 }
 
 /* ---- mutexes ---- */

@@ -116,6 +116,7 @@ uint64_t sim_log_hash(const sim_log *log)
         h = mix(h, d->kind);
         h = mix(h, (uint64_t)(int64_t)d->task);
         h = mix(h, name_hash(d->point));
+        h = mix(h, (uint64_t)(int64_t)d->arg);    /* which object: a mutex, an fd */
         h = mix(h, d->n);
         if (d->kind == SIM_DECISION_TASK)
             for (uint32_t k = 0; k < d->n; k++)
