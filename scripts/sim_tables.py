@@ -2,13 +2,16 @@
 
     /usr/bin/python3 scripts/sim_tables.py [--seeds 20] [--cap 20000]
         [--real epoll] [--real-cap 20000] [--bounds 0,1,2[,none]] [--search-cap 200000]
-        [--search-seconds 60] [--only CASE]
+        [--search-seconds 60] [--only CASE] [--scheduled sim,libuv_ctl,...]
+        [--strategies pos,pct,...] [--skip 1|2|3]
 
 1. To the first failure, per buggy or partial variant, over --seeds run seeds (median and
-   max, and how many seeds found nothing within the cap): schedules on sim with each
-   strategy (random, pos, surw and pct sampling the natural scenario; dfs, dfs-sleep
-   and delay searching the documented one at bound 2, one program after another), beside
-   iterations on a real runner, natural and chaos.
+   max, and how many seeds found nothing within the cap): schedules on each runner the
+   scheduler owns (--scheduled: sim, and the real loops under it, libuv_ctl, ...) with
+   each strategy (random, pos, surw and pct sampling the natural scenario; dfs,
+   dfs-sleep and delay searching the documented one at bound 2, one program after
+   another), beside iterations on a real runner, natural and chaos. The schedule counts
+   do not depend on the machine's load: one seed is one schedule sequence.
 2. Depth: the smallest bound at which each search finds each buggy or partial variant
    (delay bounding, and preemption bounding with and without sleep sets), searching one
    program after another
@@ -100,7 +103,17 @@ def main() -> int:
     ap.add_argument("--search-seconds", type=float, default=60.0)
     ap.add_argument("--only", action="append")
     ap.add_argument("--skip", action="append", default=[], help="part 1, 2 or 3")
+    ap.add_argument("--scheduled", default="sim",
+                    help="part 1: the runners the scheduler owns, comma-separated")
+    ap.add_argument("--strategies", default=",".join((*SAMPLERS, *SEARCHES)),
+                    help="part 1: the strategies, comma-separated")
     a = ap.parse_args()
+    scheduled, strategies = a.scheduled.split(","), a.strategies.split(",")
+    bad = [st for st in strategies if st not in (*SAMPLERS, *SEARCHES)]
+    if bad:
+        print(f"sim_tables: --strategies: unknown {bad[0]!r} (known: "
+              f"{', '.join((*SAMPLERS, *SEARCHES))})", file=sys.stderr)
+        return 2
     bounds = a.bounds.split(",")
     if not all(b == "none" or (b.isdigit() and int(b) <= 16) for b in bounds):
         print(f"sim_tables: --bounds: expected 0 to 16 or none, like 0,1,2, got {a.bounds!r}",
@@ -115,10 +128,18 @@ def main() -> int:
               file=sys.stderr)
         return 2
 
+    listed = json.loads(subprocess.run([str(BIN / cases[0]), "--list"], capture_output=True,
+                                       text=True).stdout)["runners"]
+    owned = [r["name"] for r in listed if r["deterministic"]]
+    if any(r not in owned for r in scheduled):
+        print(f"sim_tables: --scheduled: {next(r for r in scheduled if r not in owned)!r} is "
+              f"not a runner the scheduler owns in this build (built: {', '.join(owned)})",
+              file=sys.stderr)
+        return 2
     if "1" not in a.skip:
-        print(f"## 1. To the first failure: median / max over {a.seeds} seeds (sim: schedules; "
-              f"{a.real}: iterations)\n")
-        columns = [*(f"sim {st}" for st in (*SAMPLERS, *SEARCHES)),
+        print(f"## 1. To the first failure: median / max over {a.seeds} seeds "
+              f"({', '.join(scheduled)}: schedules; {a.real}: iterations)\n")
+        columns = [*(f"{r} {st}" for r in scheduled for st in strategies),
                    f"{a.real} natural", f"{a.real} chaos"]
         print("| variant | " + " | ".join(columns) + " |\n|---|" + "---|" * len(columns))
         for case in cases:
@@ -126,7 +147,7 @@ def main() -> int:
                 if v["twin"] is not None:
                     continue      # a never-failing variant
                 row = []
-                runs = [("sim", "natural", a.cap, st) for st in (*SAMPLERS, *SEARCHES)]
+                runs = [(r, "natural", a.cap, st) for r in scheduled for st in strategies]
                 runs += [(a.real, "natural", a.real_cap, None), (a.real, "chaos", a.real_cap, None)]
                 for runner, mode, cap, strategy in runs:
                     found = [first_failure(case, runner, v["name"], mode, s, cap, strategy)

@@ -19,7 +19,7 @@ DRIVER_OUTCOMES = ("ok", "crash", "hang")
 # declaration is checked against before anything is built. harness/test_contract.py
 # checks that every built program lists exactly these.
 BUILTIN_OUTCOMES = ("ok", "panic", "deadlock", "fatal", "lost", "wrong_thread", "leak", "crash",
-                    "hang")
+                    "hang", "uncontrolled")
 STATUS_FIELDS = {  # name: (type, count or None for "one per outcome")
     "magic": ("char", None), "current": ("u64", 1), "done": ("u64", 1), "counts": ("u64", None),
     "first_failure_iteration": ("u64", 1), "first_failure_outcome": ("u64", 1),

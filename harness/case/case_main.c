@@ -6,6 +6,7 @@
 #include "iteration.h"
 #include "report.h"
 #include "status.h"
+#include "sim/contexts.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -395,6 +396,7 @@ static void record(uint64_t index, uint64_t seed, ar_outcome o, const char *deta
 static void *watchdog(void *arg)
 {
     (void)arg;
+    sim_threads_stay_outside();   /* real time, on purpose: not a task of any run */
     while (!atomic_load(&watchdog_stop)) {
         nanosleep(&(struct timespec){ 0, 20000000 }, NULL);
         /* A driver that died leaves nobody to read the status or the report:

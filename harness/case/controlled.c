@@ -161,6 +161,9 @@ void ar_controlled_after(ar_controlled *c, ar_outcome *outcome, char *detail, si
     } else if (r->status == SIM_STEP_BOUND) {
         *outcome = AR_HANG;
         snprintf(detail, n, "%s", r->detail);
+    } else if (r->status == SIM_UNCONTROLLED) {
+        *outcome = AR_UNCONTROLLED;
+        snprintf(detail, n, "%s", r->detail);
     }
     if (c->replaying && !c->uncounted) {
         c->replayed = true;

@@ -15,6 +15,7 @@
 
 const char *const ar_outcome_names[AR_OUTCOME_COUNT] = {
     "ok", "panic", "deadlock", "fatal", "lost", "wrong_thread", "leak", "crash", "hang",
+    "uncontrolled",
 };
 
 const ar_mode_info ar_modes[AR_MODE_COUNT] = {

@@ -29,6 +29,7 @@ typedef enum {
     AR_LEAK,         /* a handle, lock or descriptor never freed */
     AR_CRASH,        /* killed by a signal (counted by the driver) */
     AR_HANG,         /* past the deadline */
+    AR_UNCONTROLLED, /* under the scheduler, something it does not order ran (which, where) */
     AR_OUTCOME_COUNT
 } ar_outcome;
 

@@ -374,8 +374,24 @@ int close(int fd)
     FD_CALL("close", fd, REAL(close)(fd));
 }
 
-/* libuv closes every fd with syscall(SYS_close); a futex through syscall()
- * (Rust's std, parking_lot) is not handed over yet and goes to the kernel. */
+/* What a task may ask of syscall() without the scheduler: calls that neither
+ * wait, nor order anything with another task, nor read time or chance. */
+static bool harmless(long number)
+{
+    switch (number) {
+    case SYS_gettid: case SYS_getpid: case SYS_getppid: case SYS_getuid: case SYS_geteuid:
+    case SYS_getgid: case SYS_getegid: case SYS_sched_getaffinity: case SYS_statx:
+    case SYS_membarrier: case SYS_rseq:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* libuv closes every fd with syscall(SYS_close). Any other call through
+ * syscall() that is not harmless (a futex: Rust's std, parking_lot; a raw
+ * epoll_wait, read or clock_gettime) would act behind the scheduler's back:
+ * the run ends, naming it and its caller. */
 long syscall(long number, ...)
 {
     va_list ap;
@@ -384,7 +400,15 @@ long syscall(long number, ...)
     for (int i = 0; i < 6; i++)
         a[i] = va_arg(ap, long);
     va_end(ap);
-    if (ar_controlled() && number == SYS_close)
-        FD_CALL("close", a[0], REAL(syscall)(SYS_close, a[0]));
+    if (ar_controlled()) {
+        if (number == SYS_close)
+            FD_CALL("close", a[0], REAL(syscall)(SYS_close, a[0]));
+        if (!harmless(number)) {
+            char where[200];
+            sim_where(where, sizeof where, __builtin_return_address(0));
+            sim_lost_control("a call past the interposer: syscall(%ld, %s) from %s, which "
+                             "the scheduler does not order", number, sim_syscall_name(number), where);
+        }
+    }
     return REAL(syscall)(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 }

@@ -3,13 +3,14 @@
  * conditions, sched_yield; time.c: clocks and sleeps). Linked into an
  * executable, they also take the calls libuv.so, libevent.so and libev.so
  * make (their imports bind through the PLT to the executable's definitions;
- * -Wl,--wrap would miss them; see docs/controlled.md). Only a program built
- * to run under the scheduler links them: every other binary keeps libc's
- * own, and the sanitizers' interceptors.
+ * -Wl,--wrap would miss them; see docs/controlled.md). Every case program
+ * links them; outside a run on threads they only cost a test.
  *
  * A call from a task of a run on threads contexts (sim_caller_is_task) goes
  * to the scheduler core; any other caller gets libc's function, found with
  * dlsym(RTLD_NEXT), so an ASan or TSan interceptor in between still sees it.
+ * A call from a thread the scheduler did not start, while a run is on, also
+ * ends that run (SIM_UNCONTROLLED), naming the call and its caller.
  */
 #ifndef AR_INTERPOSE_H
 #define AR_INTERPOSE_H
@@ -42,11 +43,24 @@ static inline void *ar_real(const char *name)
     return fn;
 }
 
-/* The calling thread is a task of a controlled run. */
-static inline bool ar_controlled(void) { return sim_caller_is_task(); }
+/* A thread the scheduler did not start made this call during a run. */
+void ar_foreign_call(const char *call, void *from);
+
+/* The calling thread is a task of a controlled run. (A macro, so that the
+ * wrapper's name and its caller's address are the call's.) */
+#define ar_controlled() ar_controlled_at(__func__, __builtin_return_address(0))
+static inline bool ar_controlled_at(const char *call, void *from)
+{
+    if (sim_caller_is_task())
+        return true;
+    if (sim_caller_is_foreign())
+        ar_foreign_call(call, from);
+    return false;
+}
 
 /* A call the interposer cannot hand to the scheduler: the run cannot stay
- * deterministic, so it stops here, naming the call. */
+ * deterministic, so it ends (SIM_UNCONTROLLED), naming the call; outside a
+ * task, the process stops. */
 _Noreturn void ar_uncontrolled(const char *call, const char *why);
 
 /* Virtual CLOCK_REALTIME is virtual monotonic time plus this (2026-01-01). */

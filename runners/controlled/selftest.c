@@ -15,11 +15,14 @@
 #include "selftest.h"
 #include "sim/sim.h"
 #include "sim/sched.h"
+#include "sim/contexts.h"
 
 #include <dirent.h>
 #include <uv.h>
 #include <errno.h>
+#include <linux/futex.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -439,6 +442,152 @@ static void test_reused_memory(void)
            "both ways\n", (unsigned long long)hash[0]);
 }
 
+/* ---- programs 5c-5f: what the scheduler does not order ends the run, named ---- */
+
+static _Atomic int spin_flag;
+static pthread_mutex_t spin_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *spinner(void *arg)
+{
+    while (!atomic_load_explicit(&spin_flag, memory_order_relaxed))
+        ;                         /* no call: only the other thread can end this */
+    return arg;
+}
+
+static void *flag_setter(void *arg)
+{
+    pthread_mutex_lock(&spin_lock);
+    atomic_store(&spin_flag, 1);
+    pthread_mutex_unlock(&spin_lock);
+    return arg;
+}
+
+static void spin_main(void *arg)
+{
+    pthread_t a, b;
+    atomic_store(&spin_flag, 0);
+    pthread_create(&a, NULL, spinner, NULL);
+    pthread_create(&b, NULL, flag_setter, NULL);
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+}
+
+static sem_t never_posted;
+
+static void *sem_waiter(void *arg)
+{
+    sem_wait(&never_posted);      /* a futex inside glibc: the scheduler never hears of it */
+    return arg;
+}
+
+static void blocked_main(void *arg)
+{
+    pthread_t a, b;
+    pthread_create(&a, NULL, sem_waiter, NULL);
+    pthread_create(&b, NULL, flag_setter, NULL);
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+}
+
+static void escape_main(void *arg)
+{
+    pthread_t b;
+    pthread_create(&b, NULL, flag_setter, NULL);
+    _Atomic uint32_t word = 1;    /* a futex through syscall(), as Rust's std parks */
+    syscall(SYS_futex, &word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    pthread_join(b, NULL);
+}
+
+static int foreign_pipe[2];
+static sem_t foreign_go;
+
+static void *outsider(void *arg)  /* started by the host, outside any run */
+{
+    sem_wait(&foreign_go);
+    if (write(foreign_pipe[1], "x", 1) != 1)
+        perror("ctltest: outsider write");
+    return arg;
+}
+
+static void foreign_main(void *arg)
+{
+    pthread_t b;
+    pthread_create(&b, NULL, flag_setter, NULL);
+    sem_post(&foreign_go);
+    char c;
+    if (read(foreign_pipe[0], &c, 1) != 1)  /* a blocking pipe: returns once the outsider wrote */
+        perror("ctltest: read");
+    pthread_join(b, NULL);
+}
+
+typedef struct { sim_status status; char detail[512]; bool next_clean; } stuck;
+
+/* One run of fn on dfs (the lowest id goes first: deterministic); then a
+ * normal program, which must run clean: the process got over it. */
+static stuck stuck_run(void (*fn)(void *))
+{
+    configure("dfs", 0);
+    sim_set_seed(1);
+    sim_run(fn, NULL);
+    stuck s = { sim_last_result()->status, "", false };
+    snprintf(s.detail, sizeof s.detail, "%s", sim_last_result()->detail);
+    configure("random", 2);
+    one_section = true;
+    sim_set_seed(1);
+    sim_run(bank_main, NULL);
+    s.next_clean = sim_last_result()->status == SIM_OK && balance == 0;
+    return s;
+}
+
+#define EXPECT_UNCONTROLLED(r, want1, want2)                                          \
+    CHECK((r).status == SIM_UNCONTROLLED && strstr((r).detail, want1) &&            \
+          strstr((r).detail, want2) && (r).next_clean, "status %s, detail: %s; the "   \
+          "next run %s", sim_status_names[(r).status], (r).detail,                    \
+          (r).next_clean ? "clean" : "not clean")
+
+static void test_uncontrolled(void)
+{
+    sim_threads_set_stuck_ms(300);
+    configure("random", 2);
+    sim_set_seed(1);
+    sim_run(bank_main, NULL);     /* first, for TSan's own thread, started with the first one */
+    int before = os_threads();
+    uint64_t t0 = wall_ns();
+    stuck r = stuck_run(escape_main);
+    EXPECT_UNCONTROLLED(r, "syscall(202, futex)", "ctltest");
+    printf("  a futex through syscall(): %s\n", r.detail);
+
+    sem_init(&foreign_go, 0, 0);
+    if (pipe(foreign_pipe) != 0)
+        perror("ctltest: pipe");
+    pthread_t out;
+    pthread_create(&out, NULL, outsider, NULL);   /* the host's: a plain thread */
+    r = stuck_run(foreign_main);
+    pthread_join(out, NULL);
+    close(foreign_pipe[0]);
+    close(foreign_pipe[1]);
+    EXPECT_UNCONTROLLED(r, "did not start called write", "ctltest");
+    printf("  a thread started outside the run: %s\n", r.detail);
+
+    sem_init(&never_posted, 0, 0);
+    r = stuck_run(blocked_main);
+    EXPECT_UNCONTROLLED(r, "blocks outside the scheduler", "libc.so.6");
+    printf("  sem_wait, a futex inside glibc: %s\n", r.detail);
+#if defined(__SANITIZE_THREAD__)
+    (void)spin_main;
+    printf("  (the pure spin is not provoked under TSan: it holds a signal back from a thread "
+           "that never calls libc, so the watchdog could only end the process)\n");
+#else
+    r = stuck_run(spin_main);
+    EXPECT_UNCONTROLLED(r, "spins", "ctltest");
+    printf("  a pure spin: %s\n", r.detail);
+#endif
+    CHECK(os_threads() == before, "OS threads: %d before, %d after", before, os_threads());
+    printf("  each ended its run in %.1f s in all, and the next run was clean\n",
+           (double)(wall_ns() - t0) / 1e9);
+    sim_threads_set_stuck_ms(0);
+}
+
 /* ---- program 6: one seed, one schedule; a failing schedule replays ---- */
 
 static void test_replay(void)
@@ -777,6 +926,7 @@ static const ar_selftest_case tests[] = {
     { "virtual_clocks", test_virtual_clocks },
     { "tasks_are_threads", test_tasks_are_threads },
     { "reused_memory", test_reused_memory },
+    { "uncontrolled", test_uncontrolled },
     { "replay", test_replay },
     { "libuv_async", test_libuv_async },
     { "libuv_tcp_echo", test_libuv_tcp_echo },

@@ -30,8 +30,17 @@
 
 _Noreturn void ar_uncontrolled(const char *call, const char *why)
 {
+    if (sim_caller_is_task())
+        sim_lost_control("%s: %s", call, why);
     fprintf(stderr, "asyncrace interposer: uncontrolled: %s: %s\n", call, why);
     abort();
+}
+
+void ar_foreign_call(const char *call, void *from)
+{
+    char where[200];
+    sim_where(where, sizeof where, from);
+    sim_note_foreign("a thread the scheduler did not start called %s, from %s", call, where);
 }
 
 /* ---- the run's objects, by address ---- */

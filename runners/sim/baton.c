@@ -12,11 +12,26 @@
  * right after it sees no thread still on its way out. An abandoned one (a run ended by a deadlock or the step bound)
  * wakes, hands the baton back to the host and exits where it waited, with
  * pthread_exit: its frames are never resumed, as with fibers.
+ *
+ * The watchdog: while a task holds the baton, the host sleeps with a timeout
+ * and counts the core's scheduling points. None for stuck_ms means the task
+ * spins, or blocks in the kernel on something the scheduler does not know (a
+ * futex inside glibc, a blocking read): the host reads the thread's state
+ * from /proc and signals it; the handler, on the stuck thread, names where it
+ * was (each frame's library and symbol) and ends the run through the core
+ * (SIM_UNCONTROLLED), then exits like an abandoned task. A sanitizer that
+ * holds the signal back (TSan delays it until the thread enters libc) leaves
+ * the process one line and an exit, never a hang.
  */
 #include "contexts.h"
+#include "sched.h"
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <execinfo.h>
+#include <signal.h>
+#include <ucontext.h>
+#include <time.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -34,15 +49,27 @@ typedef struct baton {
     void *arg;
     bool host;
     pthread_t tid;
+    pid_t ktid;                   /* the kernel's id, for /proc */
     struct baton *unwind_to;      /* where an abandoned one hands the baton */
 } baton;
+
+_Atomic unsigned long long sim_points_seen;
+/* Who took the baton last, copied (a finished task's baton is freed): the
+ * watchdog on the host reads these while the holder runs. */
+static _Atomic bool holder_is_host;
+static _Atomic unsigned long holder_tid;
+static _Atomic int holder_ktid;
+/* A task that lost control in the watchdog's signal handler cannot free its
+ * baton there (not async-signal-safe): the host frees it once it has joined it. */
+static baton *stuck_baton;
+static _Thread_local bool in_watchdog_handler;
 
 static _Thread_local baton *self;     /* the calling thread's context, once it has one */
 static _Thread_local baton host_ctx;
 
 typedef long (*syscall_fn)(long, ...);
 
-static void futex(_Atomic uint32_t *word, int op, uint32_t val)
+static void futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *timeout)
 {
     /* libc's syscall(), past the interposer's (which takes syscall() from
      * tasks). The kernel reads the word itself; EAGAIN (it changed) and EINTR
@@ -54,7 +81,7 @@ static void futex(_Atomic uint32_t *word, int op, uint32_t val)
         atomic_store_explicit(&real, fn ? fn : syscall, memory_order_relaxed);
         fn = fn ? fn : syscall;
     }
-    fn(SYS_futex, (uint32_t *)word, op, val, NULL, NULL, 0);
+    fn(SYS_futex, (uint32_t *)word, op, val, timeout, NULL, 0);
 }
 
 /* The word: 1, the context holds the baton; 0, it waits awake (spinning);
@@ -64,8 +91,10 @@ enum { WAITING = 0, HOLDS = 1, ASLEEP = 2, SPINS = 200 };
 static void hand(baton *to)
 {
     if (atomic_exchange_explicit(&to->turn, HOLDS, memory_order_release) == ASLEEP)
-        futex(&to->turn, FUTEX_WAKE_PRIVATE, 1);
+        futex(&to->turn, FUTEX_WAKE_PRIVATE, 1, NULL);
 }
+
+static void watch(void);
 
 /* Waits until me holds the baton: a short spin first (the hand-back often
  * comes within microseconds, and a futex wake-up costs several), then the
@@ -76,6 +105,9 @@ static void take(baton *me)
         uint32_t v = atomic_load_explicit(&me->turn, memory_order_acquire);
         if (v == HOLDS) {
             atomic_store_explicit(&me->turn, WAITING, memory_order_relaxed);
+            atomic_store_explicit(&holder_is_host, me->host, memory_order_relaxed);
+            atomic_store_explicit(&holder_tid, (unsigned long)me->tid, memory_order_relaxed);
+            atomic_store_explicit(&holder_ktid, me->ktid, memory_order_relaxed);
             break;
         }
         if (i < SPINS) {
@@ -85,21 +117,180 @@ static void take(baton *me)
         uint32_t expect = WAITING;
         if (v == ASLEEP || atomic_compare_exchange_strong_explicit(&me->turn, &expect, ASLEEP,
                                                                    memory_order_acquire,
-                                                                   memory_order_acquire))
-            futex(&me->turn, FUTEX_WAIT_PRIVATE, ASLEEP);
+                                                                   memory_order_acquire)) {
+            static const struct timespec tick = { 0, 50 * 1000000 };
+            futex(&me->turn, FUTEX_WAIT_PRIVATE, ASLEEP, me->host ? &tick : NULL);
+            if (me->host)
+                watch();
+        }
     }
     if (atomic_load_explicit(&me->abandoned, memory_order_acquire)) {
         baton *to = me->unwind_to;
-        free(me);
+        if (in_watchdog_handler)
+            stuck_baton = me;         /* ordered before the host's take by hand() */
+        else
+            free(me);
         self = NULL;
         hand(to);
         pthread_exit(NULL);
     }
 }
 
+/* ---- the watchdog ---- */
+
+static unsigned stuck_ms = 2000;
+static char stuck_why[160];           /* the host's finding, for the handler */
+
+void sim_threads_set_stuck_ms(unsigned ms) { stuck_ms = ms ? ms : 2000; }
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int sim_where(char *out, size_t n, void *pc)
+{
+    Dl_info di;
+    if (!dladdr(pc, &di) || !di.dli_fname)
+        return snprintf(out, n, "%p", pc);
+    const char *base = strrchr(di.dli_fname, '/');
+    base = base ? base + 1 : di.dli_fname;
+    if (di.dli_sname)
+        return snprintf(out, n, "%s (%s+0x%lx)", base, di.dli_sname,
+                        (unsigned long)((char *)pc - (char *)di.dli_saddr));
+    return snprintf(out, n, "%s (+0x%lx)", base,
+                    (unsigned long)((char *)pc - (char *)di.dli_fbase));
+}
+
+const char *sim_syscall_name(long number)
+{
+    switch (number) {
+    case SYS_futex: return "futex";
+    case SYS_read: return "read";
+    case SYS_write: return "write";
+    case SYS_epoll_wait: return "epoll_wait";
+    case SYS_epoll_pwait: return "epoll_pwait";
+    case SYS_poll: return "poll";
+    case SYS_ppoll: return "ppoll";
+    case SYS_clock_gettime: return "clock_gettime";
+    case SYS_nanosleep: return "nanosleep";
+    case SYS_clock_nanosleep: return "clock_nanosleep";
+    case SYS_getrandom: return "getrandom";
+    default: return "?";
+    }
+}
+
+/* On the stuck task's thread: where it is, then the run ends through the core. */
+static void on_stuck(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig, (void)si, (void)uc;
+    in_watchdog_handler = true;
+    void *pcs[16];
+    int n = backtrace(pcs, 16);
+    /* From the interrupted instruction on (the frames before it are this
+     * handler's and the signal's), innermost first. */
+    void *at = (void *)((ucontext_t *)uc)->uc_mcontext.gregs[REG_RIP];
+    int first = 2;
+    for (int i = 0; i < n; i++)
+        if (pcs[i] == at)
+            first = i;
+    char where[400];
+    size_t len = 0;
+    where[0] = '\0';
+    for (int i = first; i < n && i < first + 5 && len < sizeof where; i++) {
+        void *pc = i == first ? pcs[i] : (char *)pcs[i] - 1;  /* a return address is past its call */
+        len += (size_t)snprintf(where + len, sizeof where - len, "%s", i > first ? " < " : "");
+        if (len < sizeof where)
+            len += (size_t)sim_where(where + len, sizeof where - len, pc);
+    }
+    sim_lost_control("%s, at %s", stuck_why, where);
+}
+
+/* The kernel's view of thread t: its state letter and, asleep, its syscall. */
+static char thread_state(pid_t t, long *syscall_nr)
+{
+    char path[64], buf[512];
+    *syscall_nr = -1;
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)t);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return '?';
+    size_t got = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[got] = '\0';
+    const char *paren = strrchr(buf, ')');   /* the name may hold spaces */
+    char state = paren && paren[1] && paren[2] ? paren[2] : '?';
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)t);
+    if ((f = fopen(path, "r"))) {
+        if (fscanf(f, "%ld", syscall_nr) != 1)
+            *syscall_nr = -1;         /* "running" */
+        fclose(f);
+    }
+    return state;
+}
+
+/* On the host, between its waits while a task holds the baton. */
+static unsigned long long watch_last;
+static uint64_t watch_since, watch_signalled;   /* ms; since 0: start counting */
+
+static void watch(void)
+{
+    unsigned long long last = watch_last;
+    uint64_t since = watch_since, signalled = watch_signalled;
+    uint64_t now = mono_ms();
+    unsigned long long seen = atomic_load_explicit(&sim_points_seen, memory_order_relaxed);
+    if (seen != last || !since) {
+        watch_last = seen;
+        watch_since = now;
+        watch_signalled = 0;
+        return;
+    }
+    int ktid = atomic_load_explicit(&holder_ktid, memory_order_relaxed);
+    if (atomic_load_explicit(&holder_is_host, memory_order_relaxed) || !ktid ||
+        now - since < stuck_ms)
+        return;
+    if (signalled) {
+        if (now - signalled > 5u * stuck_ms) {
+            fprintf(stderr, "asyncrace: a task (kernel thread %d) %s and did not answer the "
+                    "watchdog's signal (a sanitizer holds signals back while a thread spins)\n",
+                    ktid, stuck_why);
+            _exit(70);
+        }
+        return;
+    }
+    long nr;
+    char state = thread_state(ktid, &nr);
+    if (state == 'R')
+        snprintf(stuck_why, sizeof stuck_why, "a task spins: running %u ms without a "
+                 "scheduling point", stuck_ms);
+    else
+        snprintf(stuck_why, sizeof stuck_why, "a task blocks outside the scheduler: asleep in "
+                 "the kernel (system call %ld, %s) for %u ms with no scheduling point", nr,
+                 sim_syscall_name(nr), stuck_ms);
+    static bool installed;
+    if (!installed) {
+        struct sigaction sa = { .sa_sigaction = on_stuck, .sa_flags = SA_SIGINFO };
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGRTMIN + 5, &sa, NULL);
+        void *warm[2];
+        backtrace(warm, 2);           /* loads the unwinder now, not in the handler */
+        installed = true;
+    }
+    watch_signalled = now;
+    pthread_kill((pthread_t)atomic_load_explicit(&holder_tid, memory_order_relaxed), SIGRTMIN + 5);
+}
+
+static _Thread_local bool outside;     /* sim_threads_stay_outside was called here */
+
+bool sim_threads_caller_is_host(void) { return (self && self->host) || outside; }
+void sim_threads_stay_outside(void) { outside = true; }
+
 static void *thread_main(void *p)
 {
     baton *me = p;
+    me->ktid = gettid();
     self = me;
     take(me);
     baton *next = (baton *)me->entry(me->arg);
@@ -179,6 +370,8 @@ static void switch_to(sim_fiber *from, sim_fiber *to)
     baton *me = (baton *)from, *next = (baton *)to;
     if (me == next)
         return;
+    if (me->host)
+        watch_since = 0;              /* a task's turn starts now */
     hand(next);
     take(me);
 }
@@ -196,6 +389,8 @@ static void settle(void)
     for (size_t i = 0; i < n_started; i++)
         real_join()(started[i], NULL);
     n_started = 0;
+    free(stuck_baton);
+    stuck_baton = NULL;
 }
 
 static bool owns_caller(void) { return self && !self->host; }

@@ -15,6 +15,7 @@
 #ifndef SIM_CONTEXTS_H
 #define SIM_CONTEXTS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "fiber.h"
@@ -36,5 +37,18 @@ typedef struct sim_contexts {
 } sim_contexts;
 
 extern const sim_contexts sim_fibers, sim_threads;
+
+/* Scheduling points since the process started (the core counts; the threads'
+ * watchdog reads it from the host: no point for a while is a task stuck). */
+extern _Atomic unsigned long long sim_points_seen;
+/* The calling OS thread is the host of a run on threads, or stays outside
+ * every run (sim_threads_stay_outside): its calls are not a foreign thread's. */
+bool sim_threads_caller_is_host(void);
+/* The calling thread is the harness's own and never touches what the tasks
+ * share (a deadline watchdog on the real clock): its libc calls during a run
+ * are not a thread the scheduler failed to start. */
+void sim_threads_stay_outside(void);
+/* How long a task may hold the baton without a scheduling point (0: 2000 ms). */
+void sim_threads_set_stuck_ms(unsigned ms);
 
 #endif

@@ -6,11 +6,13 @@
 #include "strategy.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-const char *const sim_status_names[SIM_STATUS_COUNT] = { "ok", "deadlock", "step_bound" };
+const char *const sim_status_names[SIM_STATUS_COUNT] = { "ok", "deadlock", "step_bound",
+                                                          "uncontrolled" };
 
 enum task_state { T_RUNNABLE, T_BLOCKED, T_DONE };
 enum session { NO_SESSION, IN_RUN, ADOPTED };
@@ -104,6 +106,33 @@ bool sim_in_task(void) { return S.current != NULL; }
 bool sim_caller_is_task(void)
 {
     return sim_threads.owns_caller() && S.current;
+}
+
+/* A run on threads is on: read by any thread (the interposer's test for a
+ * thread the scheduler did not start); written by the host around a run. */
+static _Atomic bool threads_run_on;
+
+bool sim_caller_is_foreign(void)
+{
+    return atomic_load_explicit(&threads_run_on, memory_order_acquire) &&
+           !sim_threads.owns_caller() && !sim_threads_caller_is_host();
+}
+
+/* The first foreign call of a run, noted by its thread (0: none, 1: being
+ * written, 2: written); the holder of the baton ends the run at its next step. */
+static _Atomic int foreign_state;
+static char foreign_detail[sizeof S.detail];
+
+void sim_note_foreign(const char *fmt, ...)
+{
+    int none = 0;
+    if (!atomic_compare_exchange_strong(&foreign_state, &none, 1))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(foreign_detail, sizeof foreign_detail, fmt, ap);
+    va_end(ap);
+    atomic_store_explicit(&foreign_state, 2, memory_order_release);
 }
 uint64_t sim_run_serial(void) { return S.run; }
 sim_task *sim_self(void) { return S.current; }
@@ -372,6 +401,23 @@ static _Noreturn void abandon(sim_status status)
     fatal("an abandoned task was resumed");
 }
 
+_Noreturn void sim_lost_control(const char *fmt, ...)
+{
+    if (!S.current || S.session != IN_RUN)
+        fatal("lost control outside a run's task");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(S.detail, sizeof S.detail, fmt, ap);
+    va_end(ap);
+    abandon(SIM_UNCONTROLLED);
+}
+
+static void check_foreign(void)
+{
+    if (atomic_load_explicit(&foreign_state, memory_order_acquire) == 2 && S.session == IN_RUN)
+        sim_lost_control("%s", foreign_detail);
+}
+
 static _Noreturn void deadlock(void)
 {
     size_t len = 0;
@@ -402,8 +448,10 @@ static void step(const char *point)
     if (S.current)
         S.current->steps++;
     S.now += S.cfg.step_ns;
+    atomic_fetch_add_explicit(&sim_points_seen, 1, memory_order_relaxed);
     if (S.cfg.step_bound && S.steps > S.cfg.step_bound && S.session == IN_RUN)
         step_bound_hit(point);
+    check_foreign();
     fire_due();
 }
 
@@ -696,7 +744,11 @@ void sim_sched_run(void (*fn)(void *), void *arg, sim_run_result *out)
     S.current = t;              /* the first switch is no decision */
     chunk_start(t);
     S.running = t->fiber;
+    bool on_threads = CTX == &sim_threads;
+    if (on_threads)
+        atomic_store_explicit(&threads_run_on, true, memory_order_release);
     CTX->switch_to(S.host, t->fiber);
+    atomic_store_explicit(&threads_run_on, false, memory_order_release);
     S.current = NULL;
     S.running = S.host;
     if (S.status != SIM_OK) {
@@ -706,6 +758,12 @@ void sim_sched_run(void (*fn)(void *), void *arg, sim_run_result *out)
         S.live--;
         free(t);
     }
+    if (on_threads && S.status == SIM_OK &&
+        atomic_load_explicit(&foreign_state, memory_order_acquire) == 2) {
+        S.status = SIM_UNCONTROLLED;  /* the last step came before the foreign call */
+        snprintf(S.detail, sizeof S.detail, "%s", foreign_detail);
+    }
+    atomic_store_explicit(&foreign_state, 0, memory_order_relaxed);
     if (CTX->settle)
         CTX->settle();
     S.log.steps = S.steps;

@@ -133,6 +133,20 @@ bool sim_in_task(void);
 /* On threads contexts: a run is on and the calling OS thread is one of its
  * tasks' (the interposer's test: any other thread goes to libc). Never on fibers. */
 bool sim_caller_is_task(void);
+/* On threads contexts: a run is on and the calling OS thread is neither one of
+ * its tasks' nor the host's: a thread the scheduler did not start. */
+bool sim_caller_is_foreign(void);
+/* From any thread: the run is not deterministic any more (the first note of a
+ * run wins); the task holding the baton ends it, SIM_UNCONTROLLED, at its next
+ * scheduling point, or the run ends so if none comes. */
+void sim_note_foreign(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "libc.so.6 (sem_wait+0x3f)": the object and symbol an address is in (no
+ * symbol: the offset in the object), for a detail. */
+int sim_where(char *out, size_t n, void *pc);
+/* "futex": a few system calls' names, for details ("?" for the others). */
+const char *sim_syscall_name(long number);
+/* On a task of a run: ends the run now, SIM_UNCONTROLLED, with this detail. */
+_Noreturn void sim_lost_control(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- tasks ---- */
 
