@@ -1,5 +1,6 @@
 """bench_sim.py: schedules per second on sim beside natural iterations per second
-on a real runner, for every cell, in one run.
+on a real runner, for every cell, in one run; and on each real loop under the
+scheduler (libuv_ctl, ... as built) beside the same loop's natural iterations.
 
     /usr/bin/python3 scripts/bench_sim.py [--rounds N] [--real epoll] [--sim-iterations N]
                                           [--real-iterations N] [--build build]
@@ -45,19 +46,29 @@ def main():
     if missing:
         print(f"bench_sim: no {bins / missing[0]} (make first)", file=sys.stderr)
         sys.exit(2)
-    print(f"{'cell':34} {'sim/s':>8} {a.real + '/s':>9} {'ratio':>6}   failures (sim, {a.real})")
+    listed = json.loads(subprocess.run([str(bins / CASES[0]), "--list"], capture_output=True,
+                                       text=True).stdout)["runners"]
+    # Each loop under the scheduler beside the same loop running naturally.
+    pairs = [(r["name"], r["name"][:-len("_ctl")]) for r in listed
+             if r["deterministic"] and r["name"].endswith("_ctl")]
+    ctl_head = "".join(f" {c + '/s':>15} {b + '/s':>11}" for c, b in pairs)
+    print(f"{'cell':34} {'sim/s':>8} {a.real + '/s':>9} {'ratio':>6}{ctl_head}   "
+          f"failures (sim, {a.real})")
     for case in CASES:
         listing = json.loads(subprocess.run([str(bins / case), "--list"], capture_output=True,
                                             text=True).stdout)
         for v in (x["name"] for x in listing["variants"]):
             best = {}
+            runners = [("sim", a.sim_iterations), (a.real, a.real_iterations)]
+            runners += [(r, a.real_iterations) for pair in pairs for r in pair if r != a.real]
             for _ in range(a.rounds):
-                for runner, n in (("sim", a.sim_iterations), (a.real, a.real_iterations)):
+                for runner, n in runners:
                     rate, fails, done = run(bins / case, runner, v, n)
                     if rate > best.get(runner, (0,))[0]:
                         best[runner] = (rate, fails, done)
             s, r = best["sim"], best[a.real]
-            print(f"{case + '.' + v:34} {s[0]:8.0f} {r[0]:9.0f} {s[0] / r[0]:6.1f}   "
+            ctl = "".join(f" {best[c][0]:15.0f} {best[b][0]:11.0f}" for c, b in pairs)
+            print(f"{case + '.' + v:34} {s[0]:8.0f} {r[0]:9.0f} {s[0] / r[0]:6.1f}{ctl}   "
                   f"{s[1]}/{s[2]}, {r[1]}/{r[2]}", flush=True)
 
     # Reproductions per second of shutdown_order's bug: sim with pct (its chaos mode)

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <arpa/inet.h>
@@ -588,6 +589,45 @@ static void test_uncontrolled(void)
     sim_threads_set_stuck_ms(0);
 }
 
+/* ---- program 5g: an abandoned run's descriptors ---- */
+
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    if (!d)
+        return -1;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1;                 /* opendir's own */
+}
+
+static pthread_mutex_t twice = PTHREAD_MUTEX_INITIALIZER;
+
+static void leaves_fds_main(void *arg)
+{
+    int p[2];
+    if (pipe(p) != 0 || socket(AF_INET, SOCK_STREAM, 0) < 0)
+        perror("ctltest: pipe, socket");
+    pthread_mutex_lock(&twice);
+    pthread_mutex_lock(&twice);   /* a deadlock: the run is abandoned with three fds open */
+}
+
+static void test_abandoned_fds(void)
+{
+    configure("random", 2);
+    int before = open_fds();
+    sim_set_seed(1);
+    sim_run(leaves_fds_main, NULL);
+    sim_status st = sim_last_result()->status;
+    int after = open_fds();
+    CHECK(st == SIM_DEADLOCK && after == before, "status %s; descriptors: %d before, %d after",
+          sim_status_names[st], before, after);
+    printf("  a run abandoned with a pipe and a socket open: %d descriptors before, %d after\n",
+           before, after);
+}
+
 /* ---- program 6: one seed, one schedule; a failing schedule replays ---- */
 
 static void test_replay(void)
@@ -927,6 +967,7 @@ static const ar_selftest_case tests[] = {
     { "tasks_are_threads", test_tasks_are_threads },
     { "reused_memory", test_reused_memory },
     { "uncontrolled", test_uncontrolled },
+    { "abandoned_fds", test_abandoned_fds },
     { "replay", test_replay },
     { "libuv_async", test_libuv_async },
     { "libuv_tcp_echo", test_libuv_tcp_echo },

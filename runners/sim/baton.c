@@ -26,6 +26,7 @@
 #include "contexts.h"
 #include "sched.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <execinfo.h>
@@ -280,6 +281,44 @@ static void watch(void)
     }
     watch_signalled = now;
     pthread_kill((pthread_t)atomic_load_explicit(&holder_tid, memory_order_relaxed), SIGRTMIN + 5);
+}
+
+/* ---- an abandoned run's descriptors ---- */
+
+/* A run ended early leaves its loops' sockets, epoll and event fds open (their
+ * owners never run again): closed on the host, so the next run, and a replay
+ * of it in a fresh process, get the same descriptor numbers. */
+enum { FD_WORDS = 4096 / 64 };
+static uint64_t open_before[FD_WORDS];
+
+static void scan_fds(uint64_t *bits)
+{
+    memset(bits, 0, FD_WORDS * sizeof *bits);
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return;
+    int own = dirfd(d);
+    for (struct dirent *e; (e = readdir(d));) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] != '.' && fd != own && fd < FD_WORDS * 64)
+            bits[fd / 64] |= 1ull << (fd % 64);
+    }
+    closedir(d);
+}
+
+void sim_threads_fds_mark(void) { scan_fds(open_before); }
+
+int sim_threads_fds_close_new(void)
+{
+    uint64_t now[FD_WORDS];
+    scan_fds(now);
+    int closed = 0;
+    for (int w = 0; w < FD_WORDS; w++)
+        for (uint64_t fresh = now[w] & ~open_before[w]; fresh; fresh &= fresh - 1) {
+            close(w * 64 + __builtin_ctzll(fresh));
+            closed++;
+        }
+    return closed;
 }
 
 static _Thread_local bool outside;     /* sim_threads_stay_outside was called here */

@@ -48,6 +48,10 @@ bool sim_threads_caller_is_host(void);
  * share (a deadline watchdog on the real clock): its libc calls during a run
  * are not a thread the scheduler failed to start. */
 void sim_threads_stay_outside(void);
+/* Around a run on threads, on the host: which descriptors are open before it,
+ * and, if it was abandoned, closing the ones its tasks left (how many). */
+void sim_threads_fds_mark(void);
+int sim_threads_fds_close_new(void);
 /* How long a task may hold the baton without a scheduling point (0: 2000 ms). */
 void sim_threads_set_stuck_ms(unsigned ms);
 

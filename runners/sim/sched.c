@@ -745,8 +745,10 @@ void sim_sched_run(void (*fn)(void *), void *arg, sim_run_result *out)
     chunk_start(t);
     S.running = t->fiber;
     bool on_threads = CTX == &sim_threads;
-    if (on_threads)
+    if (on_threads) {
+        sim_threads_fds_mark();
         atomic_store_explicit(&threads_run_on, true, memory_order_release);
+    }
     CTX->switch_to(S.host, t->fiber);
     atomic_store_explicit(&threads_run_on, false, memory_order_release);
     S.current = NULL;
@@ -766,6 +768,8 @@ void sim_sched_run(void (*fn)(void *), void *arg, sim_run_result *out)
     atomic_store_explicit(&foreign_state, 0, memory_order_relaxed);
     if (CTX->settle)
         CTX->settle();
+    if (on_threads && S.status != SIM_OK)
+        sim_threads_fds_close_new();
     S.log.steps = S.steps;
     S.log.status = (int)S.status;
     out->status = S.status;
