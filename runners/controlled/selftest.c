@@ -59,10 +59,10 @@ static void configure(const char *strategy, int bound)
     }
 }
 
-/* OS threads of this process now (the abandoned runs' must be gone). */
-static int os_threads(void)
+/* Entries of a /proc directory, or -1. */
+static int entries(const char *dir)
 {
-    DIR *d = opendir("/proc/self/task");
+    DIR *d = opendir(dir);
     int n = 0;
     if (!d)
         return -1;
@@ -71,6 +71,9 @@ static int os_threads(void)
     closedir(d);
     return n;
 }
+
+/* OS threads of this process now (the abandoned runs' must be gone). */
+static int os_threads(void) { return entries("/proc/self/task"); }
 
 /* Two threads running fn(0) and fn(1), joined; their ids in t. */
 static void pair(void *(*fn)(void *), pthread_t t[2])
@@ -591,17 +594,7 @@ static void test_uncontrolled(void)
 
 /* ---- program 5g: an abandoned run's descriptors ---- */
 
-static int open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    if (!d)
-        return -1;
-    for (struct dirent *e; (e = readdir(d));)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n - 1;                 /* opendir's own */
-}
+static int open_fds(void) { return entries("/proc/self/fd") - 1; }   /* less opendir's own */
 
 static pthread_mutex_t twice = PTHREAD_MUTEX_INITIALIZER;
 
