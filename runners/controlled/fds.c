@@ -110,6 +110,7 @@ int timerfd_create(int clockid, int flags)
     if (fd >= TIMERFDS)
         ar_uncontrolled("timerfd_create", "a descriptor number above 4095");
     sim_point("timerfd_create", fd, SIM_POINT_PLAIN);
+    sim_touch_all();
     timers[fd] = (vtimer){ .run = sim_run_serial() };
     return fd;
 }
@@ -122,6 +123,7 @@ int timerfd_settime(int fd, int flags, const struct itimerspec *new, struct itim
     if (!t)
         return REAL(timerfd_settime)(fd, flags, new, old);
     sim_point("timerfd_settime", fd, SIM_POINT_PLAIN);
+    sim_touch_all();
     uint64_t now = sim_now();
     if (old) {
         uint64_t left = t->deadline > now ? t->deadline - now : (t->deadline ? 1 : 0);
@@ -201,6 +203,7 @@ static void unpark(parked *me)
 static int controlled_epoll_wait(int epfd, struct epoll_event *events, int max, int timeout)
 {
     sim_point("epoll_wait", epfd, SIM_POINT_PLAIN);
+    sim_touch_all();
     uint64_t deadline = timeout < 0 ? 0 : sim_now() + (uint64_t)timeout * 1000000u;
     for (;;) {
         fire_due_timers();
@@ -254,10 +257,14 @@ static void settle_connect(int fd)
 
 /* ---- the calls: a point, the kernel, then the parked loops ---- */
 
-/* settle: what to wait for before the parked loops are asked (a statement). */
+/* settle: what to wait for before the parked loops are asked (a statement).
+ * The step touches everything: the kernel's state behind an fd is shared with
+ * whoever holds the other end, so no reduction may take two calls as
+ * independent (dfs-sleep's sleep sets read footprints). */
 #define FD_CALL_THEN(point, fd, call, settle)                                 \
     do {                                                                      \
         sim_point(point, (long)(fd), SIM_POINT_PLAIN);                        \
+        sim_touch_all();                                                      \
         __typeof__(call) r_ = call;                                           \
         int e_ = errno;                                                       \
         settle;                                                               \

@@ -63,6 +63,11 @@ static inline bool ar_controlled_at(const char *call, void *from)
  * task, the process stops. */
 _Noreturn void ar_uncontrolled(const char *call, const char *why);
 
+/* The run's wait queue for a synchronisation object, by its address
+ * (threads.c's tables: empty each run); forget: the object was made anew. */
+sim_waitq *ar_waitq_of(const void *object);
+void ar_waitq_forget(const void *object);
+
 /* Virtual CLOCK_REALTIME is virtual monotonic time plus this (2026-01-01). */
 #define AR_REALTIME_BASE_NS 1767225600000000000ull
 

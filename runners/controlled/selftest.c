@@ -21,12 +21,14 @@
 #include <uv.h>
 #include <errno.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -476,11 +478,20 @@ static void spin_main(void *arg)
     pthread_join(b, NULL);
 }
 
-static sem_t never_posted;
+static pthread_barrier_t never_full;
+#if defined(__SANITIZE_THREAD__)
+#define TSAN_BUILD 1
+#else
+#define TSAN_BUILD 0
+#endif
 
 static void *sem_waiter(void *arg)
 {
-    sem_wait(&never_posted);      /* a futex inside glibc: the scheduler never hears of it */
+#if defined(__SANITIZE_THREAD__)
+    poll(NULL, 0, -1);            /* TSan lets a signal in only in the calls it knows block */
+#else
+    pthread_barrier_wait(&never_full);  /* a futex inside glibc: the scheduler never hears of it */
+#endif
     return arg;
 }
 
@@ -505,12 +516,32 @@ static void escape_main(void *arg)
 static int foreign_pipe[2];
 static sem_t foreign_go;
 
+static _Atomic int outsider_tid;
+
 static void *outsider(void *arg)  /* started by the host, outside any run */
 {
+    atomic_store(&outsider_tid, gettid());
     sem_wait(&foreign_go);
     if (write(foreign_pipe[1], "x", 1) != 1)
         perror("ctltest: outsider write");
     return arg;
+}
+
+static bool outsider_asleep(void)
+{
+    char path[64], buf[256] = "";
+    int tid = atomic_load(&outsider_tid);
+    if (!tid)
+        return false;
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')');
+    return paren && paren[1] == ' ' && paren[2] == 'S';
 }
 
 static void foreign_main(void *arg)
@@ -565,18 +596,23 @@ static void test_uncontrolled(void)
     if (pipe(foreign_pipe) != 0)
         perror("ctltest: pipe");
     pthread_t out;
+    atomic_store(&outsider_tid, 0);
     pthread_create(&out, NULL, outsider, NULL);   /* the host's: a plain thread */
+    while (!outsider_asleep())    /* in sem_wait before the run: its first call in it is write */
+        usleep(1000);
     r = stuck_run(foreign_main);
+    sem_post(&foreign_go);        /* a run that ended before its own post must not strand it */
     pthread_join(out, NULL);
     close(foreign_pipe[0]);
     close(foreign_pipe[1]);
-    EXPECT_UNCONTROLLED(r, "did not start called write", "ctltest");
+    EXPECT_UNCONTROLLED(r, "did not start called", "ctltest");
     printf("  a thread started outside the run: %s\n", r.detail);
 
-    sem_init(&never_posted, 0, 0);
+    pthread_barrier_init(&never_full, NULL, 2);
     r = stuck_run(blocked_main);
     EXPECT_UNCONTROLLED(r, "blocks outside the scheduler", "libc.so.6");
-    printf("  sem_wait, a futex inside glibc: %s\n", r.detail);
+    printf("  %s: %s\n", TSAN_BUILD ? "poll(-1)" : "pthread_barrier_wait, a futex inside glibc",
+           r.detail);
 #if defined(__SANITIZE_THREAD__)
     (void)spin_main;
     printf("  (the pure spin is not provoked under TSan: it holds a signal back from a thread "
@@ -619,6 +655,91 @@ static void test_abandoned_fds(void)
           sim_status_names[st], before, after);
     printf("  a run abandoned with a pipe and a socket open: %d descriptors before, %d after\n",
            before, after);
+}
+
+/* ---- program 5h: semaphores, rwlocks, once and getrandom ---- */
+
+static sem_t items;
+static pthread_rwlock_t table_lock = PTHREAD_RWLOCK_INITIALIZER;
+static pthread_once_t once_control;
+static int inits, reads_saw_write, got_item;
+static unsigned char drawn[2][16];
+
+static void init_once(void)
+{
+    pthread_mutex_lock(&spin_lock);   /* a point inside init: the other caller must wait */
+    inits++;
+    pthread_mutex_unlock(&spin_lock);
+}
+
+static void *sem_consumer(void *arg)
+{
+    pthread_once(&once_control, init_once);
+    sem_wait(&items);                 /* waits in the core until the sem_producer posts */
+    got_item = 1;
+    pthread_rwlock_rdlock(&table_lock);
+    reads_saw_write += inits;
+    pthread_rwlock_unlock(&table_lock);
+    return arg;
+}
+
+static void *sem_producer(void *arg)
+{
+    pthread_once(&once_control, init_once);
+    pthread_rwlock_wrlock(&table_lock);
+    pthread_rwlock_unlock(&table_lock);
+    sem_post(&items);
+    return arg;
+}
+
+static void sync_main(void *arg)
+{
+    pthread_t t[2];
+    once_control = PTHREAD_ONCE_INIT;
+    inits = reads_saw_write = got_item = 0;
+    sem_init(&items, 0, 0);
+    pthread_create(&t[0], NULL, sem_consumer, NULL);
+    pthread_create(&t[1], NULL, sem_producer, NULL);
+    pthread_join(t[0], NULL);
+    pthread_join(t[1], NULL);
+    sem_destroy(&items);
+}
+
+static void random_main(void *arg)
+{
+    if (getrandom(drawn[(intptr_t)arg], sizeof drawn[0], 0) != sizeof drawn[0])
+        perror("ctltest: getrandom");
+}
+
+static void test_sync_objects(void)
+{
+    configure("dfs", 2);
+    uint64_t n = 0, bad = 0;
+    while (!sim_exhausted() && n < 100000) {
+        sim_set_seed(++n);
+        sim_run(sync_main, NULL);
+        bad += sim_last_result()->status != SIM_OK || inits != 1 || !got_item ||
+               reads_saw_write != 1;
+    }
+    CHECK(sim_exhausted() && !bad, "dfs bound 2: exhausted %d after %llu schedules, %llu "
+          "wrong (a deadlock, init run twice, an item lost)", sim_exhausted(),
+          (unsigned long long)n, (unsigned long long)bad);
+    configure("random", 2);
+    unsigned char again[16];
+    sim_set_seed(42);
+    sim_run(random_main, (void *)0);
+    memcpy(again, drawn[0], sizeof again);
+    sim_set_seed(42);
+    sim_run(random_main, (void *)0);
+    sim_set_seed(43);
+    sim_run(random_main, (void *)1);
+    CHECK(!memcmp(again, drawn[0], sizeof again) && memcmp(drawn[0], drawn[1], sizeof again),
+          "getrandom: seed 42 twice %s, seeds 42 and 43 %s",
+          memcmp(again, drawn[0], sizeof again) ? "differ" : "agree",
+          memcmp(drawn[0], drawn[1], sizeof again) ? "differ" : "agree");
+    printf("  a semaphore, an rwlock and a once shared by two threads: %llu schedules (dfs bound "
+           "2) to the end, each init once, each item delivered; getrandom follows the seed\n",
+           (unsigned long long)n);
 }
 
 /* ---- program 6: one seed, one schedule; a failing schedule replays ---- */
@@ -961,6 +1082,7 @@ static const ar_selftest_case tests[] = {
     { "reused_memory", test_reused_memory },
     { "uncontrolled", test_uncontrolled },
     { "abandoned_fds", test_abandoned_fds },
+    { "sync_objects", test_sync_objects },
     { "replay", test_replay },
     { "libuv_async", test_libuv_async },
     { "libuv_tcp_echo", test_libuv_tcp_echo },

@@ -14,9 +14,10 @@
  * errno are the thread's own; pthread_join waits for the task through the
  * core, then forgets it.
  *
- * Not yet handed over (a task that calls them gets libc, outside the
- * schedule): rwlocks, semaphores, barriers, pthread_once, pthread_exit,
- * detach (fd calls are in fds.c, clocks and sleeps in time.c).
+ * Semaphores, rwlocks, spin locks, pthread_once and getrandom are in sync.c,
+ * fd calls in fds.c, clocks and sleeps in time.c. Not yet handed over (a
+ * task that calls them gets libc; one that blocks there is caught by the
+ * watchdog): barriers, pthread_exit, detach.
  */
 #include "interpose.h"
 
@@ -52,7 +53,7 @@ typedef struct {
     uint64_t run;                 /* the run it belongs to: others' are empty */
     int kind;                     /* mutexes: PTHREAD_MUTEX_{NORMAL,RECURSIVE,ERRORCHECK} */
     int depth;                    /* recursive mutexes: locks held */
-    union { sim_mutex m; sim_cond c; };
+    union { sim_mutex m; sim_cond c; sim_waitq q; };
 } entry;
 
 typedef struct {
@@ -61,7 +62,7 @@ typedef struct {
     long next_id;
 } table;
 
-static table mutexes, conds;
+static table mutexes, conds, blockers;
 
 static entry *find(table *t, const void *key)
 {
@@ -94,6 +95,12 @@ static entry *mutex_entry(pthread_mutex_t *pm)
     }
     return e;
 }
+
+static void forget(table *t, const void *key);
+
+/* The run's wait queue for an object of sync.c's (a semaphore, an rwlock, a once). */
+sim_waitq *ar_waitq_of(const void *object) { return &find(&blockers, object)->q; }
+void ar_waitq_forget(const void *object) { forget(&blockers, object); }
 
 static sim_cond *cond_of(pthread_cond_t *pc)
 {

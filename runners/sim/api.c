@@ -22,6 +22,7 @@ static struct {
     const char *last_strategy;
     uint64_t last_step_ns, last_step_bound;
     uint64_t seed, index, run_hash;
+    uint64_t run_seed;            /* the current (or last) run's: a replay's is its file's */
     bool have_result;
     sim_run_result rr;
     sim_result res;
@@ -154,6 +155,7 @@ void sim_api_ready(void)
 
 const sim_options *sim_api_options(void) { return &A.opt; }
 uint64_t sim_api_seed(void) { return A.seed; }
+uint64_t sim_run_seed(void) { return A.run_seed; }
 
 void sim_set_seed(uint64_t seed) { A.seed = seed; }
 
@@ -233,6 +235,7 @@ void sim_run(void (*fn)(void *), void *arg)
     uint64_t step_bound = A.replaying ? sim_schedule_step_bound(A.replaying) : A.opt.step_bound;
     uint64_t step_ns = A.replaying ? sim_schedule_step_ns(A.replaying) : A.opt.step_ns;
     uint64_t seed = A.replaying ? sim_schedule_seed(A.replaying) : A.seed;
+    A.run_seed = seed;
     A.last_strategy = A.guide ? "minimal" : A.replaying ? sim_schedule_strategy(A.replaying)
                                                         : A.opt.strategy;
     A.last_step_ns = step_ns;

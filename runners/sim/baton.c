@@ -234,6 +234,7 @@ static char thread_state(pid_t t, long *syscall_nr)
 
 /* On the host, between its waits while a task holds the baton. */
 static unsigned long long watch_last;
+static bool watch_paused;             /* the host is letting an abandoned task exit */
 static uint64_t watch_since, watch_signalled;   /* ms; since 0: start counting */
 
 static void watch(void)
@@ -249,7 +250,7 @@ static void watch(void)
         return;
     }
     int ktid = atomic_load_explicit(&holder_ktid, memory_order_relaxed);
-    if (atomic_load_explicit(&holder_is_host, memory_order_relaxed) || !ktid ||
+    if (watch_paused || atomic_load_explicit(&holder_is_host, memory_order_relaxed) || !ktid ||
         now - since < stuck_ms)
         return;
     if (signalled) {
@@ -420,7 +421,9 @@ static void abandon(sim_fiber *f)
     baton *b = (baton *)f;
     b->unwind_to = self;
     atomic_store_explicit(&b->abandoned, true, memory_order_release);
+    watch_paused = true;          /* it exits, unwinding: however long that takes, it is no task */
     switch_to((sim_fiber *)self, f);
+    watch_paused = false;
 }
 
 static void settle(void)
@@ -432,7 +435,9 @@ static void settle(void)
     stuck_baton = NULL;
 }
 
-static bool owns_caller(void) { return self && !self->host; }
+/* In the watchdog's handler the thread is no task: what the handler calls
+ * (the unwinder's pthread_once) goes straight to libc. */
+static bool owns_caller(void) { return self && !self->host && !in_watchdog_handler; }
 static unsigned long os_thread(sim_fiber *f) { return (unsigned long)((baton *)f)->tid; }
 
 const sim_contexts sim_threads = { "threads", host, start, switch_to, abandon, owns_caller,

@@ -53,6 +53,8 @@ const char *sim_strategy_names(void);
 int sim_configure(const sim_options *o, char *err, size_t n);
 /* The seed of the next schedule (random and pct choose from it; dfs does not). */
 void sim_set_seed(uint64_t seed);
+/* The seed the current run was started with (a replay: the schedule's). */
+uint64_t sim_run_seed(void);
 /* How many runs the strategy profiles before it follows its own rule (pct,
  * surw; 0 for the others): run them first, uncounted, in every process. */
 int sim_profile_runs(void);
