@@ -533,3 +533,25 @@ def test_not_reproduced_on_a_first_try_says_what_the_budget_could_see(tmp_path):
     message = record["verdict"]["message"]
     assert done.returncode == 1 and record["verdict"]["status"] == "not_reproduced"
     assert "rot" not in message and "a rate above 11.4% would have shown (95 %)" in message, message
+
+
+def test_the_bundled_reproducers_status_records_have_the_contract_layout(tmp_path):
+    """The driver reads an external program's status record with the C programs' layout:
+    a record of another size reads as "not written yet", so a long batch looks stalled and
+    is killed as a hang. (The tokio original kept 9 counts when `uncontrolled` made 10.)"""
+    catalog = discover(declarations=[])
+    layout = describe(catalog.programs[0]).status
+    for rep in external.load(ROOT / "cases" / "external.toml"):
+        if not rep.status:
+            continue
+        built, why = external.run_build(rep)
+        assert built, why
+        variant = rep.variants[0]
+        path = tmp_path / f"{rep.name}.status"
+        done = subprocess.run([*variant.command, "--iterations", "3", "--status", str(path)],
+                              cwd=ROOT / (rep.cwd or "."), capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-500:]
+        assert path.stat().st_size == layout.size, \
+            f"{rep.name}: a {path.stat().st_size}-byte status record; the contract's is {layout.size}"
+        status = layout.read(path)
+        assert status is not None and status.done == 3 and len(status.counts) == len(rep.outcomes())

@@ -5,8 +5,9 @@ use std::path::Path;
 
 use crate::options::{usage_error, Options};
 
-/// The contract's outcomes, in enum order.
-pub const OUTCOMES: [&str; 9] = [
+/// The contract's outcomes, in enum order (`uncontrolled` is the scheduler's: never
+/// given here, but counted, so the status record has the contract's layout).
+pub const OUTCOMES: [&str; 10] = [
     "ok",
     "panic",
     "deadlock",
@@ -16,6 +17,7 @@ pub const OUTCOMES: [&str; 9] = [
     "leak",
     "crash",
     "hang",
+    "uncontrolled",
 ];
 pub const OK: usize = 0;
 pub const PANIC: usize = 1;
@@ -30,7 +32,7 @@ pub struct FirstFailure {
 
 #[derive(Default)]
 pub struct Tally {
-    pub counts: [u64; 9],
+    pub counts: [u64; OUTCOMES.len()],
     pub done: u64,
     pub first: Option<FirstFailure>,
 }
@@ -133,7 +135,7 @@ pub fn report_line(
     )
 }
 
-/// The contract's 368-byte status record, rewritten in place (pwrite) after every
+/// The contract's status record (376 bytes: 10 counts), rewritten in place (pwrite) after every
 /// iteration, so a crash or a kill loses nothing already counted.
 pub struct StatusFile(Option<File>);
 
@@ -157,21 +159,23 @@ impl StatusFile {
             Some(f) => f,
             None => return,
         };
-        let mut rec = [0u8; 368];
+        const COUNTS: usize = 24;
+        const FIRST: usize = COUNTS + 8 * OUTCOMES.len(); /* first failure: iteration, outcome, detail */
+        let mut rec = [0u8; FIRST + 16 + 256];
         rec[..8].copy_from_slice(b"ARSTAT1\0");
         rec[8..16].copy_from_slice(&current.to_le_bytes());
         rec[16..24].copy_from_slice(&t.done.to_le_bytes());
         for (k, c) in t.counts.iter().enumerate() {
-            rec[24 + 8 * k..32 + 8 * k].copy_from_slice(&c.to_le_bytes());
+            rec[COUNTS + 8 * k..COUNTS + 8 + 8 * k].copy_from_slice(&c.to_le_bytes());
         }
         let (ff_iteration, ff_outcome, detail) = match &t.first {
             Some(f) => (f.iteration, f.outcome as u64, f.detail.as_bytes()),
             None => (u64::MAX, 0, &b""[..]),
         };
-        rec[96..104].copy_from_slice(&ff_iteration.to_le_bytes());
-        rec[104..112].copy_from_slice(&ff_outcome.to_le_bytes());
+        rec[FIRST..FIRST + 8].copy_from_slice(&ff_iteration.to_le_bytes());
+        rec[FIRST + 8..FIRST + 16].copy_from_slice(&ff_outcome.to_le_bytes());
         let n = detail.len().min(255);
-        rec[112..112 + n].copy_from_slice(&detail[..n]);
+        rec[FIRST + 16..FIRST + 16 + n].copy_from_slice(&detail[..n]);
         // The status is best effort: a failed write must not change what the report says.
         let _ = file.write_all_at(&rec, 0);
     }
