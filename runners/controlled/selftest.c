@@ -529,19 +529,9 @@ static void *outsider(void *arg)  /* started by the host, outside any run */
 
 static bool outsider_asleep(void)
 {
-    char path[64], buf[256] = "";
+    long nr;
     int tid = atomic_load(&outsider_tid);
-    if (!tid)
-        return false;
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *paren = strrchr(buf, ')');
-    return paren && paren[1] == ' ' && paren[2] == 'S';
+    return tid && sim_thread_state(tid, &nr) == 'S';
 }
 
 static void foreign_main(void *arg)

@@ -210,11 +210,11 @@ static void on_stuck(int sig, siginfo_t *si, void *uc)
 }
 
 /* The kernel's view of thread t: its state letter and, asleep, its syscall. */
-static char thread_state(pid_t t, long *syscall_nr)
+char sim_thread_state(int t, long *syscall_nr)
 {
     char path[64], buf[512];
     *syscall_nr = -1;
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)t);
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", t);
     FILE *f = fopen(path, "r");
     if (!f)
         return '?';
@@ -223,7 +223,7 @@ static char thread_state(pid_t t, long *syscall_nr)
     buf[got] = '\0';
     const char *paren = strrchr(buf, ')');   /* the name may hold spaces */
     char state = paren && paren[1] && paren[2] ? paren[2] : '?';
-    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)t);
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", t);
     if ((f = fopen(path, "r"))) {
         if (fscanf(f, "%ld", syscall_nr) != 1)
             *syscall_nr = -1;         /* "running" */
@@ -239,11 +239,9 @@ static uint64_t watch_since, watch_signalled;   /* ms; since 0: start counting *
 
 static void watch(void)
 {
-    unsigned long long last = watch_last;
-    uint64_t since = watch_since, signalled = watch_signalled;
     uint64_t now = mono_ms();
     unsigned long long seen = atomic_load_explicit(&sim_points_seen, memory_order_relaxed);
-    if (seen != last || !since) {
+    if (seen != watch_last || !watch_since) {
         watch_last = seen;
         watch_since = now;
         watch_signalled = 0;
@@ -251,10 +249,10 @@ static void watch(void)
     }
     int ktid = atomic_load_explicit(&holder_ktid, memory_order_relaxed);
     if (watch_paused || atomic_load_explicit(&holder_is_host, memory_order_relaxed) || !ktid ||
-        now - since < stuck_ms)
+        now - watch_since < stuck_ms)
         return;
-    if (signalled) {
-        if (now - signalled > 5u * stuck_ms) {
+    if (watch_signalled) {
+        if (now - watch_signalled > 5u * stuck_ms) {
             fprintf(stderr, "asyncrace: a task (kernel thread %d) %s and did not answer the "
                     "watchdog's signal (a sanitizer holds signals back while a thread spins)\n",
                     ktid, stuck_why);
@@ -263,7 +261,7 @@ static void watch(void)
         return;
     }
     long nr;
-    char state = thread_state(ktid, &nr);
+    char state = sim_thread_state(ktid, &nr);
     if (state == 'R')
         snprintf(stuck_why, sizeof stuck_why, "a task spins: running %u ms without a "
                  "scheduling point", stuck_ms);
@@ -324,7 +322,7 @@ int sim_threads_fds_close_new(void)
 
 static _Thread_local bool outside;     /* sim_threads_stay_outside was called here */
 
-bool sim_threads_caller_is_host(void) { return (self && self->host) || outside; }
+bool sim_threads_caller_is_harness(void) { return (self && self->host) || outside; }
 void sim_threads_stay_outside(void) { outside = true; }
 
 static void *thread_main(void *p)

@@ -41,9 +41,10 @@ extern const sim_contexts sim_fibers, sim_threads;
 /* Scheduling points since the process started (the core counts; the threads'
  * watchdog reads it from the host: no point for a while is a task stuck). */
 extern _Atomic unsigned long long sim_points_seen;
-/* The calling OS thread is the host of a run on threads, or stays outside
- * every run (sim_threads_stay_outside): its calls are not a foreign thread's. */
-bool sim_threads_caller_is_host(void);
+/* The calling OS thread is the harness's: the host of a run on threads, or a
+ * thread that stays outside every run (sim_threads_stay_outside); its calls
+ * are not a foreign thread's. */
+bool sim_threads_caller_is_harness(void);
 /* The calling thread is the harness's own and never touches what the tasks
  * share (a deadline watchdog on the real clock): its libc calls during a run
  * are not a thread the scheduler failed to start. */
@@ -51,6 +52,9 @@ void sim_threads_stay_outside(void);
 /* Around a run on threads, on the host: which descriptors are open before it,
  * and, if it was abandoned, closing the ones its tasks left (how many). */
 void sim_threads_fds_mark(void);
+/* The kernel's state letter for thread t of this process (/proc: 'R', 'S',
+ * ...; '?' if unknown) and, when it sleeps in a system call, its number (else -1). */
+char sim_thread_state(int t, long *syscall_nr);
 int sim_threads_fds_close_new(void);
 /* How long a task may hold the baton without a scheduling point (0: 2000 ms). */
 void sim_threads_set_stuck_ms(unsigned ms);

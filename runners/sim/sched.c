@@ -115,7 +115,7 @@ static _Atomic bool threads_run_on;
 bool sim_caller_is_foreign(void)
 {
     return atomic_load_explicit(&threads_run_on, memory_order_acquire) &&
-           !sim_threads.owns_caller() && !sim_threads_caller_is_host();
+           !sim_threads.owns_caller() && !sim_threads_caller_is_harness();
 }
 
 /* The first foreign call of a run, noted by its thread (0: none, 1: being
