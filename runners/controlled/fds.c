@@ -14,6 +14,10 @@
  *     wakes the ones that now have events. A parked loop therefore wakes only
  *     because another task did something, at a point of the schedule.
  *
+ * What of the kernel's answer the task gets (how many bytes a read returns,
+ * the order of ready events and which of them come now) is the strategy's
+ * choice: answers.c.
+ *
  * Timerfds (libevent's precise timer, the epoll runner's timers) keep their
  * real fd, so epoll sees them, but their deadlines are virtual: settime only
  * records the deadline; once the virtual clock reaches it, the real timer is
@@ -208,7 +212,9 @@ static int controlled_epoll_wait(int epfd, struct epoll_event *events, int max, 
     for (;;) {
         fire_due_timers();
         int n = REAL(epoll_wait)(epfd, events, max, 0);
-        if (n != 0 || timeout == 0 || (deadline && sim_clock() >= deadline))
+        if (n > 0)
+            return ar_deliver(epfd, events, n);
+        if (n < 0 || timeout == 0 || (deadline && sim_clock() >= deadline))
             return n;
         if (waiting_run != sim_run_serial()) {
             waiting = NULL;
@@ -225,7 +231,7 @@ static int controlled_epoll_wait(int epfd, struct epoll_event *events, int max, 
         sim_wait(&me.q, &why, until);
         unpark(&me);
         if (me.n)
-            return me.n;
+            return ar_deliver(epfd, events, me.n);
     }
 }
 
@@ -279,14 +285,15 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
     if (!ar_controlled())
         return REAL(epoll_ctl)(epfd, op, fd, ev);
-    FD_CALL("epoll_ctl", fd, REAL(epoll_ctl)(epfd, op, fd, ev));
+    FD_CALL_THEN("epoll_ctl", fd, REAL(epoll_ctl)(epfd, op, fd, ev),
+                 if (r_ == 0) ar_registered(epfd, op, fd, ev));
 }
 
 ssize_t read(int fd, void *buf, size_t n)
 {
     if (!ar_controlled())
         return REAL(read)(fd, buf, n);
-    FD_CALL("read", fd, REAL(read)(fd, buf, n));
+    FD_CALL("read", fd, REAL(read)(fd, buf, ar_read_size(fd, n)));
 }
 
 ssize_t write(int fd, const void *buf, size_t n)
@@ -300,7 +307,10 @@ ssize_t readv(int fd, const struct iovec *iov, int n)
 {
     if (!ar_controlled())
         return REAL(readv)(fd, iov, n);
-    FD_CALL("readv", fd, REAL(readv)(fd, iov, n));
+    if (n < 1 || n > 64)
+        FD_CALL("readv", fd, REAL(readv)(fd, iov, n));
+    struct iovec shorter[64];
+    FD_CALL("readv", fd, REAL(readv)(fd, shorter, (int)ar_read_size_iov(fd, iov, n, shorter)));
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int n)
@@ -314,7 +324,7 @@ ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
     if (!ar_controlled())
         return REAL(recv)(fd, buf, n, flags);
-    FD_CALL("recv", fd, REAL(recv)(fd, buf, n, flags));
+    FD_CALL("recv", fd, REAL(recv)(fd, buf, ar_read_size(fd, n), flags));
 }
 
 ssize_t send(int fd, const void *buf, size_t n, int flags)
@@ -378,7 +388,7 @@ int close(int fd)
 {
     if (!ar_controlled())
         return REAL(close)(fd);
-    FD_CALL("close", fd, REAL(close)(fd));
+    FD_CALL_THEN("close", fd, REAL(close)(fd), ar_closed(fd));
 }
 
 /* What a task may ask of syscall() without the scheduler: calls that neither
@@ -409,7 +419,7 @@ long syscall(long number, ...)
     va_end(ap);
     if (ar_controlled()) {
         if (number == SYS_close)
-            FD_CALL("close", a[0], REAL(syscall)(SYS_close, a[0]));
+            FD_CALL_THEN("close", a[0], REAL(syscall)(SYS_close, a[0]), ar_closed((int)a[0]));
         if (!harmless(number)) {
             char where[200];
             sim_where(where, sizeof where, __builtin_return_address(0));

@@ -68,6 +68,20 @@ _Noreturn void ar_uncontrolled(const char *call, const char *why);
 sim_waitq *ar_waitq_of(const void *object);
 void ar_waitq_forget(const void *object);
 
+/* answers.c: what of the kernel's answer a task gets, the strategy's choice.
+ * How many of n bytes a read on fd asks for (n, or fewer on a stream with
+ * fewer waiting); the same over an iovec (out: the shortened copy, its count
+ * returned; out has room for n). */
+struct epoll_event;
+struct iovec;
+size_t ar_read_size(int fd, size_t n);
+size_t ar_read_size_iov(int fd, const struct iovec *iov, int n, struct iovec *out);
+/* epoll_ctl succeeded / fd was closed: the registrations ar_deliver reads. */
+void ar_registered(int epfd, int op, int fd, const struct epoll_event *ev);
+void ar_closed(int fd);
+/* The n events epoll_wait found, reordered; returns how many come now. */
+int ar_deliver(int epfd, struct epoll_event *ev, int n);
+
 /* Virtual CLOCK_REALTIME is virtual monotonic time plus this (2026-01-01). */
 #define AR_REALTIME_BASE_NS 1767225600000000000ull
 

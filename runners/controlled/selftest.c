@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -1002,6 +1003,83 @@ static void test_libuv_tcp_echo(void)
            "run hash %016llx twice\n", (double)points / 200, (unsigned long long)hashes[0]);
 }
 
+/* ---- the kernel's answers, the strategy's choice (answers.c) ---- */
+
+static struct {
+    ssize_t got;                  /* one read of a pipe holding 100 bytes */
+    int n;                        /* events one epoll_wait delivered, of 4 ready */
+    uint64_t first;               /* the first one's data */
+    bool edge_came;               /* the edge-triggered one was among them */
+} ka;
+
+static void answers_main(void *arg)
+{
+    int p[2], ep = epoll_create1(EPOLL_CLOEXEC), level[3][2], edge[2];
+    char buf[100];
+    memset(buf, 'x', sizeof buf);
+    if (pipe(p) == 0 && write(p[1], buf, sizeof buf) == (ssize_t)sizeof buf)
+        ka.got = read(p[0], buf, sizeof buf);
+    for (int i = 0; i < 4; i++) {
+        int *fds = i < 3 ? level[i] : edge;
+        if (pipe(fds) != 0 || write(fds[1], "!", 1) != 1)
+            abort();
+        struct epoll_event e = { .events = EPOLLIN | (i == 3 ? EPOLLET : 0), .data.u64 = 10 + i };
+        epoll_ctl(ep, EPOLL_CTL_ADD, fds[0], &e);
+    }
+    struct epoll_event ev[8];
+    ka.n = epoll_wait(ep, ev, 8, 0);
+    ka.first = ka.n > 0 ? ev[0].data.u64 : 0;
+    ka.edge_came = false;
+    for (int i = 0; i < ka.n; i++)
+        ka.edge_came |= ev[i].data.u64 == 13;
+    int all[] = { p[0], p[1], ep, level[0][0], level[0][1], level[1][0], level[1][1],
+                  level[2][0], level[2][1], edge[0], edge[1] };
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        close(all[i]);
+}
+
+static void test_kernel_answers(void)
+{
+    configure("dfs", 0);
+    sim_run(answers_main, NULL);
+    CHECK(ka.got == 100 && ka.n == 4 && ka.first == 10, "the default answer (dfs): read %zd "
+          "of 100 bytes, %d of 4 events, the first %llu; expected the kernel's: 100, 4, 10",
+          ka.got, ka.n, (unsigned long long)ka.first);
+    bool sizes[101] = { false }, firsts[4] = { false }, counts[5] = { false };
+    int distinct = 0, edge_missing = 0;
+    uint64_t hashes[2] = { 0, 0 };
+    for (int round = 0; round < 2; round++) {
+        configure("random", 2);
+        for (uint64_t i = 0; i < 200; i++) {
+            sim_set_seed(i + 1);
+            sim_run(answers_main, NULL);
+            hashes[round] ^= sim_last_result()->run_hash * (2 * i + 1);
+            if (ka.got >= 1 && ka.got <= 100 && !sizes[ka.got]) {
+                sizes[ka.got] = true;
+                distinct++;
+            }
+            if (ka.first >= 10 && ka.first <= 13)
+                firsts[ka.first - 10] = true;
+            if (ka.n >= 0 && ka.n <= 4)
+                counts[ka.n] = true;
+            edge_missing += !ka.edge_came;
+        }
+    }
+    CHECK(distinct >= 20 && !sizes[0], "200 random schedules: %d distinct read sizes", distinct);
+    CHECK(firsts[0] && firsts[1] && firsts[2] && firsts[3], "the first event: 10 %s, 11 %s, 12 %s, "
+          "13 %s; every one should come first in some schedule", firsts[0] ? "seen" : "never",
+          firsts[1] ? "seen" : "never", firsts[2] ? "seen" : "never", firsts[3] ? "seen" : "never");
+    CHECK(counts[1] && counts[4] && !counts[0], "events delivered of 4 ready: 1 %s, 4 %s, 0 %s",
+          counts[1] ? "seen" : "never", counts[4] ? "seen" : "never", counts[0] ? "seen" : "never");
+    CHECK(!edge_missing, "the edge-triggered event held back in %d of 400 schedules: the kernel "
+          "would not report it again", edge_missing);
+    CHECK(hashes[0] == hashes[1], "200 random schedules twice: run hashes %016llx and %016llx",
+          (unsigned long long)hashes[0], (unsigned long long)hashes[1]);
+    printf("  a read of 100 waiting bytes, 4 ready events (one edge-triggered), 200 random "
+           "schedules twice: %d read sizes, each event first in some, 1 to 4 delivered, the "
+           "edge-triggered always; one run hash %016llx\n", distinct, (unsigned long long)hashes[0]);
+}
+
 /* ---- cost ---- */
 
 static long bench_rounds;
@@ -1076,6 +1154,7 @@ static const ar_selftest_case tests[] = {
     { "replay", test_replay },
     { "libuv_async", test_libuv_async },
     { "libuv_tcp_echo", test_libuv_tcp_echo },
+    { "kernel_answers", test_kernel_answers },
 };
 #define N_TESTS ((int)(sizeof tests / sizeof *tests))
 
