@@ -4,8 +4,10 @@ flavour, one pytest id each: an overdraft found at bound 1 and not at 0 and its 
 exhausted clean at bound 2, a lost wake-up found and named, AB/BA deadlocks whose
 abandoned threads all exit, virtual clocks and sleeps, tasks that are real threads, a
 mutex made in recycled memory numbered as new, what the scheduler does not order (a
-syscall() past it, a foreign thread, a task blocked in the kernel, a spin) ended and named,
-an abandoned run's descriptors closed,
+syscall() past it, a foreign thread, a task blocked in the kernel, a spin, a poll the
+interposer catches) ended and named, an abandoned run's descriptors closed, semaphores,
+rwlocks, a once and a barrier searched to the end, read sizes and ready events chosen by
+the strategy (an edge-triggered event never held back),
 one run hash per seed and a failing schedule replayed, and a real libuv loop woken from
 another thread and a libuv TCP echo over 127.0.0.1, each one run hash per seed. Beside
 them: one seed gives one run hash in two processes while both CPUs are busy."""

@@ -334,6 +334,21 @@ ssize_t send(int fd, const void *buf, size_t n, int flags)
     FD_CALL("send", fd, REAL(send)(fd, buf, n, flags));
 }
 
+ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *a, socklen_t *alen)
+{
+    if (!ar_controlled())
+        return REAL(recvfrom)(fd, buf, n, flags, a, alen);
+    FD_CALL("recvfrom", fd, REAL(recvfrom)(fd, buf, ar_read_size(fd, n), flags, a, alen));
+}
+
+ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *a,
+               socklen_t alen)
+{
+    if (!ar_controlled())
+        return REAL(sendto)(fd, buf, n, flags, a, alen);
+    FD_CALL("sendto", fd, REAL(sendto)(fd, buf, n, flags, a, alen));
+}
+
 ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 {
     if (!ar_controlled())
@@ -389,6 +404,21 @@ int close(int fd)
     if (!ar_controlled())
         return REAL(close)(fd);
     FD_CALL_THEN("close", fd, REAL(close)(fd), ar_closed(fd));
+}
+
+/* dup2 and dup3 close newfd first, if it was open. */
+int dup2(int fd, int newfd)
+{
+    if (!ar_controlled())
+        return REAL(dup2)(fd, newfd);
+    FD_CALL_THEN("dup2", newfd, REAL(dup2)(fd, newfd), if (r_ >= 0) ar_closed(newfd));
+}
+
+int dup3(int fd, int newfd, int flags)
+{
+    if (!ar_controlled())
+        return REAL(dup3)(fd, newfd, flags);
+    FD_CALL_THEN("dup3", newfd, REAL(dup3)(fd, newfd, flags), if (r_ >= 0) ar_closed(newfd));
 }
 
 /* What a task may ask of syscall() without the scheduler: calls that neither

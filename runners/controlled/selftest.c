@@ -479,27 +479,34 @@ static void spin_main(void *arg)
     pthread_join(b, NULL);
 }
 
-static pthread_barrier_t never_full;
-#if defined(__SANITIZE_THREAD__)
-#define TSAN_BUILD 1
-#else
-#define TSAN_BUILD 0
-#endif
+static int never_written[2];      /* a blocking pipe nobody writes during the run */
 
-static void *sem_waiter(void *arg)
+static void *blocked_reader(void *arg)
 {
-#if defined(__SANITIZE_THREAD__)
-    poll(NULL, 0, -1);            /* TSan lets a signal in only in the calls it knows block */
-#else
-    pthread_barrier_wait(&never_full);  /* a futex inside glibc: the scheduler never hears of it */
-#endif
+    char c;
+    if (read(never_written[0], &c, 1) != 1)  /* interposed, then asleep in the kernel */
+        perror("ctltest: read");
     return arg;
+}
+
+static void *poller(void *arg)
+{
+    struct pollfd p = { .fd = never_written[0], .events = POLLIN };
+    poll(&p, 1, 10);                 /* caught.c: a wait the scheduler cannot end */
+    return arg;
+}
+
+static void caught_main(void *arg)
+{
+    pthread_t a;
+    pthread_create(&a, NULL, poller, NULL);
+    pthread_join(a, NULL);
 }
 
 static void blocked_main(void *arg)
 {
     pthread_t a, b;
-    pthread_create(&a, NULL, sem_waiter, NULL);
+    pthread_create(&a, NULL, blocked_reader, NULL);
     pthread_create(&b, NULL, flag_setter, NULL);
     pthread_join(a, NULL);
     pthread_join(b, NULL);
@@ -599,11 +606,18 @@ static void test_uncontrolled(void)
     EXPECT_UNCONTROLLED(r, "did not start called", "ctltest");
     printf("  a thread started outside the run: %s\n", r.detail);
 
-    pthread_barrier_init(&never_full, NULL, 2);
+    if (pipe(never_written) != 0)
+        perror("ctltest: pipe");
     r = stuck_run(blocked_main);
-    EXPECT_UNCONTROLLED(r, "blocks outside the scheduler", "libc.so.6");
-    printf("  %s: %s\n", TSAN_BUILD ? "poll(-1)" : "pthread_barrier_wait, a futex inside glibc",
-           r.detail);
+    EXPECT_UNCONTROLLED(r, "blocks outside the scheduler", "(system call 0, read)");
+    printf("  a blocking read of an empty pipe: %s\n", r.detail);
+    r = stuck_run(caught_main);
+    EXPECT_UNCONTROLLED(r, "poll from ctltest", "it may wait in the kernel");
+    printf("  a call the interposer catches: %s\n", r.detail);
+    if (write(never_written[1], "xx", 2) != 2)   /* the abandoned reader returns, and exits */
+        perror("ctltest: write");
+    close(never_written[0]);
+    close(never_written[1]);
 #if defined(__SANITIZE_THREAD__)
     (void)spin_main;
     printf("  (the pure spin is not provoked under TSan: it holds a signal back from a thread "
@@ -654,6 +668,16 @@ static sem_t items;
 static pthread_rwlock_t table_lock = PTHREAD_RWLOCK_INITIALIZER;
 static pthread_once_t once_control;
 static int inits, reads_saw_write, got_item;
+static pthread_barrier_t all_three;
+static _Atomic int before_barrier, serials, early;   /* early: one left before all arrived */
+
+static void meet(void)
+{
+    atomic_fetch_add(&before_barrier, 1);
+    if (pthread_barrier_wait(&all_three) == PTHREAD_BARRIER_SERIAL_THREAD)
+        atomic_fetch_add(&serials, 1);
+    early += atomic_load(&before_barrier) != 3;
+}
 static unsigned char drawn[2][16];
 
 static void init_once(void)
@@ -671,6 +695,7 @@ static void *sem_consumer(void *arg)
     pthread_rwlock_rdlock(&table_lock);
     reads_saw_write += inits;
     pthread_rwlock_unlock(&table_lock);
+    meet();
     return arg;
 }
 
@@ -680,6 +705,7 @@ static void *sem_producer(void *arg)
     pthread_rwlock_wrlock(&table_lock);
     pthread_rwlock_unlock(&table_lock);
     sem_post(&items);
+    meet();
     return arg;
 }
 
@@ -688,18 +714,23 @@ static void sync_main(void *arg)
     pthread_t t[2];
     once_control = PTHREAD_ONCE_INIT;
     inits = reads_saw_write = got_item = 0;
+    before_barrier = serials = early = 0;
     sem_init(&items, 0, 0);
+    pthread_barrier_init(&all_three, NULL, 3);
     pthread_create(&t[0], NULL, sem_consumer, NULL);
     pthread_create(&t[1], NULL, sem_producer, NULL);
+    meet();
     pthread_join(t[0], NULL);
     pthread_join(t[1], NULL);
+    pthread_barrier_destroy(&all_three);
     sem_destroy(&items);
 }
 
 static void random_main(void *arg)
 {
-    if (getrandom(drawn[(intptr_t)arg], sizeof drawn[0], 0) != sizeof drawn[0])
+    if (getrandom(drawn[(intptr_t)arg], 8, 0) != 8)
         perror("ctltest: getrandom");
+    arc4random_buf(drawn[(intptr_t)arg] + 8, 8);   /* libevent's */
 }
 
 static void test_sync_objects(void)
@@ -710,10 +741,11 @@ static void test_sync_objects(void)
         sim_set_seed(++n);
         sim_run(sync_main, NULL);
         bad += sim_last_result()->status != SIM_OK || inits != 1 || !got_item ||
-               reads_saw_write != 1;
+               reads_saw_write != 1 || serials != 1 || early;
     }
     CHECK(sim_exhausted() && !bad, "dfs bound 2: exhausted %d after %llu schedules, %llu "
-          "wrong (a deadlock, init run twice, an item lost)", sim_exhausted(),
+          "wrong (a deadlock, init run twice, an item lost, a barrier that let one through "
+          "early or named no serial thread)", sim_exhausted(),
           (unsigned long long)n, (unsigned long long)bad);
     configure("random", 2);
     unsigned char again[16];
@@ -725,11 +757,12 @@ static void test_sync_objects(void)
     sim_set_seed(43);
     sim_run(random_main, (void *)1);
     CHECK(!memcmp(again, drawn[0], sizeof again) && memcmp(drawn[0], drawn[1], sizeof again),
-          "getrandom: seed 42 twice %s, seeds 42 and 43 %s",
+          "getrandom and arc4random: seed 42 twice %s, seeds 42 and 43 %s",
           memcmp(again, drawn[0], sizeof again) ? "differ" : "agree",
           memcmp(drawn[0], drawn[1], sizeof again) ? "differ" : "agree");
-    printf("  a semaphore, an rwlock and a once shared by two threads: %llu schedules (dfs bound "
-           "2) to the end, each init once, each item delivered; getrandom follows the seed\n",
+    printf("  a semaphore, an rwlock, a once and a barrier shared by three threads: %llu "
+           "schedules (dfs bound 2) to the end, each init once, each item delivered, nobody "
+           "through the barrier early; getrandom and arc4random follow the seed\n",
            (unsigned long long)n);
 }
 

@@ -1,5 +1,6 @@
-/* sync.c: semaphores, rwlocks, spin locks and pthread_once under the
- * scheduler, and getrandom from the run's seed (see interpose.h).
+/* sync.c: semaphores, rwlocks, spin locks, barriers and pthread_once under
+ * the scheduler, and getrandom and arc4random from the run's seed (see
+ * interpose.h).
  *
  * The real object stays the truth: a task only ever calls its try operations
  * (sem_trywait, pthread_rwlock_trywrlock, ...), which never wait. When one
@@ -306,5 +307,112 @@ int getentropy(void *buf, size_t n)
     }
     point("getrandom");
     fill(buf, n);
+    return 0;
+}
+
+/* libevent seeds its own generator from arc4random (glibc 2.36 has one). */
+uint32_t arc4random(void)
+{
+    if (!ar_controlled())
+        return REAL(arc4random)();
+    point("getrandom");
+    uint32_t v;
+    fill(&v, sizeof v);
+    return v;
+}
+
+void arc4random_buf(void *buf, size_t n)
+{
+    if (!ar_controlled()) {
+        REAL(arc4random_buf)(buf, n);
+        return;
+    }
+    point("getrandom");
+    fill(buf, n);
+}
+
+uint32_t arc4random_uniform(uint32_t bound)
+{
+    if (!ar_controlled())
+        return REAL(arc4random_uniform)(bound);
+    point("getrandom");
+    if (bound < 2)
+        return 0;
+    uint32_t floor = -bound % bound, v;   /* below it, the draw would favour small values */
+    do
+        fill(&v, sizeof v);
+    while (v < floor);
+    return v % bound;
+}
+
+/* ---- barriers: counted here, waited for in the core ---- */
+
+/* The real barrier is not used under control (a task would sleep in its
+ * futex); a run's barriers are counted in this table, by address. */
+enum { BARRIERS = 64 };
+
+static struct {
+    const void *barrier;
+    uint64_t run;
+    unsigned count, arrived, generation;
+} barriers[BARRIERS];
+
+static int barrier_slot(const pthread_barrier_t *b, unsigned count)
+{
+    int free_slot = -1;
+    for (int i = 0; i < BARRIERS; i++) {
+        bool live = barriers[i].run == sim_run_serial() && barriers[i].barrier;
+        if (live && barriers[i].barrier == b)
+            return i;
+        if (!live && free_slot < 0)
+            free_slot = i;
+    }
+    if (free_slot < 0 || !count)
+        ar_uncontrolled("pthread_barrier_wait", free_slot < 0 ? "more than 64 barriers in one run"
+                        : "a barrier initialised outside the run");
+    barriers[free_slot].barrier = b;
+    barriers[free_slot].run = sim_run_serial();
+    barriers[free_slot].count = count;
+    barriers[free_slot].arrived = barriers[free_slot].generation = 0;
+    return free_slot;
+}
+
+int pthread_barrier_init(pthread_barrier_t *b, const pthread_barrierattr_t *a, unsigned count)
+{
+    int r = REAL(pthread_barrier_init)(b, a, count);
+    if (r == 0 && ar_controlled()) {
+        ar_waitq_forget(b);
+        barriers[barrier_slot(b, count)].count = count;
+    }
+    return r;
+}
+
+int pthread_barrier_destroy(pthread_barrier_t *b)
+{
+    if (ar_controlled())
+        for (int i = 0; i < BARRIERS; i++)
+            if (barriers[i].barrier == b && barriers[i].run == sim_run_serial())
+                barriers[i].barrier = NULL;
+    return REAL(pthread_barrier_destroy)(b);
+}
+
+/* The last to arrive wakes the others and gets PTHREAD_BARRIER_SERIAL_THREAD. */
+int pthread_barrier_wait(pthread_barrier_t *b)
+{
+    if (!ar_controlled())
+        return REAL(pthread_barrier_wait)(b);
+    point("barrier_wait");
+    int i = barrier_slot(b, 0);
+    if (++barriers[i].arrived == barriers[i].count) {
+        barriers[i].arrived = 0;
+        barriers[i].generation++;
+        sim_wake_all(ar_waitq_of(b));
+        return PTHREAD_BARRIER_SERIAL_THREAD;
+    }
+    unsigned generation = barriers[i].generation;
+    while (barriers[i].generation == generation) {
+        sim_wait_info why = { "barrier_wait", "barrier", 0, -1, false };
+        sim_wait(ar_waitq_of(b), &why, 0);
+    }
     return 0;
 }

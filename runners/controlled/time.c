@@ -47,6 +47,18 @@ int clock_gettime(clockid_t id, struct timespec *ts)
     return 0;
 }
 
+/* The virtual clocks tick in nanoseconds (a coarse clock's answer would tell
+ * libuv to prefer it: the virtual clock has no coarse variant). */
+int clock_getres(clockid_t id, struct timespec *res)
+{
+    uint64_t base;
+    if (!ar_controlled() || !virtual_clock(id, &base))
+        return REAL(clock_getres)(id, res);
+    if (res)
+        *res = (struct timespec){ 0, 1 };
+    return 0;
+}
+
 int gettimeofday(struct timeval *restrict tv, void *restrict tz)
 {
     if (!ar_controlled())
