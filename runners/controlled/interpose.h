@@ -82,6 +82,10 @@ void ar_closed(int fd);
 /* The n events epoll_wait found, reordered; returns how many come now. */
 int ar_deliver(int epfd, struct epoll_event *ev, int n);
 
+/* escapes.c: traps system calls made outside libc (once per process; 0, or
+ * -1 with err filled). */
+int ar_trap_escapes(char *err, size_t n);
+
 /* Virtual CLOCK_REALTIME is virtual monotonic time plus this (2026-01-01). */
 #define AR_REALTIME_BASE_NS 1767225600000000000ull
 

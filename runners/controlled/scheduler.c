@@ -1,6 +1,7 @@
 /* scheduler.c: what every controlled runner (runner_under_control.h) shares:
  * sim's scheduler table with the threads front end forced on, the run, and
  * the race point. */
+#include "interpose.h"
 #include "runner.h"
 #include "scheduler.h"
 #include "sim/sched.h"
@@ -13,6 +14,8 @@ static bool configured;
 
 static int configure(const sim_options *o, char *err, size_t n)
 {
+    if (ar_trap_escapes(err, n) != 0)
+        return -1;
     sim_options threads = *o;
     threads.threads = true;
     int rc = sim_configure(&threads, err, n);

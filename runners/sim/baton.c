@@ -143,6 +143,7 @@ static unsigned stuck_ms = 2000;
 static char stuck_why[160];           /* the host's finding, for the handler */
 
 void sim_threads_set_stuck_ms(unsigned ms) { stuck_ms = ms ? ms : 2000; }
+void sim_threads_ending_in_handler(void) { in_watchdog_handler = true; }
 
 static uint64_t mono_ms(void)
 {

@@ -58,5 +58,9 @@ char sim_thread_state(int t, long *syscall_nr);
 int sim_threads_fds_close_new(void);
 /* How long a task may hold the baton without a scheduling point (0: 2000 ms). */
 void sim_threads_set_stuck_ms(unsigned ms);
+/* The calling task is about to end its run from a signal handler (the
+ * watchdog's, or the interposer's SIGSYS): from here on its calls go to libc,
+ * and its baton outlives its unwinding. */
+void sim_threads_ending_in_handler(void);
 
 #endif
