@@ -61,6 +61,16 @@ int select(int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *timeout)
     return REAL(select)(n, r, w, e, timeout);
 }
 
+/* A task's thread must end through the core (its turn handed on), never
+ * past it. */
+_Noreturn void pthread_exit(void *ret)
+{
+    if (ar_controlled())
+        caught("pthread_exit", __builtin_return_address(0), "a task ends by returning from "
+               "its function; pthread_exit would end its thread behind the scheduler");
+    REAL(pthread_exit)(ret);
+}
+
 CAUGHT(pid_t, fork, (void), (), PROCESS)
 CAUGHT(int, execvp, (const char *file, char *const argv[]), (file, argv), PROCESS)
 CAUGHT(pid_t, waitpid, (pid_t pid, int *status, int options), (pid, status, options), PROCESS)

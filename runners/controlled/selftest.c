@@ -357,6 +357,7 @@ static struct {
     long tid[2];
     int mine[2];
     int err[2];
+    int detach;
 } rt;
 
 static void *who(void *arg)
@@ -372,9 +373,22 @@ static void *who(void *arg)
     return NULL;
 }
 
+static _Atomic int detached_ran;
+static pthread_mutex_t detached_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *detached_body(void *arg)
+{
+    pthread_mutex_lock(&detached_lock);   /* a point of its own, after main may have ended */
+    detached_ran = 1;
+    pthread_mutex_unlock(&detached_lock);
+    return arg;
+}
+
 static void real_main(void *arg)
 {
-    pthread_t t[2];
+    pthread_t t[2], d;
+    pthread_create(&d, NULL, detached_body, NULL);
+    rt.detach = pthread_detach(d);    /* never joined: the run still waits for it */
     pair(who, t);
     for (int i = 0; i < 2; i++)
         if (!pthread_equal(t[i], rt.self[i]))
@@ -385,9 +399,19 @@ static void test_tasks_are_threads(void)
 {
     configure("random", 2);
     memset(&rt, 0, sizeof rt);
+    detached_ran = 0;
     sim_set_seed(3);
     sim_run(real_main, NULL);
     CHECK(sim_last_result()->status == SIM_OK, "status %s", sim_status_names[sim_last_result()->status]);
+    int detached_bad = 0;
+    for (uint64_t seed = 1; seed <= 100; seed++) {   /* main ends first in some of them */
+        detached_ran = 0;
+        sim_set_seed(seed);
+        sim_run(real_main, NULL);
+        detached_bad += sim_last_result()->status != SIM_OK || rt.detach || !detached_ran;
+    }
+    CHECK(!detached_bad, "a detached thread: in %d of 100 schedules the run failed, "
+          "pthread_detach failed or the thread did not run to its end", detached_bad);
     CHECK(rt.tid[0] && rt.tid[1] && rt.tid[0] != rt.tid[1] && rt.tid[0] != syscall(SYS_gettid),
           "kernel thread ids %ld and %ld (the host is %ld)", rt.tid[0], rt.tid[1],
           (long)syscall(SYS_gettid));
@@ -395,7 +419,8 @@ static void test_tasks_are_threads(void)
           "(-1: pthread_create's id is not the thread's pthread_self)", rt.mine[0], rt.mine[1]);
     CHECK(rt.err[0] == 100 && rt.err[1] == 101, "errno: %d and %d, expected 100 and 101",
           rt.err[0], rt.err[1]);
-    printf("  two tasks on kernel threads %ld and %ld, each with its own thread-locals and errno\n",
+    printf("  two tasks on kernel threads %ld and %ld, each with its own thread-locals and errno; "
+           "a detached one ran to its end\n",
            rt.tid[0], rt.tid[1]);
 }
 
@@ -511,6 +536,18 @@ static void inline_main(void *arg)
 {
     pthread_t a;
     pthread_create(&a, NULL, inline_reader, NULL);
+    pthread_join(a, NULL);
+}
+
+static void *exiter(void *arg)
+{
+    pthread_exit(arg);                /* caught.c: past the core's end of a task */
+}
+
+static void exit_main(void *arg)
+{
+    pthread_t a;
+    pthread_create(&a, NULL, exiter, NULL);
     pthread_join(a, NULL);
 }
 
@@ -646,6 +683,8 @@ static void test_uncontrolled(void)
     CHECK(inline_r == 0 && inline_ts.tv_sec > 0 && inline_ts.tv_sec <= libc_ts.tv_sec,
           "the same inline call outside a run: returned %ld, %lld s (libc: %lld s)", inline_r,
           (long long)inline_ts.tv_sec, (long long)libc_ts.tv_sec);
+    r = stuck_run(exit_main);
+    EXPECT_UNCONTROLLED(r, "pthread_exit from ctltest", "behind the scheduler");
     r = stuck_run(caught_main);
     EXPECT_UNCONTROLLED(r, "poll from ctltest", "it may wait in the kernel");
     printf("  a call the interposer catches: %s\n", r.detail);

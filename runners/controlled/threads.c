@@ -119,6 +119,7 @@ typedef struct start {
     pthread_t tid;
     sim_task *task;
     uint64_t run;
+    bool detached;                /* nobody joins it; its entry lives until a later run */
     struct start *next;
 } start;
 
@@ -165,6 +166,8 @@ int pthread_join(pthread_t tid, void **ret)
         start *s = *p;
         if (s->run != sim_run_serial() || !pthread_equal(s->tid, tid))
             continue;
+        if (s->detached)
+            ar_uncontrolled("pthread_join", "a detached thread");
         sim_join(s->task);
         *p = s->next;
         if (ret)
@@ -173,6 +176,20 @@ int pthread_join(pthread_t tid, void **ret)
         return 0;
     }
     ar_uncontrolled("pthread_join", "a thread this run's tasks did not start");
+}
+
+/* The task runs to its end like any other, and the host joins its OS thread
+ * when the run settles (so the real thread is never detached). */
+int pthread_detach(pthread_t tid)
+{
+    if (!ar_controlled())
+        return REAL(pthread_detach)(tid);
+    for (start *s = started; s; s = s->next)
+        if (s->run == sim_run_serial() && pthread_equal(s->tid, tid) && !s->detached) {
+            s->detached = true;
+            return 0;
+        }
+    ar_uncontrolled("pthread_detach", "a thread this run's tasks did not start");
 }
 
 int sched_yield(void)
