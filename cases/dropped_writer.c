@@ -633,6 +633,10 @@ static const ar_variant variants[] = {
             "(24 s); quick's search budget (3 s) ends near 2,700" },
           { "libevent_ctl", AR_EXHAUSTIVE, "the delay-bound search did not reach it in 60,000 "
             "schedules (194 s); natural and chaos show it" },
+          { "epoll_ctl", AR_EXHAUSTIVE, "the delay-bound search finds it at schedule 23,716 "
+            "(63 s, under load); quick's search budget (3 s) ends near 1,100" },
+          { "libev_ctl", AR_EXHAUSTIVE, "the delay-bound search finds it at schedule 17,875 "
+            "(72 s, under load); quick's search budget (3 s) ends near 1,400" },
           { NULL } } },
     { .name = "partial",
       .what = "the accept stream, shut down gracefully: close the listener and wait, then "
@@ -644,6 +648,10 @@ static const ar_variant variants[] = {
             "(24 s); quick's search budget (3 s) ends near 2,700" },
           { "libevent_ctl", AR_EXHAUSTIVE, "the delay-bound search did not reach it in 60,000 "
             "schedules (145 s); natural and chaos show it" },
+          { "epoll_ctl", AR_EXHAUSTIVE, "the delay-bound search finds it at schedule 30,610 "
+            "(118 s, under load); quick's search budget (3 s) ends near 1,300" },
+          { "libev_ctl", AR_EXHAUSTIVE, "the delay-bound search finds it at schedule 23,185 "
+            "(102 s, under load); quick's search budget (3 s) ends near 1,550" },
           { NULL } } },
     { .name = "fixed",
       .what = "PR #636: the accept callback hands each connection to its own detached "
