@@ -11,7 +11,7 @@
 #include <string.h>
 
 
-static struct {
+struct sim_api_state {
     bool configured;
     sim_options opt;
     char strategy_name[16];
@@ -28,7 +28,59 @@ static struct {
     sim_result res;
     char divergence[320];
     char describe[256];
-} A;
+};
+
+/* sim.h's state is an instance too (sim_core_new); A is the current one. */
+static struct sim_api_state first_api;
+static struct sim_api_state *A = &first_api;
+
+/* ---- instances ---- */
+
+struct sim_core {
+    sim_sched_state *sched;      /* the first core's is filled in when another is used */
+    struct sim_api_state *api;
+};
+
+static sim_core first_core = { NULL, &first_api };
+static sim_core *current_core = &first_core;
+
+sim_core *sim_core_new(void)
+{
+    sim_core *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->sched = sim_sched_state_new();
+    c->api = calloc(1, sizeof *c->api);
+    if (!c->sched || !c->api) {
+        free(c->api);
+        free(c->sched);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+sim_core *sim_core_use(sim_core *c)
+{
+    sim_core *was = current_core;
+    was->sched = sim_sched_state_use(c->sched);
+    A = c->api;
+    current_core = c;
+    return was;
+}
+
+void sim_core_free(sim_core *c)
+{
+    if (!c || c == current_core || c == &first_core)
+        return;
+    if (c->api->strategy)
+        c->api->strategy->destroy(c->api->strategy);
+    if (c->api->replay)
+        c->api->replay->destroy(c->api->replay);
+    sim_sched_state_free(c->sched);
+    free(c->api);
+    free(c);
+}
 
 static uint64_t mix64(uint64_t x)
 {
@@ -40,10 +92,10 @@ static uint64_t mix64(uint64_t x)
 
 static void drop_replay(void)
 {
-    if (A.replay)
-        A.replay->destroy(A.replay);
-    A.replay = NULL;
-    A.replaying = NULL;
+    if (A->replay)
+        A->replay->destroy(A->replay);
+    A->replay = NULL;
+    A->replaying = NULL;
 }
 
 /* The strategies, by name: the one table that knows them. A maker checks the
@@ -124,26 +176,26 @@ int sim_configure(const sim_options *o, char *err, size_t n)
             snprintf(err, n, "out of memory");
         return -1;
     }
-    if (A.strategy)
-        A.strategy->destroy(A.strategy);
+    if (A->strategy)
+        A->strategy->destroy(A->strategy);
     drop_replay();
-    A.guide = NULL;
-    A.strategy = s;
-    A.opt = *o;
-    snprintf(A.strategy_name, sizeof A.strategy_name, "%s", name);
-    A.opt.strategy = A.strategy_name;
-    A.index = 0;
-    A.run_hash = 0;
-    A.have_result = false;
-    A.configured = true;
-    sim_sched_configure(&(sim_sched_config){ A.strategy, o->step_bound, o->step_ns, true,
+    A->guide = NULL;
+    A->strategy = s;
+    A->opt = *o;
+    snprintf(A->strategy_name, sizeof A->strategy_name, "%s", name);
+    A->opt.strategy = A->strategy_name;
+    A->index = 0;
+    A->run_hash = 0;
+    A->have_result = false;
+    A->configured = true;
+    sim_sched_configure(&(sim_sched_config){ A->strategy, o->step_bound, o->step_ns, true,
                                              o->threads ? &sim_threads : NULL });
     return 0;
 }
 
 void sim_api_ready(void)
 {
-    if (A.configured)
+    if (A->configured)
         return;
     sim_options d = SIM_OPTIONS_DEFAULT;
     char err[128];
@@ -153,38 +205,38 @@ void sim_api_ready(void)
     }
 }
 
-const sim_options *sim_api_options(void) { return &A.opt; }
-uint64_t sim_api_seed(void) { return A.seed; }
-uint64_t sim_run_seed(void) { return A.run_seed; }
+const sim_options *sim_api_options(void) { return &A->opt; }
+uint64_t sim_api_seed(void) { return A->seed; }
+uint64_t sim_run_seed(void) { return A->run_seed; }
 
-void sim_set_seed(uint64_t seed) { A.seed = seed; }
+void sim_set_seed(uint64_t seed) { A->seed = seed; }
 
-bool sim_searching(void) { return A.strategy && A.strategy->exhausted; }
+bool sim_searching(void) { return A->strategy && A->strategy->exhausted; }
 
 bool sim_exhausted(void)
 {
-    return sim_searching() && !A.replaying && A.strategy->exhausted(A.strategy);
+    return sim_searching() && !A->replaying && A->strategy->exhausted(A->strategy);
 }
 
 int sim_profile_runs(void)
 {
-    return A.strategy && !A.replaying ? A.strategy->profile_runs : 0;
+    return A->strategy && !A->replaying ? A->strategy->profile_runs : 0;
 }
 
 void sim_search_save(FILE *f)
 {
     if (sim_searching())
-        A.strategy->save(A.strategy, f);
+        A->strategy->save(A->strategy, f);
 }
 
 bool sim_search_restore(FILE *f, char *err, size_t n)
 {
-    if (!sim_searching() || A.replaying) {
+    if (!sim_searching() || A->replaying) {
         snprintf(err, n, "no search is configured");
         return false;
     }
-    if (!A.strategy->restore(A.strategy, f)) {
-        snprintf(err, n, "not a state of a %s search at bound %d", A.opt.strategy, A.opt.dfs_bound);
+    if (!A->strategy->restore(A->strategy, f)) {
+        snprintf(err, n, "not a state of a %s search at bound %d", A->opt.strategy, A->opt.dfs_bound);
         return false;
     }
     return true;
@@ -193,71 +245,71 @@ bool sim_search_restore(FILE *f, char *err, size_t n)
 const char *sim_describe(void)
 {
     sim_api_ready();
-    const sim_options *o = &A.opt;
+    const sim_options *o = &A->opt;
     char params[160] = "";
-    if (A.replaying) {
-        snprintf(params, sizeof params, "of a %s schedule, ", sim_schedule_strategy(A.replaying));
-    } else if (A.strategy->describe) {
-        A.strategy->describe(A.strategy, params, sizeof params - 2);
+    if (A->replaying) {
+        snprintf(params, sizeof params, "of a %s schedule, ", sim_schedule_strategy(A->replaying));
+    } else if (A->strategy->describe) {
+        A->strategy->describe(A->strategy, params, sizeof params - 2);
         strcat(params, ", ");
     }
-    snprintf(A.describe, sizeof A.describe, "%s(%sstep_ns=%llu, step_bound=%llu)",
-             A.replaying ? "replay" : o->strategy, params,
-             (unsigned long long)(A.replaying ? sim_schedule_step_ns(A.replaying) : o->step_ns),
-             (unsigned long long)(A.replaying ? sim_schedule_step_bound(A.replaying) : o->step_bound));
-    return A.describe;
+    snprintf(A->describe, sizeof A->describe, "%s(%sstep_ns=%llu, step_bound=%llu)",
+             A->replaying ? "replay" : o->strategy, params,
+             (unsigned long long)(A->replaying ? sim_schedule_step_ns(A->replaying) : o->step_ns),
+             (unsigned long long)(A->replaying ? sim_schedule_step_bound(A->replaying) : o->step_bound));
+    return A->describe;
 }
 
 void sim_replay(const sim_schedule *s)
 {
     sim_api_ready();
     drop_replay();
-    A.guide = NULL;
+    A->guide = NULL;
     if (s) {
-        A.replay = sim_replay_new(sim_schedule_log(s));
-        A.replaying = s;
+        A->replay = sim_replay_new(sim_schedule_log(s));
+        A->replaying = s;
     }
 }
 
 void sim_guide(sim_strategy *s)
 {
-    A.guide = A.replaying ? s : NULL;
+    A->guide = A->replaying ? s : NULL;
 }
 
-const char *sim_api_last_strategy(void) { return A.last_strategy ? A.last_strategy : A.opt.strategy; }
-uint64_t sim_api_last_step_ns(void) { return A.last_step_ns; }
-uint64_t sim_api_last_step_bound(void) { return A.last_step_bound; }
+const char *sim_api_last_strategy(void) { return A->last_strategy ? A->last_strategy : A->opt.strategy; }
+uint64_t sim_api_last_step_ns(void) { return A->last_step_ns; }
+uint64_t sim_api_last_step_bound(void) { return A->last_step_bound; }
 
 void sim_run(void (*fn)(void *), void *arg)
 {
     sim_api_ready();
-    sim_strategy *s = A.guide ? A.guide : A.replaying ? A.replay : A.strategy;
-    uint64_t step_bound = A.replaying ? sim_schedule_step_bound(A.replaying) : A.opt.step_bound;
-    uint64_t step_ns = A.replaying ? sim_schedule_step_ns(A.replaying) : A.opt.step_ns;
-    uint64_t seed = A.replaying ? sim_schedule_seed(A.replaying) : A.seed;
-    A.run_seed = seed;
-    A.last_strategy = A.guide ? "minimal" : A.replaying ? sim_schedule_strategy(A.replaying)
-                                                        : A.opt.strategy;
-    A.last_step_ns = step_ns;
-    A.last_step_bound = step_bound;
+    sim_strategy *s = A->guide ? A->guide : A->replaying ? A->replay : A->strategy;
+    uint64_t step_bound = A->replaying ? sim_schedule_step_bound(A->replaying) : A->opt.step_bound;
+    uint64_t step_ns = A->replaying ? sim_schedule_step_ns(A->replaying) : A->opt.step_ns;
+    uint64_t seed = A->replaying ? sim_schedule_seed(A->replaying) : A->seed;
+    A->run_seed = seed;
+    A->last_strategy = A->guide ? "minimal" : A->replaying ? sim_schedule_strategy(A->replaying)
+                                                        : A->opt.strategy;
+    A->last_step_ns = step_ns;
+    A->last_step_bound = step_bound;
     sim_sched_configure(&(sim_sched_config){ s, step_bound, step_ns, true,
-                                             A.opt.threads ? &sim_threads : NULL });
+                                             A->opt.threads ? &sim_threads : NULL });
     s->begin(s, mix64(seed ^ 0x51ed5c4edull));
-    sim_sched_run(fn, arg, &A.rr);
-    s->end(s, &A.rr);
+    sim_sched_run(fn, arg, &A->rr);
+    s->end(s, &A->rr);
 
     const char *div = s->divergence ? s->divergence(s) : "";
-    snprintf(A.divergence, sizeof A.divergence, "%s", div);
+    snprintf(A->divergence, sizeof A->divergence, "%s", div);
     uint64_t hash = sim_log_hash(sim_sched_log());
-    A.run_hash = mix64(A.run_hash ^ hash);
-    A.res = (sim_result){
-        .status = A.rr.status, .detail = A.rr.detail, .index = A.index++,
-        .steps = A.rr.steps, .decisions = A.rr.decisions, .tasks = A.rr.tasks,
-        .virtual_ns = A.rr.virtual_ns, .hash = hash, .run_hash = A.run_hash,
-        .diverged = A.divergence[0] != '\0', .divergence = A.divergence,
+    A->run_hash = mix64(A->run_hash ^ hash);
+    A->res = (sim_result){
+        .status = A->rr.status, .detail = A->rr.detail, .index = A->index++,
+        .steps = A->rr.steps, .decisions = A->rr.decisions, .tasks = A->rr.tasks,
+        .virtual_ns = A->rr.virtual_ns, .hash = hash, .run_hash = A->run_hash,
+        .diverged = A->divergence[0] != '\0', .divergence = A->divergence,
     };
-    A.have_result = true;
+    A->have_result = true;
 }
 
-const sim_result *sim_last_result(void) { return A.have_result ? &A.res : NULL; }
+const sim_result *sim_last_result(void) { return A->have_result ? &A->res : NULL; }
 char *sim_last_compact(void) { return sim_log_compact(sim_sched_log()); }

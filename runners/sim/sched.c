@@ -42,7 +42,7 @@ struct sim_task {
 static _Alignas(16) unsigned char host_locals[SIM_LOCALS_BYTES];
 static sim_task host_holder = { .id = 0, .locals = host_locals }; /* "the host holds it" */
 
-static struct {
+struct sim_sched_state {
     sim_sched_config cfg;
     enum session session;
     uint64_t run;              /* increments per run and adopted session */
@@ -67,12 +67,49 @@ static struct {
     sim_chunk chunk;           /* what ran since the last decision */
     int chunk_task;            /* the task the last decision chose */
     bool chunk_first_done;     /* it reached its first point since */
-} S = { .now = SIM_EPOCH_NS, .cfg = { .step_ns = 1000 } };
+};
+
+/* The core's state is an instance (sim_sched_state_new); S is the current
+ * one, the first made at start-up. Every function below acts on it. */
+#define SIM_SCHED_STATE_INIT { .now = SIM_EPOCH_NS, .cfg = { .step_ns = 1000 } }
+static sim_sched_state first_state = SIM_SCHED_STATE_INIT;
+static sim_sched_state *S = &first_state;
+static uint64_t runs_made;
+
+sim_sched_state *sim_sched_state_new(void)
+{
+    sim_sched_state *s = malloc(sizeof *s);
+    if (s)
+        *s = (sim_sched_state)SIM_SCHED_STATE_INIT;
+    return s;
+}
+
+static _Noreturn void fatal(const char *fmt, ...);
+
+sim_sched_state *sim_sched_state_use(sim_sched_state *s)
+{
+    if (S->session != NO_SESSION)
+        fatal("another instance of the core made current inside a run or session");
+    sim_sched_state *was = S;
+    S = s;
+    return was;
+}
+
+void sim_sched_state_free(sim_sched_state *s)
+{
+    if (s == S || s == &first_state)
+        fatal("freeing the current or the first instance of the core");
+    free(s->runnable);
+    free(s->runnable_ids);
+    free(s->runnable_events);
+    sim_log_free(&s->log);
+    free(s);
+}
 
 static _Thread_local bool on_sched_thread;
 
 /* Where tasks run: fibers unless the configuration names the threads. */
-#define CTX (S.cfg.contexts ? S.cfg.contexts : &sim_fibers)
+#define CTX (S->cfg.contexts ? S->cfg.contexts : &sim_fibers)
 
 static _Noreturn void fatal(const char *fmt, ...)
 {
@@ -94,18 +131,18 @@ static void check_thread(void)
 
 void sim_sched_configure(const sim_sched_config *c)
 {
-    if (S.session == IN_RUN)
+    if (S->session == IN_RUN)
         fatal("sim_sched_configure inside a run");
-    S.cfg = *c;
+    S->cfg = *c;
 }
 
-const sim_log *sim_sched_log(void) { return &S.log; }
-bool sim_in_task(void) { return S.current != NULL; }
+const sim_log *sim_sched_log(void) { return &S->log; }
+bool sim_in_task(void) { return S->current != NULL; }
 /* Asks the calling thread's own state first: a thread that is no task (a
  * watchdog, the host) must not read S, which the host writes meanwhile. */
 bool sim_caller_is_task(void)
 {
-    return sim_threads.owns_caller() && S.current;
+    return sim_threads.owns_caller() && S->current;
 }
 
 /* A run on threads is on: read by any thread (the interposer's test for a
@@ -121,7 +158,7 @@ bool sim_caller_is_foreign(void)
 /* The first foreign call of a run, noted by its thread (0: none, 1: being
  * written, 2: written); the holder of the baton ends the run at its next step. */
 static _Atomic int foreign_state;
-static char foreign_detail[sizeof S.detail];
+static char foreign_detail[sizeof S->detail];
 
 void sim_note_foreign(const char *fmt, ...)
 {
@@ -134,63 +171,63 @@ void sim_note_foreign(const char *fmt, ...)
     va_end(ap);
     atomic_store_explicit(&foreign_state, 2, memory_order_release);
 }
-uint64_t sim_run_serial(void) { return S.run; }
-sim_task *sim_self(void) { return S.current; }
+uint64_t sim_run_serial(void) { return S->run; }
+sim_task *sim_self(void) { return S->current; }
 int sim_task_id(const sim_task *t) { return t ? t->id : -1; }
 unsigned long sim_task_os_thread(const sim_task *t)
 {
     return t && t->fiber && CTX->os_thread ? CTX->os_thread(t->fiber) : 0;
 }
-void *sim_locals(void) { return S.current ? S.current->locals : host_locals; }
-long sim_live_tasks(void) { return S.live; }
-uint64_t sim_clock(void) { return S.now; }
+void *sim_locals(void) { return S->current ? S->current->locals : host_locals; }
+long sim_live_tasks(void) { return S->live; }
+uint64_t sim_clock(void) { return S->now; }
 
 uint64_t sim_now(void)
 {
     sim_touch_all();            /* what it reads depends on every step before it */
-    return S.now;
+    return S->now;
 }
 
 /* ---- footprints of what runs between decisions (strategy.h's sleep sets) ---- */
 
 void sim_touch(sim_object_kind kind, long id)
 {
-    if (!S.current || S.session != IN_RUN)
+    if (!S->current || S->session != IN_RUN)
         return;
     uint64_t h = ((uint64_t)kind << 56) ^ (uint64_t)id;
     h = (h ^ (h >> 31)) * 0x9e3779b97f4a7c15ull;
     h ^= h >> 29;
-    S.chunk.fp.bits[(h >> 6) & 3] |= 1ull << (h & 63);
+    S->chunk.fp.bits[(h >> 6) & 3] |= 1ull << (h & 63);
 }
 
 void sim_touch_all(void)
 {
-    if (S.current && S.session == IN_RUN)
-        S.chunk.fp.all = true;
+    if (S->current && S->session == IN_RUN)
+        S->chunk.fp.all = true;
 }
 
 static void chunk_ran(const sim_task *t)
 {
     if (t->id >= 0 && t->id < 64)
-        S.chunk.ran |= 1ull << t->id;
+        S->chunk.ran |= 1ull << t->id;
     else
-        S.chunk.ran_many = true;
+        S->chunk.ran_many = true;
 }
 
 static void chunk_start(const sim_task *chosen)
 {
-    S.chunk = (sim_chunk){ .ran = 0 };
-    S.chunk_task = chosen->id;
-    S.chunk_first_done = false;
+    S->chunk = (sim_chunk){ .ran = 0 };
+    S->chunk_task = chosen->id;
+    S->chunk_first_done = false;
     chunk_ran(chosen);
 }
 
 /* t reached a point (blocked: it cannot go on there). */
 static void chunk_point(const sim_task *t, bool blocked)
 {
-    if (t->id == S.chunk_task && !S.chunk_first_done) {
-        S.chunk_first_done = true;
-        S.chunk.first_blocked = blocked;
+    if (t->id == S->chunk_task && !S->chunk_first_done) {
+        S->chunk_first_done = true;
+        S->chunk.first_blocked = blocked;
     }
 }
 
@@ -198,55 +235,55 @@ static void chunk_point(const sim_task *t, bool blocked)
 
 static void runnable_insert(sim_task *t)
 {
-    if (S.n_runnable == S.cap_runnable) {
-        int cap = S.cap_runnable ? 2 * S.cap_runnable : 16;
-        S.runnable = realloc(S.runnable, (size_t)cap * sizeof *S.runnable);
-        S.runnable_ids = realloc(S.runnable_ids, (size_t)cap * sizeof *S.runnable_ids);
-        S.runnable_events = realloc(S.runnable_events, (size_t)cap * sizeof *S.runnable_events);
-        if (!S.runnable || !S.runnable_ids || !S.runnable_events)
+    if (S->n_runnable == S->cap_runnable) {
+        int cap = S->cap_runnable ? 2 * S->cap_runnable : 16;
+        S->runnable = realloc(S->runnable, (size_t)cap * sizeof *S->runnable);
+        S->runnable_ids = realloc(S->runnable_ids, (size_t)cap * sizeof *S->runnable_ids);
+        S->runnable_events = realloc(S->runnable_events, (size_t)cap * sizeof *S->runnable_events);
+        if (!S->runnable || !S->runnable_ids || !S->runnable_events)
             fatal("out of memory");
-        S.cap_runnable = cap;
+        S->cap_runnable = cap;
     }
-    int i = S.n_runnable;
-    while (i > 0 && S.runnable_ids[i - 1] > t->id) {
-        S.runnable[i] = S.runnable[i - 1];
-        S.runnable_ids[i] = S.runnable_ids[i - 1];
+    int i = S->n_runnable;
+    while (i > 0 && S->runnable_ids[i - 1] > t->id) {
+        S->runnable[i] = S->runnable[i - 1];
+        S->runnable_ids[i] = S->runnable_ids[i - 1];
         i--;
     }
-    S.runnable[i] = t;
-    S.runnable_ids[i] = t->id;
-    S.n_runnable++;
+    S->runnable[i] = t;
+    S->runnable_ids[i] = t->id;
+    S->n_runnable++;
 }
 
 static void runnable_remove(sim_task *t)
 {
     int i = 0;
-    while (i < S.n_runnable && S.runnable[i] != t)
+    while (i < S->n_runnable && S->runnable[i] != t)
         i++;
-    if (i == S.n_runnable)
+    if (i == S->n_runnable)
         return;
-    for (; i + 1 < S.n_runnable; i++) {
-        S.runnable[i] = S.runnable[i + 1];
-        S.runnable_ids[i] = S.runnable_ids[i + 1];
+    for (; i + 1 < S->n_runnable; i++) {
+        S->runnable[i] = S->runnable[i + 1];
+        S->runnable_ids[i] = S->runnable_ids[i + 1];
     }
-    S.n_runnable--;
+    S->n_runnable--;
 }
 
 static void timed_insert(sim_task *t, uint64_t deadline)
 {
     t->deadline = deadline;
     sim_task *after = NULL;
-    for (sim_task *p = S.timed; p && (p->deadline < deadline || (p->deadline == deadline && p->id < t->id));
+    for (sim_task *p = S->timed; p && (p->deadline < deadline || (p->deadline == deadline && p->id < t->id));
          p = p->t_next)
         after = p;
     t->t_prev = after;
-    t->t_next = after ? after->t_next : S.timed;
+    t->t_next = after ? after->t_next : S->timed;
     if (t->t_next)
         t->t_next->t_prev = t;
     if (after)
         after->t_next = t;
     else
-        S.timed = t;
+        S->timed = t;
     t->in_timed = true;
 }
 
@@ -255,7 +292,7 @@ static void timed_remove(sim_task *t)
     if (t->t_prev)
         t->t_prev->t_next = t->t_next;
     else
-        S.timed = t->t_next;
+        S->timed = t->t_next;
     if (t->t_next)
         t->t_next->t_prev = t->t_prev;
     t->t_prev = t->t_next = NULL;
@@ -267,9 +304,9 @@ static void timed_remove(sim_task *t)
 /* Tasks of an older run were dropped with it: their queue entries too. */
 static void waitq_sync(sim_waitq *q)
 {
-    if (q->run != S.run) {
+    if (q->run != S->run) {
         q->head = q->tail = NULL;
-        q->run = S.run;
+        q->run = S->run;
     }
 }
 
@@ -317,7 +354,7 @@ static void wake(sim_task *t, bool timed_out)
         timed_remove(t);
     t->state = T_RUNNABLE;
     t->timed_out = timed_out;
-    S.n_blocked--;
+    S->n_blocked--;
     runnable_insert(t);
 }
 
@@ -343,8 +380,8 @@ void sim_wake_all(sim_waitq *q)
 
 static void fire_due(void)
 {
-    while (S.timed && S.timed->deadline <= S.now)
-        wake(S.timed, true);
+    while (S->timed && S->timed->deadline <= S->now)
+        wake(S->timed, true);
 }
 
 /* ---- ending a run early ---- */
@@ -365,56 +402,56 @@ static size_t describe_wait(char *buf, size_t n, const sim_task *t)
 
 static void append(size_t *len, const char *fmt, ...)
 {
-    if (*len >= sizeof S.detail - 1)
+    if (*len >= sizeof S->detail - 1)
         return;
     va_list ap;
     va_start(ap, fmt);
-    int k = vsnprintf(S.detail + *len, sizeof S.detail - *len, fmt, ap);
+    int k = vsnprintf(S->detail + *len, sizeof S->detail - *len, fmt, ap);
     va_end(ap);
     if (k > 0)
-        *len += (size_t)k < sizeof S.detail - *len ? (size_t)k : sizeof S.detail - 1 - *len;
+        *len += (size_t)k < sizeof S->detail - *len ? (size_t)k : sizeof S->detail - 1 - *len;
 }
 
 static void append_blocked(size_t *len)
 {
     const char *sep = "";
-    for (sim_task *t = S.all; t; t = t->all_next) {
+    for (sim_task *t = S->all; t; t = t->all_next) {
         if (t->state != T_BLOCKED)
             continue;
         append(len, "%s", sep);
-        if (*len < sizeof S.detail - 1)
-            *len += describe_wait(S.detail + *len, sizeof S.detail - *len, t);
+        if (*len < sizeof S->detail - 1)
+            *len += describe_wait(S->detail + *len, sizeof S->detail - *len, t);
         sep = "; ";
     }
 }
 
 static _Noreturn void abandon(sim_status status)
 {
-    S.status = status;
-    if (S.session == ADOPTED)
-        fatal("%s (outside a run: cannot abandon the host)", S.detail);
-    sim_fiber *f = S.running;
-    S.current = NULL;
-    S.running = S.host;
-    S.abandoned = f;
-    CTX->switch_to(f, S.host);
+    S->status = status;
+    if (S->session == ADOPTED)
+        fatal("%s (outside a run: cannot abandon the host)", S->detail);
+    sim_fiber *f = S->running;
+    S->current = NULL;
+    S->running = S->host;
+    S->abandoned = f;
+    CTX->switch_to(f, S->host);
     fatal("an abandoned task was resumed");
 }
 
 _Noreturn void sim_lost_control(const char *fmt, ...)
 {
-    if (!S.current || S.session != IN_RUN)
+    if (!S->current || S->session != IN_RUN)
         fatal("lost control outside a run's task");
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(S.detail, sizeof S.detail, fmt, ap);
+    vsnprintf(S->detail, sizeof S->detail, fmt, ap);
     va_end(ap);
     abandon(SIM_UNCONTROLLED);
 }
 
 static void check_foreign(void)
 {
-    if (atomic_load_explicit(&foreign_state, memory_order_acquire) == 2 && S.session == IN_RUN)
+    if (atomic_load_explicit(&foreign_state, memory_order_acquire) == 2 && S->session == IN_RUN)
         sim_lost_control("%s", foreign_detail);
 }
 
@@ -430,10 +467,10 @@ static _Noreturn void step_bound_hit(const char *point)
 {
     size_t len = 0;
     append(&len, "step bound: %llu steps and the run has not ended; task %d at '%s'; runnable:",
-           (unsigned long long)S.cfg.step_bound, sim_task_id(S.current), point);
-    for (int i = 0; i < S.n_runnable; i++)
-        append(&len, " %d", S.runnable_ids[i]);
-    if (S.n_blocked) {
+           (unsigned long long)S->cfg.step_bound, sim_task_id(S->current), point);
+    for (int i = 0; i < S->n_runnable; i++)
+        append(&len, " %d", S->runnable_ids[i]);
+    if (S->n_blocked) {
         append(&len, "; waiting: ");
         append_blocked(&len);
     }
@@ -444,12 +481,12 @@ static _Noreturn void step_bound_hit(const char *point)
 
 static void step(const char *point)
 {
-    S.steps++;
-    if (S.current)
-        S.current->steps++;
-    S.now += S.cfg.step_ns;
+    S->steps++;
+    if (S->current)
+        S->current->steps++;
+    S->now += S->cfg.step_ns;
     atomic_fetch_add_explicit(&sim_points_seen, 1, memory_order_relaxed);
-    if (S.cfg.step_bound && S.steps > S.cfg.step_bound && S.session == IN_RUN)
+    if (S->cfg.step_bound && S->steps > S->cfg.step_bound && S->session == IN_RUN)
         step_bound_hit(point);
     check_foreign();
     fire_due();
@@ -459,59 +496,59 @@ static void step(const char *point)
  * the point (it is among the runnable ones unless kind is BLOCKED). */
 static sim_task *pick(const char *point, long arg, sim_point_kind kind, sim_task *task, bool idle)
 {
-    while (S.n_runnable == 0) {
-        if (S.timed) {          /* nothing can run before the next deadline: jump there */
-            if (S.timed->deadline > S.now)
-                S.now = S.timed->deadline;
+    while (S->n_runnable == 0) {
+        if (S->timed) {          /* nothing can run before the next deadline: jump there */
+            if (S->timed->deadline > S->now)
+                S->now = S->timed->deadline;
             fire_due();
-        } else if (S.n_blocked) {
+        } else if (S->n_blocked) {
             deadlock();
         } else {
             return NULL;
         }
     }
-    if (S.n_runnable == 1) {
-        chunk_ran(S.runnable[0]);
-        return S.runnable[0];
+    if (S->n_runnable == 1) {
+        chunk_ran(S->runnable[0]);
+        return S->runnable[0];
     }
-    for (int k = 0; k < S.n_runnable; k++)
-        S.runnable_events[k] = S.runnable[k]->next;
+    for (int k = 0; k < S->n_runnable; k++)
+        S->runnable_events[k] = S->runnable[k]->next;
     sim_decision_ctx d = {
-        .step = S.steps, .index = S.decisions, .point = point, .arg = arg, .kind = kind,
+        .step = S->steps, .index = S->decisions, .point = point, .arg = arg, .kind = kind,
         .task = task->id, .task_step = task->steps,
         .current = kind != SIM_POINT_BLOCKED && task->state == T_RUNNABLE ? task->id : -1,
-        .enabled = S.runnable_ids, .events = S.runnable_events, .n = S.n_runnable,
-        .since = &S.chunk, .idle = idle,
+        .enabled = S->runnable_ids, .events = S->runnable_events, .n = S->n_runnable,
+        .since = &S->chunk, .idle = idle,
     };
-    int i = S.cfg.strategy->pick(S.cfg.strategy, &d);
-    if (i < 0 || i >= S.n_runnable)
-        fatal("strategy %s picked %d of %d", S.cfg.strategy->name, i, S.n_runnable);
-    S.decisions++;
-    if (S.cfg.log && S.session == IN_RUN)   /* an adopted session never ends: no log */
-        sim_log_add_task(&S.log, S.steps, point, arg, task->id, kind, S.runnable_ids,
-                         S.n_runnable, S.runnable_ids[i]);
-    chunk_start(S.runnable[i]);
-    return S.runnable[i];
+    int i = S->cfg.strategy->pick(S->cfg.strategy, &d);
+    if (i < 0 || i >= S->n_runnable)
+        fatal("strategy %s picked %d of %d", S->cfg.strategy->name, i, S->n_runnable);
+    S->decisions++;
+    if (S->cfg.log && S->session == IN_RUN)   /* an adopted session never ends: no log */
+        sim_log_add_task(&S->log, S->steps, point, arg, task->id, kind, S->runnable_ids,
+                         S->n_runnable, S->runnable_ids[i]);
+    chunk_start(S->runnable[i]);
+    return S->runnable[i];
 }
 
 static void switch_to(sim_task *next)
 {
-    sim_fiber *from = S.running;
-    S.current = next;
-    S.running = next->fiber;
+    sim_fiber *from = S->running;
+    S->current = next;
+    S->running = next->fiber;
     CTX->switch_to(from, next->fiber);
 }
 
 void sim_point(const char *name, long arg, sim_point_kind kind)
 {
-    sim_task *cur = S.current;
+    sim_task *cur = S->current;
     if (!cur)
         return;                 /* the host outside tasks: nothing to interleave with */
     check_thread();
     cur->next = (sim_event){ name, arg };
     step(name);
     chunk_point(cur, false);
-    if (S.n_runnable == 1)
+    if (S->n_runnable == 1)
         return;
     sim_task *next = pick(name, arg, kind, cur, false);
     if (next != cur)
@@ -522,18 +559,18 @@ uint64_t sim_choose(const char *name, uint64_t n)
 {
     if (n <= 1)
         return 0;
-    if (!S.current)
+    if (!S->current)
         return n - 1;
-    sim_decision_ctx d = { .step = S.steps, .index = S.decisions, .point = name,
-                           .task = S.current->id, .task_step = S.current->steps,
-                           .current = S.current->id };
-    uint64_t v = S.cfg.strategy->pick_value(S.cfg.strategy, &d, n);
+    sim_decision_ctx d = { .step = S->steps, .index = S->decisions, .point = name,
+                           .task = S->current->id, .task_step = S->current->steps,
+                           .current = S->current->id };
+    uint64_t v = S->cfg.strategy->pick_value(S->cfg.strategy, &d, n);
     if (v >= n)
-        fatal("strategy %s chose %llu of %llu for %s", S.cfg.strategy->name,
+        fatal("strategy %s chose %llu of %llu for %s", S->cfg.strategy->name,
               (unsigned long long)v, (unsigned long long)n, name);
-    S.decisions++;
-    if (S.cfg.log && S.session == IN_RUN)
-        sim_log_add_value(&S.log, S.steps, name, S.current->id, n, v);
+    S->decisions++;
+    if (S->cfg.log && S->session == IN_RUN)
+        sim_log_add_value(&S->log, S->steps, name, S->current->id, n, v);
     return v;
 }
 
@@ -543,14 +580,14 @@ static bool host_wait(const sim_wait_info *why, uint64_t deadline_ns)
     if (!deadline_ns)
         fatal("the host would wait forever in %s(%s %ld): nothing else can run",
               why->what, why->object ? why->object : "-", why->id);
-    if (deadline_ns > S.now)
-        S.now = deadline_ns;
+    if (deadline_ns > S->now)
+        S->now = deadline_ns;
     return false;
 }
 
 bool sim_wait(sim_waitq *q, const sim_wait_info *why, uint64_t deadline_ns)
 {
-    sim_task *cur = S.current;
+    sim_task *cur = S->current;
     if (!cur)
         return host_wait(why, deadline_ns);
     check_thread();
@@ -560,7 +597,7 @@ bool sim_wait(sim_waitq *q, const sim_wait_info *why, uint64_t deadline_ns)
     cur->next = (sim_event){ why->what, why->id };
     cur->state = T_BLOCKED;
     cur->timed_out = false;
-    S.n_blocked++;
+    S->n_blocked++;
     runnable_remove(cur);
     if (deadline_ns)
         timed_insert(cur, deadline_ns);
@@ -576,32 +613,32 @@ void sim_sleep(uint64_t ns)
 {
     sim_touch_all();            /* its deadline is read off the clock */
     static const sim_wait_info why = { "sleep", NULL, 0, -1, false };
-    sim_wait(NULL, &why, S.now + ns + (ns == 0));
+    sim_wait(NULL, &why, S->now + ns + (ns == 0));
 }
 
 /* ---- tasks ---- */
 
 static void all_link(sim_task *t)
 {
-    t->all_prev = S.all_tail;
+    t->all_prev = S->all_tail;
     t->all_next = NULL;
-    if (S.all_tail)
-        S.all_tail->all_next = t;
+    if (S->all_tail)
+        S->all_tail->all_next = t;
     else
-        S.all = t;
-    S.all_tail = t;
+        S->all = t;
+    S->all_tail = t;
 }
 
 static void all_unlink(sim_task *t)
 {
     if (t->all_prev)
         t->all_prev->all_next = t->all_next;
-    else if (S.all == t)
-        S.all = t->all_next;
+    else if (S->all == t)
+        S->all = t->all_next;
     if (t->all_next)
         t->all_next->all_prev = t->all_prev;
-    else if (S.all_tail == t)
-        S.all_tail = t->all_prev;
+    else if (S->all_tail == t)
+        S->all_tail = t->all_prev;
     t->all_prev = t->all_next = NULL;
 }
 
@@ -617,9 +654,9 @@ static sim_fiber *task_exit(sim_task *cur)
     step("exit");
     chunk_point(cur, true);
     sim_task *next = pick("exit", cur->id, SIM_POINT_BLOCKED, cur, false);
-    S.current = next;
-    S.running = next ? next->fiber : S.host;
-    return S.running;
+    S->current = next;
+    S->running = next ? next->fiber : S->host;
+    return S->running;
 }
 
 static sim_fiber *task_main(void *p)
@@ -631,16 +668,16 @@ static sim_fiber *task_main(void *p)
 
 static void begin_session(enum session s)
 {
-    if (!S.cfg.strategy)
+    if (!S->cfg.strategy)
         fatal("a task started before a strategy was configured");
-    S.session = s;
-    S.run++;
-    S.next_id = s == ADOPTED ? 0 : 1;
-    S.now = SIM_EPOCH_NS;
-    S.steps = S.decisions = S.tasks = 0;
-    S.status = SIM_OK;
-    S.detail[0] = '\0';
-    sim_log_reset(&S.log);
+    S->session = s;
+    S->run = ++runs_made;          /* unique across instances: the interposer's tables key on it */
+    S->next_id = s == ADOPTED ? 0 : 1;
+    S->now = SIM_EPOCH_NS;
+    S->steps = S->decisions = S->tasks = 0;
+    S->status = SIM_OK;
+    S->detail[0] = '\0';
+    sim_log_reset(&S->log);
     on_sched_thread = true;
 }
 
@@ -650,21 +687,21 @@ static void adopt(void)
 {
     begin_session(ADOPTED);
     sim_task *t = &host_holder;
-    t->fiber = S.host = CTX->host();
-    S.running = S.host;
-    t->id = S.next_id++;
-    t->run = S.run;
+    t->fiber = S->host = CTX->host();
+    S->running = S->host;
+    t->id = S->next_id++;
+    t->run = S->run;
     t->steps = 0;
     t->state = T_RUNNABLE;
     runnable_insert(t);
     all_link(t);
-    S.host_task = t;
-    S.current = t;
+    S->host_task = t;
+    S->current = t;
 }
 
 sim_task *sim_spawn(void (*fn)(void *), void *arg)
 {
-    if (S.session == NO_SESSION)
+    if (S->session == NO_SESSION)
         adopt();
     check_thread();
     sim_task *t = calloc(1, sizeof *t);
@@ -675,8 +712,8 @@ sim_task *sim_spawn(void (*fn)(void *), void *arg)
         free(t);
         return NULL;
     }
-    t->id = S.next_id++;
-    t->run = S.run;
+    t->id = S->next_id++;
+    t->run = S->run;
     t->fn = fn;
     t->arg = arg;
     t->locals = t->own_locals;
@@ -684,8 +721,8 @@ sim_task *sim_spawn(void (*fn)(void *), void *arg)
     t->state = T_RUNNABLE;
     runnable_insert(t);
     all_link(t);
-    S.tasks++;
-    S.live++;
+    S->tasks++;
+    S->live++;
     return t;
 }
 
@@ -698,99 +735,99 @@ void sim_join(sim_task *t)
         sim_wait(&t->joiners, &why, 0);
     }
     all_unlink(t);
-    S.live--;
+    S->live--;
     free(t);
 }
 
 /* Drops every task of an abandoned run, mid-call: their stacks are reused. */
 static void drop_all(void)
 {
-    for (sim_task *t = S.all, *next; t; t = next) {
+    for (sim_task *t = S->all, *next; t; t = next) {
         next = t->all_next;
-        if (t->fiber && t->fiber != S.abandoned)
+        if (t->fiber && t->fiber != S->abandoned)
             CTX->abandon(t->fiber);
-        S.live--;
+        S->live--;
         free(t);
     }
-    CTX->abandon(S.abandoned);
-    S.abandoned = NULL;
-    S.all = S.all_tail = NULL;
-    S.n_runnable = 0;
-    S.n_blocked = 0;
-    S.timed = NULL;
+    CTX->abandon(S->abandoned);
+    S->abandoned = NULL;
+    S->all = S->all_tail = NULL;
+    S->n_runnable = 0;
+    S->n_blocked = 0;
+    S->timed = NULL;
 }
 
 void sim_sched_run(void (*fn)(void *), void *arg, sim_run_result *out)
 {
-    if (S.session == ADOPTED) {
-        for (sim_task *t = S.all; t; t = t->all_next)
-            if (t != S.host_task && t->state != T_DONE)
+    if (S->session == ADOPTED) {
+        for (sim_task *t = S->all; t; t = t->all_next)
+            if (t != S->host_task && t->state != T_DONE)
                 fatal("run() while threads started outside a run are still running");
-        runnable_remove(S.host_task);
-        all_unlink(S.host_task);
-        S.host_task = NULL;
-        S.current = NULL;
-        S.session = NO_SESSION;
+        runnable_remove(S->host_task);
+        all_unlink(S->host_task);
+        S->host_task = NULL;
+        S->current = NULL;
+        S->session = NO_SESSION;
     }
-    if (S.session != NO_SESSION || S.current)
+    if (S->session != NO_SESSION || S->current)
         fatal("run() inside a run");
-    if (!S.cfg.strategy)
+    if (!S->cfg.strategy)
         fatal("run() before a strategy was configured");
-    S.host = S.running = CTX->host();
+    S->host = S->running = CTX->host();
     begin_session(IN_RUN);
     sim_task *t = sim_spawn(fn, arg);
     if (!t)
         fatal("cannot map a stack for the first task");
-    S.current = t;              /* the first switch is no decision */
+    S->current = t;              /* the first switch is no decision */
     chunk_start(t);
-    S.running = t->fiber;
+    S->running = t->fiber;
     bool on_threads = CTX == &sim_threads;
     if (on_threads) {
         sim_threads_fds_mark();
         atomic_store_explicit(&threads_run_on, true, memory_order_release);
     }
-    CTX->switch_to(S.host, t->fiber);
+    CTX->switch_to(S->host, t->fiber);
     atomic_store_explicit(&threads_run_on, false, memory_order_release);
-    S.current = NULL;
-    S.running = S.host;
-    if (S.status != SIM_OK) {
+    S->current = NULL;
+    S->running = S->host;
+    if (S->status != SIM_OK) {
         drop_all();
     } else {                    /* nobody joins the first task */
         all_unlink(t);
-        S.live--;
+        S->live--;
         free(t);
     }
-    if (on_threads && S.status == SIM_OK &&
+    if (on_threads && S->status == SIM_OK &&
         atomic_load_explicit(&foreign_state, memory_order_acquire) == 2) {
-        S.status = SIM_UNCONTROLLED;  /* the last step came before the foreign call */
-        snprintf(S.detail, sizeof S.detail, "%s", foreign_detail);
+        S->status = SIM_UNCONTROLLED;  /* the last step came before the foreign call */
+        snprintf(S->detail, sizeof S->detail, "%s", foreign_detail);
     }
     atomic_store_explicit(&foreign_state, 0, memory_order_relaxed);
     if (CTX->settle)
         CTX->settle();
-    if (on_threads && S.status != SIM_OK)
+    if (on_threads && S->status != SIM_OK)
         sim_threads_fds_close_new();
-    S.log.steps = S.steps;
-    S.log.status = (int)S.status;
-    out->status = S.status;
-    snprintf(out->detail, sizeof out->detail, "%s", S.detail);
-    out->steps = S.steps;
-    out->decisions = S.decisions;
-    out->tasks = S.tasks;
-    out->virtual_ns = S.now - SIM_EPOCH_NS;
-    out->tail = S.chunk;
-    S.session = NO_SESSION;
-    S.now = SIM_EPOCH_NS;
+    S->log.steps = S->steps;
+    S->log.status = (int)S->status;
+    out->status = S->status;
+    snprintf(out->detail, sizeof out->detail, "%s", S->detail);
+    out->steps = S->steps;
+    out->decisions = S->decisions;
+    out->tasks = S->tasks;
+    out->virtual_ns = S->now - SIM_EPOCH_NS;
+    out->tail = S->chunk;
+    S->session = NO_SESSION;
+    S->now = SIM_EPOCH_NS;
 }
 
 /* ---- mutexes and condition variables ---- */
 
-static sim_task *me(void) { return S.current ? S.current : &host_holder; }
+static sim_task *me(void) { return S->current ? S->current : &host_holder; }
 
 /* A holder from an older run was dropped with it. */
 static void mutex_sync(sim_mutex *m)
 {
-    if (m->holder && m->holder != &host_holder && m->run != S.run)
+    if (m->holder && m->holder != &host_holder && m->run != S->run)
         m->holder = NULL;
 }
 
@@ -804,7 +841,7 @@ static void mutex_acquire(sim_mutex *m)
         mutex_sync(m);
     }
     m->holder = me();
-    m->run = S.run;
+    m->run = S->run;
 }
 
 static void mutex_release(sim_mutex *m)
@@ -828,7 +865,7 @@ bool sim_mutex_trylock(sim_mutex *m)
     if (m->holder)
         return false;
     m->holder = me();
-    m->run = S.run;
+    m->run = S->run;
     return true;
 }
 
@@ -858,7 +895,7 @@ static bool cond_wait(sim_cond *c, sim_mutex *m, uint64_t deadline_ns)
 bool sim_cond_wait_until(sim_cond *c, sim_mutex *m, uint64_t deadline_ns)
 {
     sim_touch_all();            /* it reads the clock */
-    if (deadline_ns <= S.now) {
+    if (deadline_ns <= S->now) {
         sim_point("cond_wait", c->id, SIM_POINT_PLAIN);
         return false;
     }

@@ -111,6 +111,14 @@ typedef struct sim_sched_config {
 } sim_sched_config;
 
 void sim_sched_configure(const sim_sched_config *c);
+/* The core's state is an instance: new makes one as a fresh process has it;
+ * use makes it the current one (returning the one before; never inside a run
+ * or adopted session); free drops one that is neither current nor the first.
+ * sim.h's sim_core pairs one with its own state. */
+typedef struct sim_sched_state sim_sched_state;
+sim_sched_state *sim_sched_state_new(void);
+sim_sched_state *sim_sched_state_use(sim_sched_state *s);
+void sim_sched_state_free(sim_sched_state *s);
 
 /* ---- runs ---- */
 

@@ -610,6 +610,68 @@ static void lost_update_search(const char *strategy)
 static void test_lost_update_dfs(void) { lost_update_search("dfs"); }
 static void test_lost_update_delay(void) { lost_update_search("delay"); }
 
+/* ---- instances of the core ---- */
+
+typedef struct { sim_core *core; uint64_t schedules, failures, run_hash; bool done; } lane;
+
+/* One schedule of lane l: dfs bound 1 to its end (the search) or 200 pct
+ * schedules (the sampler), on the lane's own core. */
+static void lane_step(lane *l, bool search)
+{
+    sim_core_use(l->core);
+    if (l->done)
+        return;
+    if (!l->schedules)
+        configure(search ? "dfs" : "pct", 2, 1, 0);
+    l->failures += run_lu(false, search ? 7 : l->schedules + 1);
+    l->schedules++;
+    l->run_hash = sim_last_result()->run_hash;
+    l->done = search ? sim_exhausted() : l->schedules == 200;
+}
+
+/* Two searches in one process, each on its own instance, interleaved one
+ * schedule at a time, must each do exactly what it does alone: the same
+ * schedules, failures and run hash; and the process's first core, which ran
+ * before, must still hold its own last result. */
+static void test_instances(void)
+{
+    configure("random", 3, 2, 0);
+    run_lu(false, 99);
+    sim_core *scratch = sim_core_new();
+    sim_core *first = sim_core_use(scratch);   /* the process's own core */
+    sim_core_use(first);
+    sim_core_free(scratch);
+    uint64_t first_hash = sim_last_result()->run_hash;
+    lane alone[2] = { { .core = sim_core_new() }, { .core = sim_core_new() } };
+    lane mixed[2] = { { .core = sim_core_new() }, { .core = sim_core_new() } };
+    for (int k = 0; k < 2; k++)         /* bounded: a search that never ends fails below */
+        for (int i = 0; i < 1000 && !alone[k].done; i++)
+            lane_step(&alone[k], k == 0);
+    for (int i = 0; i < 1000 && (!mixed[0].done || !mixed[1].done); i++) {
+        lane_step(&mixed[0], true);
+        lane_step(&mixed[1], false);
+    }
+    for (int k = 0; k < 2; k++)
+        CHECK(alone[k].schedules == mixed[k].schedules && alone[k].failures == mixed[k].failures &&
+              alone[k].run_hash == mixed[k].run_hash, "%s alone: %llu schedules, %llu failures, "
+              "hash %016llx; interleaved with the other: %llu, %llu, %016llx", k ? "pct" : "dfs",
+              (unsigned long long)alone[k].schedules, (unsigned long long)alone[k].failures,
+              (unsigned long long)alone[k].run_hash, (unsigned long long)mixed[k].schedules,
+              (unsigned long long)mixed[k].failures, (unsigned long long)mixed[k].run_hash);
+    sim_core_use(first);
+    CHECK(sim_last_result()->run_hash == first_hash, "the first core's last run hash changed "
+          "from %016llx to %016llx", (unsigned long long)first_hash,
+          (unsigned long long)sim_last_result()->run_hash);
+    for (int k = 0; k < 2; k++) {
+        sim_core_free(alone[k].core);
+        sim_core_free(mixed[k].core);
+    }
+    printf("  dfs bound 1 (%llu schedules, %llu failures) and 200 pct schedules (%llu failures), "
+           "each on its own core, interleaved one schedule at a time: as alone\n",
+           (unsigned long long)alone[0].schedules, (unsigned long long)alone[0].failures,
+           (unsigned long long)alone[1].failures);
+}
+
 /* A search at bound 1 must not find the depth-2 bug, and at bound 2 must: a
  * search that runs at a lower bound than it reports fails here. */
 static void test_depth_two(void)
@@ -1730,6 +1792,7 @@ static const ar_selftest_case tests[] = {
     { "lost_update_dfs", test_lost_update_dfs },
     { "lost_update_delay", test_lost_update_delay },
     { "depth_two", test_depth_two },
+    { "instances", test_instances },
     { "sleep_sets", test_sleep_sets },
     { "sleep_sets_random", test_sleep_sets_random },
     { "decision_numbering", test_decision_numbering },

@@ -46,6 +46,17 @@ typedef struct sim_options {
 
 #define SIM_OPTIONS_DEFAULT { "random", 3, 0, 2, 1000000, 1000, false }
 
+/* Everything below acts on the current instance of the core: its options,
+ * strategy and search state, its run counters, hashes and last result. A
+ * process starts with one; sim_core_new makes another, as a fresh process
+ * would have it, and sim_core_use makes it current (returning the one that
+ * was; not inside a run), so two searches can go on side by side in one
+ * process, each as if alone. sim_core_free drops one that is not current. */
+typedef struct sim_core sim_core;
+sim_core *sim_core_new(void);
+sim_core *sim_core_use(sim_core *c);
+void sim_core_free(sim_core *c);
+
 /* "random, pos, surw, pct, dfs, dfs-sleep, delay": what sim_configure accepts. */
 const char *sim_strategy_names(void);
 /* Sets the strategy of the next schedules and starts counting them (and the
