@@ -130,9 +130,12 @@ void ar_registered(int epfd, int op, int fd, const struct epoll_event *ev)
 }
 
 /* The kernel drops a closed fd from every epoll set (these cases never dup
- * one), and a closed epoll fd's set is gone. */
+ * one), and a closed epoll fd's set is gone; what kind of fd the number was
+ * is forgotten too. */
 void ar_closed(int fd)
 {
+    if (fd >= 0 && fd < KNOWN_FDS)
+        kinds[fd].run = 0;            /* the number may come back as another kind of fd */
     regs_for_this_run();
     for (int i = 0; i < nregs;)
         if (regs[i].fd == fd || regs[i].epfd == fd)

@@ -76,7 +76,7 @@ struct epoll_event;
 struct iovec;
 size_t ar_read_size(int fd, size_t n);
 size_t ar_read_size_iov(int fd, const struct iovec *iov, int n, struct iovec *out);
-/* epoll_ctl succeeded / fd was closed: the registrations ar_deliver reads. */
+/* epoll_ctl succeeded / fd was closed (its registrations and kind forgotten). */
 void ar_registered(int epfd, int op, int fd, const struct epoll_event *ev);
 void ar_closed(int fd);
 /* The n events epoll_wait found, reordered; returns how many come now. */

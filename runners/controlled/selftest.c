@@ -373,13 +373,14 @@ static void *who(void *arg)
     return NULL;
 }
 
-static _Atomic int detached_ran;
+static _Atomic int detached_ran, main_ended, ran_after_main;
 static pthread_mutex_t detached_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void *detached_body(void *arg)
 {
     pthread_mutex_lock(&detached_lock);   /* a point of its own, after main may have ended */
     detached_ran = 1;
+    ran_after_main += main_ended;
     pthread_mutex_unlock(&detached_lock);
     return arg;
 }
@@ -389,10 +390,12 @@ static void real_main(void *arg)
     pthread_t t[2], d;
     pthread_create(&d, NULL, detached_body, NULL);
     rt.detach = pthread_detach(d);    /* never joined: the run still waits for it */
+    main_ended = 0;
     pair(who, t);
     for (int i = 0; i < 2; i++)
         if (!pthread_equal(t[i], rt.self[i]))
             rt.mine[i] = -1;      /* pthread_create named another thread than the task's */
+    main_ended = 1;
 }
 
 static void test_tasks_are_threads(void)
@@ -404,7 +407,8 @@ static void test_tasks_are_threads(void)
     sim_run(real_main, NULL);
     CHECK(sim_last_result()->status == SIM_OK, "status %s", sim_status_names[sim_last_result()->status]);
     int detached_bad = 0;
-    for (uint64_t seed = 1; seed <= 100; seed++) {   /* main ends first in some of them */
+    ran_after_main = 0;
+    for (uint64_t seed = 1; seed <= 100; seed++) {
         detached_ran = 0;
         sim_set_seed(seed);
         sim_run(real_main, NULL);
@@ -412,6 +416,8 @@ static void test_tasks_are_threads(void)
     }
     CHECK(!detached_bad, "a detached thread: in %d of 100 schedules the run failed, "
           "pthread_detach failed or the thread did not run to its end", detached_bad);
+    CHECK(ran_after_main > 0 && ran_after_main < 100, "the detached thread took its lock after "
+          "main ended in %d of 100 schedules; both orders should occur", ran_after_main);
     CHECK(rt.tid[0] && rt.tid[1] && rt.tid[0] != rt.tid[1] && rt.tid[0] != syscall(SYS_gettid),
           "kernel thread ids %ld and %ld (the host is %ld)", rt.tid[0], rt.tid[1],
           (long)syscall(SYS_gettid));
@@ -420,8 +426,8 @@ static void test_tasks_are_threads(void)
     CHECK(rt.err[0] == 100 && rt.err[1] == 101, "errno: %d and %d, expected 100 and 101",
           rt.err[0], rt.err[1]);
     printf("  two tasks on kernel threads %ld and %ld, each with its own thread-locals and errno; "
-           "a detached one ran to its end\n",
-           rt.tid[0], rt.tid[1]);
+           "a detached one ran to its end (after main ended in %d of 100 schedules)\n",
+           rt.tid[0], rt.tid[1], ran_after_main);
 }
 
 /* ---- program 5b: a mutex made where a freed one was ---- */
@@ -1114,6 +1120,7 @@ static void test_libuv_tcp_echo(void)
 
 static struct {
     ssize_t got;                  /* one read of a pipe holding 100 bytes */
+    ssize_t datagram;             /* then one of a 100-byte datagram, in the pipe's old fd */
     int n;                        /* events one epoll_wait delivered, of 4 ready */
     uint64_t first;               /* the first one's data */
     bool edge_came;               /* the edge-triggered one was among them */
@@ -1126,6 +1133,15 @@ static void answers_main(void *arg)
     memset(buf, 'x', sizeof buf);
     if (pipe(p) == 0 && write(p[1], buf, sizeof buf) == (ssize_t)sizeof buf)
         ka.got = read(p[0], buf, sizeof buf);
+    close(p[0]);                      /* its number comes back as a datagram socket's */
+    int d[2];
+    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, d) == 0 && d[0] == p[0] &&
+        write(d[1], buf, sizeof buf) == (ssize_t)sizeof buf)
+        ka.datagram = read(d[0], buf, sizeof buf);   /* a datagram is never cut short */
+    else
+        ka.datagram = -2;
+    close(d[0]);
+    close(d[1]);
     for (int i = 0; i < 4; i++) {
         int *fds = i < 3 ? level[i] : edge;
         if (pipe(fds) != 0 || write(fds[1], "!", 1) != 1)
@@ -1139,7 +1155,7 @@ static void answers_main(void *arg)
     ka.edge_came = false;
     for (int i = 0; i < ka.n; i++)
         ka.edge_came |= ev[i].data.u64 == 13;
-    int all[] = { p[0], p[1], ep, level[0][0], level[0][1], level[1][0], level[1][1],
+    int all[] = { p[1], ep, level[0][0], level[0][1], level[1][0], level[1][1],
                   level[2][0], level[2][1], edge[0], edge[1] };
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         close(all[i]);
@@ -1153,7 +1169,7 @@ static void test_kernel_answers(void)
           "of 100 bytes, %d of 4 events, the first %llu; expected the kernel's: 100, 4, 10",
           ka.got, ka.n, (unsigned long long)ka.first);
     bool sizes[101] = { false }, firsts[4] = { false }, counts[5] = { false };
-    int distinct = 0, edge_missing = 0;
+    int distinct = 0, edge_missing = 0, datagram_cut = 0;
     uint64_t hashes[2] = { 0, 0 };
     for (int round = 0; round < 2; round++) {
         configure("random", 2);
@@ -1170,6 +1186,7 @@ static void test_kernel_answers(void)
             if (ka.n >= 0 && ka.n <= 4)
                 counts[ka.n] = true;
             edge_missing += !ka.edge_came;
+            datagram_cut += ka.datagram != 100;
         }
     }
     CHECK(distinct >= 20 && !sizes[0], "200 random schedules: %d distinct read sizes", distinct);
@@ -1178,13 +1195,16 @@ static void test_kernel_answers(void)
           firsts[1] ? "seen" : "never", firsts[2] ? "seen" : "never", firsts[3] ? "seen" : "never");
     CHECK(counts[1] && counts[4] && !counts[0], "events delivered of 4 ready: 1 %s, 4 %s, 0 %s",
           counts[1] ? "seen" : "never", counts[4] ? "seen" : "never", counts[0] ? "seen" : "never");
+    CHECK(!datagram_cut, "a 100-byte datagram read through a closed pipe's fd number: not "
+          "100 bytes (or no such fd) in %d of 400 schedules (last: %zd)", datagram_cut,
+          ka.datagram);
     CHECK(!edge_missing, "the edge-triggered event held back in %d of 400 schedules: the kernel "
           "would not report it again", edge_missing);
     CHECK(hashes[0] == hashes[1], "200 random schedules twice: run hashes %016llx and %016llx",
           (unsigned long long)hashes[0], (unsigned long long)hashes[1]);
     printf("  a read of 100 waiting bytes, 4 ready events (one edge-triggered), 200 random "
            "schedules twice: %d read sizes, each event first in some, 1 to 4 delivered, the "
-           "edge-triggered always; one run hash %016llx\n", distinct, (unsigned long long)hashes[0]);
+           "edge-triggered always, a datagram in a reused fd number never cut; one run hash %016llx\n", distinct, (unsigned long long)hashes[0]);
 }
 
 /* ---- cost ---- */

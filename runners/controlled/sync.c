@@ -357,42 +357,39 @@ static struct {
     unsigned count, arrived, generation;
 } barriers[BARRIERS];
 
-static int barrier_slot(const pthread_barrier_t *b, unsigned count)
+/* This run's entry for b, or -1. */
+static int barrier_of(const pthread_barrier_t *b)
 {
-    int free_slot = -1;
-    for (int i = 0; i < BARRIERS; i++) {
-        bool live = barriers[i].run == sim_run_serial() && barriers[i].barrier;
-        if (live && barriers[i].barrier == b)
+    for (int i = 0; i < BARRIERS; i++)
+        if (barriers[i].run == sim_run_serial() && barriers[i].barrier == b)
             return i;
-        if (!live && free_slot < 0)
-            free_slot = i;
-    }
-    if (free_slot < 0 || !count)
-        ar_uncontrolled("pthread_barrier_wait", free_slot < 0 ? "more than 64 barriers in one run"
-                        : "a barrier initialised outside the run");
-    barriers[free_slot].barrier = b;
-    barriers[free_slot].run = sim_run_serial();
-    barriers[free_slot].count = count;
-    barriers[free_slot].arrived = barriers[free_slot].generation = 0;
-    return free_slot;
+    return -1;
 }
 
 int pthread_barrier_init(pthread_barrier_t *b, const pthread_barrierattr_t *a, unsigned count)
 {
     int r = REAL(pthread_barrier_init)(b, a, count);
-    if (r == 0 && ar_controlled()) {
-        ar_waitq_forget(b);
-        barriers[barrier_slot(b, count)].count = count;
-    }
-    return r;
+    if (r != 0 || !ar_controlled())
+        return r;
+    ar_waitq_forget(b);
+    int i = barrier_of(b);            /* made anew where it was: starts afresh */
+    for (int k = 0; i < 0 && k < BARRIERS; k++)
+        if (barriers[k].run != sim_run_serial() || !barriers[k].barrier)
+            i = k;
+    if (i < 0)
+        ar_uncontrolled("pthread_barrier_init", "more than 64 barriers in one run");
+    barriers[i].barrier = b;
+    barriers[i].run = sim_run_serial();
+    barriers[i].count = count;
+    barriers[i].arrived = barriers[i].generation = 0;
+    return 0;
 }
 
 int pthread_barrier_destroy(pthread_barrier_t *b)
 {
-    if (ar_controlled())
-        for (int i = 0; i < BARRIERS; i++)
-            if (barriers[i].barrier == b && barriers[i].run == sim_run_serial())
-                barriers[i].barrier = NULL;
+    int i = ar_controlled() ? barrier_of(b) : -1;
+    if (i >= 0)
+        barriers[i].barrier = NULL;
     return REAL(pthread_barrier_destroy)(b);
 }
 
@@ -402,7 +399,9 @@ int pthread_barrier_wait(pthread_barrier_t *b)
     if (!ar_controlled())
         return REAL(pthread_barrier_wait)(b);
     point("barrier_wait");
-    int i = barrier_slot(b, 0);
+    int i = barrier_of(b);
+    if (i < 0)
+        ar_uncontrolled("pthread_barrier_wait", "a barrier initialised outside the run");
     if (++barriers[i].arrived == barriers[i].count) {
         barriers[i].arrived = 0;
         barriers[i].generation++;
