@@ -114,12 +114,37 @@ $(foreach f,$(FLAVOURS),$(eval $(call flavour,$(f))))
 
 build/gen/backends.h: build/config.mk
 
+# The preloadable scheduler (runners/preload/, docs/preload.md): the core and the
+# interposer in one shared object, for an unmodified, dynamically linked program
+# (LD_PRELOAD); release flags, position-independent.
+PRELOAD_SRC := $(filter-out runners/sim/selftest.c runners/sim/net.c,$(wildcard runners/sim/*.c)) \
+               $(filter-out runners/controlled/scheduler.c,$(CONTROLLED_SRC)) $(wildcard runners/preload/*.c)
+PRELOAD_LIB := build/lib/libasyncrace_sched.so
+build/pic/obj/%.o: %.c $(ALL_HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(INC_runners) $(CFLAGS) -fPIC -c $< -o $@
+$(PRELOAD_LIB): $(PRELOAD_SRC:%.c=build/pic/obj/%.o)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -Wl,--no-undefined $^ -o $@ -ldl -pthread
+
+# Programs a user might bring (cases/external/c/, declared in cases/external.toml): plain
+# C and pthreads, none of the project's headers; escapes.static is escapes linked
+# statically, the one kind of program LD_PRELOAD cannot reach.
+EXTERNAL_C_BINS := $(patsubst cases/external/c/%.c,build/external/%,$(wildcard cases/external/c/*.c)) \
+                   build/external/escapes.static
+build/external/%: cases/external/c/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -pthread $< -o $@
+build/external/escapes.static: cases/external/c/escapes.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -static -pthread $< -o $@
+
 .PHONY: all release asan tsan sanitizers run test nightly deps clean
 .SECONDARY:
 
 # Plain `make` builds what pytest runs, so `pytest -k shutdown` works after it.
 all: release sanitizers
-release: $(release_BINS)
+release: $(release_BINS) $(PRELOAD_LIB) $(EXTERNAL_C_BINS)
 asan: $(asan_BINS)
 tsan: $(tsan_BINS)
 sanitizers: asan tsan

@@ -22,7 +22,8 @@ loop any command, build the external reproducers.
                                       regression or rot
     merge DIR... [--into DIR] [--baseline F]   fold shards and repeats into one run
     loop [options] -- CMD ...         loop a command declared nowhere, with intervals and a
-                                      results folder
+                                      results folder; --control: under the preloaded
+                                      scheduler, its failures as schedules that replay
     build                             run the build steps of cases/external.toml
 Bad input: one line on stderr, exit 2.
 """
@@ -38,12 +39,14 @@ from . import external, pin
 from . import reference as references
 from .baseline import DRIFT, compare, load_summary
 from .capture import RrVerdict, probe_rr, replay
+from .controlled import MODES as CONTROL_MODES, PRELOAD, STRATEGIES, not_dynamic
 from .external import DeclarationError, parse_reproducer
-from .matrix import NO_PROGRAMS, Catalog, discover, external_cells, select, twins_first
+from .matrix import (CONTROLLED_TEXT, NO_PROGRAMS, Catalog, controlled_runner, discover,
+                     external_cells, select, twins_first)
 from .merge import MergeError, default_into, merge
 from .options import (LIST, LOOP, PROGRESS_MODES, RUN, OneLineParser, add_to_argparse,
                       existing_summary, positive_float, positive_int)
-from .paths import PINNED, shown
+from .paths import PINNED, ROOT, shown
 from .program import ProgramError
 from .profiles import PROFILES
 from .progress import CellProgress, stdout_sink
@@ -282,6 +285,7 @@ def cmd_merge(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 RULE = re.compile(r"^([A-Za-z0-9_]+)=(.*)$", re.DOTALL)
+DEFAULT_CONTROL_MODES = ",".join(CONTROL_MODES)
 
 
 class RuleOption(argparse.Action):
@@ -330,6 +334,17 @@ def cmd_loop(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                    "variants": {args.variant_name: {"command": command, "expect": expect}}}
     if args.cwd:
         declaration["cwd"] = str(Path(args.cwd).resolve())
+    if args.control:
+        if args.loop == "self":
+            parser.error("loop: --control runs one process per schedule: not with --loop self "
+                         "(give the program's one-iteration arguments instead)")
+        declaration["control"] = {"modes": [m for m in args.modes.split(",") if m],
+                                  "points": [p for p in (args.points or "").split(",") if p],
+                                  "timeout_s": args.timeout_s}
+        if args.strategy:
+            declaration["control"]["strategy"] = args.strategy
+    elif args.strategy or args.points or args.modes != DEFAULT_CONTROL_MODES:
+        parser.error("loop: --strategy, --points and --modes go with --control")
     try:
         rep = parse_reproducer(declaration, "command line", 0)
     except DeclarationError as e:
@@ -343,6 +358,18 @@ def cmd_loop(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                          f"({NO_PROGRAMS})")
     settings = _settings(args, parser)
     cells = external_cells(rep, layout)
+    if rep.control:             # only under the scheduler
+        if not PRELOAD.is_file():
+            parser.error(f"loop: --control needs {shown(PRELOAD)}: run `make` first")
+        why = not_dynamic(str(Path(args.cwd or ROOT) / command[0]) if "/" in command[0]
+                          else command[0])
+        if why:
+            parser.error(f"loop: --control: {why}")
+        cells = [c for c in cells if c.controlled]
+        loop_catalog = Catalog(cells=cells, runners=[controlled_runner(rep)],
+                               modes=list(rep.control.modes),
+                               versions={controlled_runner(rep): CONTROLLED_TEXT})
+        return _run_cells(cells, settings, loop_catalog, args.asyncrace_baseline is not None)
     loop_catalog = Catalog(cells=cells, runners=[rep.runner], modes=[rep.mode],
                            versions={rep.runner: external.runner_text(rep)})
     return _run_cells(cells, settings, loop_catalog, args.asyncrace_baseline is not None)
@@ -440,6 +467,18 @@ def build_parser() -> argparse.ArgumentParser:
                       help="run the cell in a fresh copy of its working folder, under the "
                            "run's folder")
     loop.add_argument("--name", help="the cell's case name (default: the command's)")
+    loop.add_argument("--control", action="store_true",
+                      help="run it under the preloaded scheduler (docs/preload.md): one process "
+                           "per schedule, failures captured as schedules that replay")
+    loop.add_argument("--strategy", choices=STRATEGIES,
+                      help="(--control) the strategy of every mode (default: natural pos, chaos "
+                           "pct, exhaustive delay bound 2)")
+    loop.add_argument("--modes", default=DEFAULT_CONTROL_MODES,
+                      help="(--control) comma-separated: natural, chaos, exhaustive")
+    loop.add_argument("--points", metavar="NAMES",
+                      help="(--control) comma-separated function names of the executable whose "
+                           "entries are scheduling points (code that runs long without a "
+                           "system call: tokio's task polls)")
     loop.add_argument("--runner-name", default="command", help=argparse.SUPPRESS)
     loop.add_argument("--mode-name", default="natural", help=argparse.SUPPRESS)
     loop.add_argument("--variant-name", default="as_given", help=argparse.SUPPRESS)

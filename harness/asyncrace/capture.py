@@ -109,6 +109,10 @@ def disk_used(root: Path) -> int:
 def capture(failure: Failure, dest: Path, rr: RrVerdict, *, disk_root: Path,
             attempts: int = ATTEMPTS, disk_budget: int = DISK_BUDGET) -> dict:
     """Captures into dest; disk_root is the folder whose size the disk budget bounds."""
+    if getattr(failure.inv, "controlled", False):  # the preloaded scheduler's schedule
+        from . import controlled
+        if failure.schedule:
+            return controlled.capture(failure, dest)
     if failure.schedule:          # sim: the schedule and its race log say it all
         from . import schedule_capture
         return schedule_capture.capture(failure, dest)
@@ -351,6 +355,9 @@ def replay(capture_dir: Path, attempts: int = 1) -> tuple[bool, str]:
     if info.get("method") == "sim-schedule":
         from . import schedule_capture
         return schedule_capture.replay(capture_dir, info, attempts)
+    if info.get("method") == "preload-schedule":
+        from . import controlled
+        return controlled.replay_capture(capture_dir, info, attempts)
     inv, i, expected = invocation_from_dict(info["invocation"]), info["iteration"], info["outcome"]
     odds = rerun_odds(info.get("rate"))
     came = "nothing"

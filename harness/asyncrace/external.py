@@ -41,7 +41,9 @@ LOOPS = ("self", "process")
 DECLARED_KINDS = ("never", "sometimes", "always")
 RULE_KEYS = ("stderr", "stdout", "exit", "signal", "timeout")
 REPRODUCER_KEYS = ("name", "runner", "mode", "summary", "upstream", "doc", "build", "needs",
-                   "loop", "timeout_s", "status", "trap", "cwd", "scratch", "outcomes", "variants")
+                   "loop", "timeout_s", "status", "trap", "cwd", "scratch", "outcomes", "variants",
+                   "control")
+CONTROL_KEYS = ("args", "points", "modes", "strategy", "timeout_s", "native")
 VARIANT_KEYS = ("command", "expect", "twin", "what")
 EXPECT_KEYS = ("kind", "outcome", "any_of")
 
@@ -87,6 +89,19 @@ class ExternalVariant:
 
 
 @dataclass(frozen=True)
+class Control:
+    """[reproducer.control] (or control = true): each variant also runs under the preloaded
+    scheduler (controlled.py), one process per schedule, in cells of runner <runner>_ctl."""
+    args: tuple[str, ...] = ()     # appended to a variant's command: one iteration per process
+    points: tuple[str, ...] = ()   # functions whose entries are scheduling points
+    modes: tuple[str, ...] = ("natural", "chaos", "exhaustive")
+    strategy: str | None = None    # instead of each mode's own
+    timeout_s: float = 60.0        # per process
+    native: bool = True            # false: no cells of its own runner (its race never shows
+                                   # without the scheduler: only the controlled cells)
+
+
+@dataclass(frozen=True)
 class Reproducer:
     name: str
     runner: str
@@ -105,6 +120,7 @@ class Reproducer:
     declared: tuple[str, ...] = ()  # outcome names of its own, beside the built-in ones
     cwd: str | None = None        # where its commands run, from the repository root
     scratch: bool = False         # each cell in a fresh copy of cwd under the run folder
+    control: Control | None = None  # also under the preloaded scheduler
 
     def unmet(self) -> list[Need]:
         return [n for n in self.needs if not n.met()]
@@ -283,7 +299,10 @@ def parse_reproducer(d: dict, source: str, index: int) -> Reproducer:
                                                     f"the contract's status record counts only "
                                                     f"{', '.join(BUILTIN_OUTCOMES)}")
     outcomes = set(BUILTIN_OUTCOMES) | set(declared)
+    control = _control(where, d["control"]) if "control" in d else None
     rule_outcomes = {r.outcome for r in rules} | set(DRIVER_OUTCOMES)
+    if control and not control.native:   # the scheduler says these itself
+        rule_outcomes |= {"deadlock", "uncontrolled"}
     variants_table = d.get("variants")
     if not isinstance(variants_table, dict) or not variants_table:
         raise where.fail("variants", "expected at least one [reproducer.variants.NAME] table")
@@ -322,7 +341,37 @@ def parse_reproducer(d: dict, source: str, index: int) -> Reproducer:
             raise where.fail(key, "expected a string")
     return Reproducer(name, runner, mode, d.get("summary", ""), d.get("upstream", ""), build,
                       tuple(needs), loop, float(timeout_s), status, trap, tuple(rules),
-                      tuple(variants), source, tuple(declared), cwd, scratch)
+                      tuple(variants), source, tuple(declared), cwd, scratch, control)
+
+
+def _control(where: _Where, value) -> Control | None:
+    from .controlled import MODES, STRATEGIES
+    if value is False:
+        return None
+    if value is True:
+        return Control()
+    if not isinstance(value, dict):
+        raise where.fail("control", f"expected true, false or a table, got {value!r}")
+    unknown = sorted(set(value) - set(CONTROL_KEYS))
+    if unknown:
+        raise where.fail(f"control.{unknown[0]}", f"unknown key; accepted: {', '.join(CONTROL_KEYS)}")
+    args = _argv(where, value["args"], "control.args") if value.get("args") else ()
+    points = tuple(value.get("points", ()))
+    if not all(isinstance(p, str) and p and "," not in p for p in points):
+        raise where.fail("control.points", f"expected function names (no commas), got {points!r}")
+    modes = tuple(value.get("modes", MODES))
+    if not modes or any(m not in MODES for m in modes):
+        raise where.fail("control.modes", f"{list(modes)!r}: expected some of {', '.join(MODES)}")
+    strategy = value.get("strategy")
+    if strategy is not None and strategy not in STRATEGIES:
+        raise where.fail("control.strategy", f"{strategy!r}: expected one of {', '.join(STRATEGIES)}")
+    timeout_s = value.get("timeout_s", 60)
+    if not isinstance(timeout_s, (int, float)) or isinstance(timeout_s, bool) or not 0 < timeout_s <= 86400:
+        raise where.fail("control.timeout_s", f"expected seconds above 0, got {timeout_s!r}")
+    native = value.get("native", True)
+    if not isinstance(native, bool):
+        raise where.fail("control.native", f"expected true or false, got {native!r}")
+    return Control(args, points, modes, strategy, float(timeout_s), native)
 
 
 def runner_text(rep: Reproducer) -> str:
@@ -405,6 +454,17 @@ def invocation(rep: Reproducer, variant: ExternalVariant, seed: int, outcomes: t
                                   layout if rep.status else None, rep.trap, rep.cwd, where)
     return ProcessInvocation(name, variant.command, seed, outcomes, rep.timeout_s, rep.rules,
                              rep.cwd, where)
+
+
+def controlled_invocation(rep: Reproducer, variant: ExternalVariant, mode: str, seed: int,
+                          outcomes: tuple[str, ...], workdir: Path | None = None):
+    """A variant's command under the preloaded scheduler, in one of its control modes."""
+    from .controlled import MODE_STRATEGY, ControlledInvocation
+    c = rep.control
+    return ControlledInvocation(f"{rep.name}.{variant.name}", (*variant.command, *c.args), seed,
+                                outcomes, c.timeout_s, rep.rules, mode,
+                                c.strategy or MODE_STRATEGY[mode], c.points, cwd=rep.cwd,
+                                workdir=workdir or ROOT / (rep.cwd or "."))
 
 
 def scratch_copy(rep: Reproducer, dest: Path) -> Path:

@@ -38,6 +38,7 @@ class Cell:
     deterministic: bool = False      # its runner owns the schedule (sim): schedules, replay
     search: bool = False             # its mode searches every schedule in a bound
     twin_kind: str | None = None     # what the twin cell must show (its expect.kind)
+    controlled: bool = False         # an external reproducer under the preloaded scheduler
 
     @property
     def id(self) -> str:
@@ -56,6 +57,9 @@ class Cell:
                    workdir: Path | None = None) -> Invocation:
         """program: another build of the same case (build/asan/bin/<case>); workdir: where
         an external reproducer runs (its scratch copy)."""
+        if self.reproducer is not None and self.controlled:
+            return external.controlled_invocation(self.reproducer, self.ext_variant, self.mode,
+                                                  seed, self.outcomes, workdir)
         if self.reproducer is not None:
             return external.invocation(self.reproducer, self.ext_variant, seed, self.outcomes,
                                        self.layout, workdir)
@@ -141,11 +145,24 @@ def cells_of(program: Path, d: Description) -> list[Cell]:
 
 
 def external_cells(rep: Reproducer, layout: StatusLayout | None) -> list[Cell]:
-    return with_twin_kinds([Cell(rep.name, rep.runner, v.name, rep.mode,
-                                 Expectation(v.kind, v.outcome, any_of=v.any_of), v.twin,
-                                 (i, 0, 0), rep.outcomes(), layout=layout, reproducer=rep,
-                                 ext_variant=v)
-                            for i, v in enumerate(rep.variants)])
+    """Each variant's cell; with [control], also one per control mode under the scheduler
+    (runner <runner>_ctl: the schedule is the scheduler's, replayed exactly)."""
+    native = rep.control is None or rep.control.native
+    cells = [Cell(rep.name, rep.runner, v.name, rep.mode,
+                  Expectation(v.kind, v.outcome, any_of=v.any_of), v.twin, (i, 0, 0),
+                  rep.outcomes(), layout=layout, reproducer=rep, ext_variant=v)
+             for i, v in enumerate(rep.variants) if native]
+    if rep.control:
+        cells += [Cell(rep.name, controlled_runner(rep), v.name, mode,
+                       Expectation(v.kind, v.outcome, any_of=v.any_of), v.twin, (i, 1, m),
+                       rep.outcomes(), reproducer=rep, ext_variant=v, deterministic=True,
+                       search=mode == "exhaustive", controlled=True)
+                  for i, v in enumerate(rep.variants) for m, mode in enumerate(rep.control.modes)]
+    return with_twin_kinds(cells)
+
+
+def controlled_runner(rep: Reproducer) -> str:
+    return f"{rep.runner}_ctl"
 
 
 def declaration_files() -> list[Path]:
@@ -190,9 +207,16 @@ def discover(bin_dir: Path = BIN, declarations: list[Path] | None = None) -> Cat
             taken.add(rep.name)
             catalog.reproducers.append(rep)
             catalog.cells += external_cells(rep, layout)
-            catalog.add_order([rep.runner], [rep.mode])
-            catalog.versions.setdefault(rep.runner, external.runner_text(rep))
+            if rep.control is None or rep.control.native:
+                catalog.add_order([rep.runner], [rep.mode])
+                catalog.versions.setdefault(rep.runner, external.runner_text(rep))
+            if rep.control:
+                catalog.add_order([controlled_runner(rep)], rep.control.modes)
+                catalog.versions.setdefault(controlled_runner(rep), CONTROLLED_TEXT)
     return catalog
+
+
+CONTROLLED_TEXT = "under the preloaded scheduler, a process per schedule"
 
 
 def select(cells: list[Cell], runners: list[str] | None = None,

@@ -466,6 +466,9 @@ def invocation_from_dict(d: dict) -> Invocation:
     """What capture.json keeps, back into an invocation (for replay)."""
     if d.get("kind") == "contract":
         return ContractInvocation.from_dict(d)
+    if d.get("kind") == "controlled":
+        from .controlled import ControlledInvocation
+        return ControlledInvocation.from_dict(d)
     from .commands import invocation_from_dict as external
     return external(d)
 

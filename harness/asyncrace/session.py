@@ -180,12 +180,17 @@ def run_cell(cell: Cell, settings: Settings, progress=None) -> dict:
             workdir = external.scratch_copy(cell.reproducer,
                                             settings.run_dir.path / "scratch" / cell.id)
     inv = cell.invocation(settings.seed, workdir=workdir)
-    if cell.deterministic:        # failing schedules (and their race logs) go into the run
-        inv = replace(inv, extra=(*inv.extra, "--schedules",
-                                  str(settings.run_dir.path / "schedules" / cell.id)))
-    if cell.search:               # each batch goes on where the last one left the search
-        inv = replace(inv, extra=(*inv.extra, "--search-state",
-                                  str(settings.run_dir.path / "search" / f"{cell.id}.state")))
+    schedules = settings.run_dir.path / "schedules" / cell.id
+    state = settings.run_dir.path / "search" / f"{cell.id}.state"
+    if cell.controlled:           # its schedules and its search, kept the same way
+        inv = inv.with_schedules(schedules)
+        if cell.search:
+            state.parent.mkdir(parents=True, exist_ok=True)
+            inv = inv.with_search_state(state)
+    elif cell.deterministic:      # failing schedules (and their race logs) go into the run
+        inv = replace(inv, extra=(*inv.extra, "--schedules", str(schedules)))
+    if cell.search and not cell.controlled:   # each batch goes on where the last one left it
+        inv = replace(inv, extra=(*inv.extra, "--search-state", str(state)))
     budget = settings.budget(cell)
     try:
         loop = run_loop(inv, budget, progress=progress)

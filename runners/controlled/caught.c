@@ -12,6 +12,8 @@
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
 #include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/select.h>
@@ -72,12 +74,48 @@ _Noreturn void pthread_exit(void *ret)
 }
 
 CAUGHT(pid_t, fork, (void), (), PROCESS)
+CAUGHT(pid_t, vfork, (void), (), PROCESS)
 CAUGHT(int, execvp, (const char *file, char *const argv[]), (file, argv), PROCESS)
+CAUGHT(int, execv, (const char *path, char *const argv[]), (path, argv), PROCESS)
+CAUGHT(int, execve, (const char *path, char *const argv[], char *const envp[]),
+       (path, argv, envp), PROCESS)
+CAUGHT(int, execvpe, (const char *file, char *const argv[], char *const envp[]),
+       (file, argv, envp), PROCESS)
+CAUGHT(int, posix_spawn, (pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+       const posix_spawnattr_t *attr, char *const argv[], char *const envp[]),
+       (pid, path, fa, attr, argv, envp), PROCESS)
+CAUGHT(int, posix_spawnp, (pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+       const posix_spawnattr_t *attr, char *const argv[], char *const envp[]),
+       (pid, file, fa, attr, argv, envp), PROCESS)
+CAUGHT(int, system, (const char *command), (command), PROCESS)
+CAUGHT(FILE *, popen, (const char *command, const char *type), (command, type), PROCESS)
 CAUGHT(pid_t, waitpid, (pid_t pid, int *status, int options), (pid, status, options), PROCESS)
 CAUGHT(int, kill, (pid_t pid, int sig), (pid, sig), SIGNALS)
-CAUGHT(int, sigaction, (int sig, const struct sigaction *a, struct sigaction *old),
-       (sig, a, old), SIGNALS)
-CAUGHT(sighandler_t, signal, (int sig, sighandler_t h), (sig, h), SIGNALS)
+/* A handler for a signal the kernel sends asynchronously is what cannot be
+ * ordered. Asking, ignoring, restoring the default, and handling a fault
+ * (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP: delivered to the faulting
+ * thread at the faulting instruction, as deterministic as the instruction)
+ * are allowed: Rust's runtime does all of them before main. */
+static bool settles_nothing(int sig, void (*h)(int))
+{
+    return h == SIG_IGN || h == SIG_DFL || sig == SIGSEGV || sig == SIGBUS || sig == SIGILL ||
+           sig == SIGFPE || sig == SIGTRAP;
+}
+
+int sigaction(int sig, const struct sigaction *a, struct sigaction *old)
+{
+    if (a && !settles_nothing(sig, a->sa_handler) && ar_controlled())
+        caught("sigaction", __builtin_return_address(0), SIGNALS);
+    return REAL(sigaction)(sig, a, old);
+}
+
+sighandler_t signal(int sig, sighandler_t h)
+{
+    if (!settles_nothing(sig, h) && ar_controlled())
+        caught("signal", __builtin_return_address(0), SIGNALS);
+    return REAL(signal)(sig, h);
+}
+
 CAUGHT(int, sigprocmask, (int how, const sigset_t *set, sigset_t *old), (how, set, old), SIGNALS)
 CAUGHT(int, pthread_sigmask, (int how, const sigset_t *set, sigset_t *old), (how, set, old),
        SIGNALS)

@@ -45,6 +45,7 @@
 #include <stdint.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <sys/syscall.h>
@@ -435,10 +436,16 @@ static bool harmless(long number)
     }
 }
 
-/* libuv closes every fd with syscall(SYS_close). Any other call through
- * syscall() that is not harmless (a futex: Rust's std, parking_lot; a raw
- * epoll_wait, read or clock_gettime) would act behind the scheduler's back:
- * the run ends, naming it and its caller. */
+/* libuv closes every fd with syscall(SYS_close); Rust's std and parking_lot
+ * wait and wake on futexes through syscall() (futex.c), and may ask for
+ * random bytes so (sync.c's getrandom: from the run's seed). Any other call
+ * through syscall() that is not harmless (a raw epoll_wait, read or
+ * clock_gettime) would act behind the scheduler's back: the run ends, naming
+ * it and its caller. */
+/* Six arguments are read whatever the caller passed, as libc's own syscall()
+ * does from registers; past the registers that reads the caller's frame,
+ * which ASan would call an underflow. */
+__attribute__((no_sanitize_address))
 long syscall(long number, ...)
 {
     va_list ap;
@@ -450,6 +457,10 @@ long syscall(long number, ...)
     if (ar_controlled()) {
         if (number == SYS_close)
             FD_CALL_THEN("close", a[0], REAL(syscall)(SYS_close, a[0]), ar_closed((int)a[0]));
+        if (number == SYS_futex)
+            return ar_futex(a);
+        if (number == SYS_getrandom)
+            return getrandom((void *)a[0], (size_t)a[1], (unsigned)a[2]);
         if (!harmless(number)) {
             char where[200];
             sim_where(where, sizeof where, __builtin_return_address(0));

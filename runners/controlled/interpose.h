@@ -82,6 +82,9 @@ void ar_closed(int fd);
 /* The n events epoll_wait found, reordered; returns how many come now. */
 int ar_deliver(int epfd, struct epoll_event *ev, int n);
 
+/* futex.c: a task's futex call through syscall() (its six arguments). */
+long ar_futex(const long a[6]);
+
 /* escapes.c: traps system calls made outside libc (once per process; 0, or
  * -1 with err filled). */
 int ar_trap_escapes(char *err, size_t n);

@@ -19,6 +19,7 @@ struct sim_api_state {
     sim_strategy *replay;        /* set while replaying */
     const sim_schedule *replaying;
     sim_strategy *guide;         /* set while shrinking a replayed schedule */
+    sim_strategy *running;       /* the one deciding the current run */
     const char *last_strategy;
     uint64_t last_step_ns, last_step_bound;
     uint64_t seed, index, run_hash;
@@ -189,7 +190,7 @@ int sim_configure(const sim_options *o, char *err, size_t n)
     A->have_result = false;
     A->configured = true;
     sim_sched_configure(&(sim_sched_config){ A->strategy, o->step_bound, o->step_ns, true,
-                                             o->threads ? &sim_threads : NULL });
+                                             o->threads ? &sim_threads : NULL, 0 });
     return 0;
 }
 
@@ -293,8 +294,10 @@ void sim_run(void (*fn)(void *), void *arg)
     A->last_step_ns = step_ns;
     A->last_step_bound = step_bound;
     sim_sched_configure(&(sim_sched_config){ s, step_bound, step_ns, true,
-                                             A->opt.threads ? &sim_threads : NULL });
+                                             A->opt.threads ? &sim_threads : NULL,
+                                             A->opt.step_jitter ? mix64(seed ^ 0x717e5ull) | 1 : 0 });
     s->begin(s, mix64(seed ^ 0x51ed5c4edull));
+    A->running = s;
     sim_sched_run(fn, arg, &A->rr);
     s->end(s, &A->rr);
 
@@ -306,6 +309,22 @@ void sim_run(void (*fn)(void *), void *arg)
         .status = A->rr.status, .detail = A->rr.detail, .index = A->index++,
         .steps = A->rr.steps, .decisions = A->rr.decisions, .tasks = A->rr.tasks,
         .virtual_ns = A->rr.virtual_ns, .hash = hash, .run_hash = A->run_hash,
+        .diverged = A->divergence[0] != '\0', .divergence = A->divergence,
+    };
+    A->have_result = true;
+}
+
+void sim_result_so_far(void)
+{
+    sim_sched_result_so_far(&A->rr);
+    A->running->end(A->running, &A->rr);   /* a search learns the schedule and moves on */
+    uint64_t hash = sim_log_hash(sim_sched_log());
+    const char *div = A->running->divergence ? A->running->divergence(A->running) : "";
+    snprintf(A->divergence, sizeof A->divergence, "%s", div);
+    A->res = (sim_result){
+        .status = SIM_OK, .detail = "", .index = A->index++, .steps = A->rr.steps,
+        .decisions = A->rr.decisions, .tasks = A->rr.tasks, .virtual_ns = A->rr.virtual_ns,
+        .hash = hash, .run_hash = mix64(A->run_hash ^ hash),
         .diverged = A->divergence[0] != '\0', .divergence = A->divergence,
     };
     A->have_result = true;

@@ -180,6 +180,13 @@ const char *sim_syscall_name(long number)
     case SYS_nanosleep: return "nanosleep";
     case SYS_clock_nanosleep: return "clock_nanosleep";
     case SYS_getrandom: return "getrandom";
+    case SYS_io_uring_setup: return "io_uring_setup";
+    case SYS_io_uring_enter: return "io_uring_enter";
+    case SYS_io_uring_register: return "io_uring_register";
+    case SYS_clone: return "clone";
+    case SYS_clone3: return "clone3";
+    case SYS_execve: return "execve";
+    case SYS_fork: return "fork";
     default: return "?";
     }
 }
@@ -415,8 +422,16 @@ static void switch_to(sim_fiber *from, sim_fiber *to)
     take(me);
 }
 
+/* The process ends with this run (the preloaded scheduler): an abandoned
+ * task is left asleep where it waits, never unwound (unwinding would run a
+ * program's destructors behind the scheduler), and never joined. */
+static bool keep_abandoned;
+void sim_threads_keep_abandoned(void) { keep_abandoned = true; }
+
 static void abandon(sim_fiber *f)
 {
+    if (keep_abandoned)
+        return;
     baton *b = (baton *)f;
     b->unwind_to = self;
     atomic_store_explicit(&b->abandoned, true, memory_order_release);
@@ -427,6 +442,8 @@ static void abandon(sim_fiber *f)
 
 static void settle(void)
 {
+    if (keep_abandoned)
+        return;
     for (size_t i = 0; i < n_started; i++)
         real_join()(started[i], NULL);
     n_started = 0;

@@ -62,5 +62,8 @@ void sim_threads_set_stuck_ms(unsigned ms);
  * watchdog's, or the interposer's SIGSYS): from here on its calls go to libc,
  * and its baton outlives its unwinding. */
 void sim_threads_ending_in_handler(void);
+/* The process ends after this run (the preloaded scheduler): a run's dropped
+ * tasks stay asleep where they wait, and the host joins no thread. */
+void sim_threads_keep_abandoned(void);
 
 #endif

@@ -50,6 +50,7 @@ struct sim_sched_state {
     sim_fiber *running;        /* the fiber on the CPU */
     sim_fiber *host;           /* the OS thread's own context */
     sim_fiber *abandoned;      /* the fiber that ended a run early */
+    bool ended;                /* sim_end_run: ended early, status ok */
     sim_task *host_task;       /* an adopted session's task 0 */
     sim_task **runnable;       /* by id */
     int *runnable_ids;
@@ -60,6 +61,7 @@ struct sim_sched_state {
     sim_task *all, *all_tail;
     int next_id;
     uint64_t now, steps, decisions, tasks;
+    sim_rng jitter;            /* the run's step lengths, when they vary */
     sim_status status;
     char detail[1024];
     sim_log log;
@@ -371,6 +373,25 @@ void sim_wake_one(sim_waitq *q)
         wake(q->head, false);
 }
 
+size_t sim_waitq_len(sim_waitq *q)
+{
+    waitq_sync(q);
+    size_t n = 0;
+    for (sim_task *t = q->head; t; t = t->q_next)
+        n++;
+    return n;
+}
+
+void sim_wake_nth(sim_waitq *q, size_t k)
+{
+    waitq_sync(q);
+    sim_task *t = q->head;
+    while (t && k--)
+        t = t->q_next;
+    if (t)
+        wake(t, false);
+}
+
 void sim_wake_all(sim_waitq *q)
 {
     waitq_sync(q);
@@ -449,6 +470,18 @@ _Noreturn void sim_lost_control(const char *fmt, ...)
     abandon(SIM_UNCONTROLLED);
 }
 
+_Noreturn void sim_end_run(const char *fmt, ...)
+{
+    if (!S->current || S->session != IN_RUN)
+        fatal("end of run outside a run's task");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(S->detail, sizeof S->detail, fmt, ap);
+    va_end(ap);
+    S->ended = true;
+    abandon(SIM_OK);
+}
+
 static void check_foreign(void)
 {
     if (atomic_load_explicit(&foreign_state, memory_order_acquire) == 2 && S->session == IN_RUN)
@@ -484,7 +517,8 @@ static void step(const char *point)
     S->steps++;
     if (S->current)
         S->current->steps++;
-    S->now += S->cfg.step_ns;
+    S->now += S->cfg.jitter_seed ? S->cfg.step_ns / 2 + sim_rng_below(&S->jitter, S->cfg.step_ns + 1)
+                                 : S->cfg.step_ns;
     atomic_fetch_add_explicit(&sim_points_seen, 1, memory_order_relaxed);
     if (S->cfg.step_bound && S->steps > S->cfg.step_bound && S->session == IN_RUN)
         step_bound_hit(point);
@@ -675,7 +709,9 @@ static void begin_session(enum session s)
     S->next_id = s == ADOPTED ? 0 : 1;
     S->now = SIM_EPOCH_NS;
     S->steps = S->decisions = S->tasks = 0;
+    S->jitter.s = S->cfg.jitter_seed;
     S->status = SIM_OK;
+    S->ended = false;
     S->detail[0] = '\0';
     sim_log_reset(&S->log);
     on_sched_thread = true;
@@ -790,7 +826,7 @@ void sim_sched_run(void (*fn)(void *), void *arg, sim_run_result *out)
     atomic_store_explicit(&threads_run_on, false, memory_order_release);
     S->current = NULL;
     S->running = S->host;
-    if (S->status != SIM_OK) {
+    if (S->status != SIM_OK || S->ended) {
         drop_all();
     } else {                    /* nobody joins the first task */
         all_unlink(t);
@@ -818,6 +854,18 @@ void sim_sched_run(void (*fn)(void *), void *arg, sim_run_result *out)
     out->tail = S->chunk;
     S->session = NO_SESSION;
     S->now = SIM_EPOCH_NS;
+}
+
+void sim_sched_result_so_far(sim_run_result *out)
+{
+    S->log.steps = S->steps;
+    out->status = SIM_OK;
+    snprintf(out->detail, sizeof out->detail, "%s", S->detail);
+    out->steps = S->steps;
+    out->decisions = S->decisions;
+    out->tasks = S->tasks;
+    out->virtual_ns = S->now - SIM_EPOCH_NS;
+    out->tail = S->chunk;
 }
 
 /* ---- mutexes and condition variables ---- */

@@ -108,6 +108,8 @@ typedef struct sim_sched_config {
     uint64_t step_ns;         /* virtual time per step */
     bool log;                 /* keep the decision log of each run */
     const struct sim_contexts *contexts; /* where tasks run (contexts.h); NULL: fibers */
+    uint64_t jitter_seed;     /* 0: every step takes step_ns; else each takes step_ns/2 to
+                                 3*step_ns/2, drawn from this seed (sim.h's step_jitter) */
 } sim_sched_config;
 
 void sim_sched_configure(const sim_sched_config *c);
@@ -132,6 +134,9 @@ typedef struct sim_run_result {
 /* Runs fn(arg) as task 1 with every task it starts; returns when all ended or
  * the run was abandoned. Must be called outside any task. */
 void sim_sched_run(void (*fn)(void *), void *arg, sim_run_result *out);
+/* Inside a run that ends with the process (a task dies of a signal): the
+ * result as if the run had ended here. */
+void sim_sched_result_so_far(sim_run_result *out);
 /* The decision log of the last (or current) run. */
 const sim_log *sim_sched_log(void);
 /* Counts runs and adopted sessions: changes when a new one starts. */
@@ -155,6 +160,10 @@ int sim_where(char *out, size_t n, void *pc);
 const char *sim_syscall_name(long number);
 /* On a task of a run: ends the run now, SIM_UNCONTROLLED, with this detail. */
 _Noreturn void sim_lost_control(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* On a task of a run: ends the run now, status ok, with this detail (the
+ * program exited: every other task is dropped where it waits). */
+_Noreturn void sim_end_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- tasks ---- */
 
@@ -185,6 +194,9 @@ uint64_t sim_choose(const char *name, uint64_t n);
 bool sim_wait(sim_waitq *q, const sim_wait_info *why, uint64_t deadline_ns);
 void sim_wake_one(sim_waitq *q);
 void sim_wake_all(sim_waitq *q);
+/* How many wait on q; wakes the k-th of them (0: the first in). */
+size_t sim_waitq_len(sim_waitq *q);
+void sim_wake_nth(sim_waitq *q, size_t k);
 void sim_wake_task(sim_task *t);     /* no-op unless t is blocked */
 bool sim_waitq_empty(sim_waitq *q);
 

@@ -42,9 +42,14 @@ typedef struct sim_options {
     uint64_t step_ns;         /* virtual time per scheduling point */
     bool threads;             /* tasks are real threads taking turns (real code under
                                  the interposer); false: fibers of one OS thread */
+    bool step_jitter;         /* each step's virtual time drawn from the run's seed
+                                 (step_ns/2 to 3*step_ns/2), so a timeout ends at a
+                                 different point of a loop in each program: with fixed
+                                 steps it ends at the same point of a loop that repeats
+                                 in every schedule (the preloaded scheduler) */
 } sim_options;
 
-#define SIM_OPTIONS_DEFAULT { "random", 3, 0, 2, 1000000, 1000, false }
+#define SIM_OPTIONS_DEFAULT { "random", 3, 0, 2, 1000000, 1000, false, false }
 
 /* Everything below acts on the current instance of the core: its options,
  * strategy and search state, its run counters, hashes and last result. A
@@ -101,6 +106,11 @@ typedef struct sim_result {
     bool diverged;            /* replay: it left its schedule; dfs: the program is not deterministic */
     const char *divergence;   /* where; "" when not diverged */
 } sim_result;
+
+/* Inside a run the process will not come back from (a task dies on a
+ * signal): the decisions so far become the last schedule, for
+ * sim_schedule_write. */
+void sim_result_so_far(void);
 
 /* The last schedule's result; NULL before the first. */
 const sim_result *sim_last_result(void);

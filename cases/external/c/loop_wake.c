@@ -1,0 +1,190 @@
+/* loop_wake.c: an event loop sleeps while a message waits in its mailbox.
+ *
+ * A loop thread sleeps in epoll_wait on an eventfd. main posts a message to
+ * a mutex-protected mailbox, writes 1 to the eventfd to wake the loop, and
+ * waits for the reply before it posts the next: 1, 2, then "quit". Woken,
+ * the buggy loop handles every message in the mailbox and then reads the
+ * eventfd to reset it "so that the next epoll_wait sleeps". A post that lands
+ * between the last mailbox check and the reset loses its wake-up:
+ *
+ *   loop thread                             main (poster)
+ *   ------------------------------------    ------------------------------------
+ *                                           post 1: lock; push; unlock; write(efd)
+ *   epoll_wait -> efd readable              wait for reply 1
+ *   lock; pop 1; reply 1; unlock
+ *   lock; mailbox empty; unlock
+ *                                           post 2: lock; push; unlock; write(efd)
+ *   read(efd) -> counter back to 0: the
+ *     wake-up for 2 is gone
+ *   epoll_wait -> sleeps forever            wait for reply 2 -> waits forever
+ *
+ * Symptom: a hang, every thread blocked (a deadlock under a scheduler). With
+ * --timeout-ms main's wait for a reply is timed, and its expiry aborts.
+ *
+ *   buggy   drain the mailbox, then reset the eventfd
+ *   fixed   reset the eventfd, then drain: a post the drain misses writes the
+ *           eventfd after the reset, so the next epoll_wait returns at once.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { QUIT = 3, MESSAGES = 3 };        /* messages 1, 2, then 3 = quit */
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t replied;             /* signalled when `replies` grows */
+    int msgs[MESSAGES];
+    int head, tail;                     /* msgs[head..tail) wait for the loop */
+    int replies;                        /* messages the loop has answered */
+} box = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, 0, 0, 0 };
+
+static int efd, ep;                     /* the loop's eventfd and epoll fds */
+static bool buggy;
+static long timeout_ms;                 /* 0: plain pthread_cond_wait */
+
+/* now + --timeout-ms on CLOCK_REALTIME, the clock pthread_cond_timedwait uses */
+static struct timespec deadline(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long ns = ts.tv_nsec + timeout_ms % 1000 * 1000000LL;
+    ts.tv_sec += timeout_ms / 1000 + ns / 1000000000;
+    ts.tv_nsec = ns % 1000000000;
+    return ts;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "loop_wake: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+static void *loop(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        struct epoll_event ev;
+        if (epoll_wait(ep, &ev, 1, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            die("epoll_wait");
+        }
+        uint64_t n;
+        if (!buggy && read(efd, &n, sizeof n) < 0 && errno != EAGAIN)
+            die("read(eventfd)");       /* reset first: a post after this wakes us again */
+        for (;;) {
+            pthread_mutex_lock(&box.lock);
+            int msg = box.head < box.tail ? box.msgs[box.head++] : 0;
+            if (msg) {
+                if (msg != box.replies + 1) {
+                    fprintf(stderr, "loop_wake: loop got message %d, expected %d\n", msg, box.replies + 1);
+                    abort();
+                }
+                box.replies = msg;      /* the reply */
+                pthread_cond_signal(&box.replied);
+            }
+            pthread_mutex_unlock(&box.lock);
+            if (msg == QUIT)
+                return NULL;
+            if (!msg)
+                break;
+        }
+        if (buggy && read(efd, &n, sizeof n) < 0 && errno != EAGAIN)
+            die("read(eventfd)");       /* window: a post since the last check loses its wake-up */
+    }
+}
+
+/* Post msg, wake the loop, wait for the reply; with --timeout-ms, abort when the wait expires. */
+static void call(int msg)
+{
+    pthread_mutex_lock(&box.lock);
+    box.msgs[box.tail++] = msg;         /* never full: the box holds every message */
+    pthread_mutex_unlock(&box.lock);
+    uint64_t one = 1;
+    if (write(efd, &one, sizeof one) != sizeof one)
+        die("write(eventfd)");
+    struct timespec ts = deadline();
+    pthread_mutex_lock(&box.lock);
+    while (box.replies < msg) {
+        if (timeout_ms == 0) {
+            pthread_cond_wait(&box.replied, &box.lock);
+        } else if (pthread_cond_timedwait(&box.replied, &box.lock, &ts) == ETIMEDOUT) {
+            fprintf(stderr, "loop_wake: no reply to message %d in %ld ms, %d message(s) left "
+                    "in the mailbox (lost wake-up)\n", msg, timeout_ms, box.tail - box.head);
+            abort();
+        }
+    }
+    pthread_mutex_unlock(&box.lock);
+}
+
+static void scenario(void)
+{
+    box.head = box.tail = box.replies = 0;  /* no other thread runs between scenarios */
+    efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    ep = epoll_create1(EPOLL_CLOEXEC);
+    if (efd < 0 || ep < 0)
+        die("eventfd/epoll_create1");
+    struct epoll_event ev = { .events = EPOLLIN };
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev) < 0)
+        die("epoll_ctl");
+    pthread_t t;
+    if ((errno = pthread_create(&t, NULL, loop, NULL)))
+        die("pthread_create");
+    for (int msg = 1; msg <= QUIT; msg++)
+        call(msg);
+    pthread_join(t, NULL);
+    close(ep);
+    close(efd);
+}
+
+static long number(const char *flag, const char *s, long min)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || errno || end == s || *end || v < min) {
+        fprintf(stderr, "loop_wake: %s needs an integer >= %ld, got '%s'\n", flag, min, s ? s : "");
+        exit(2);
+    }
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    const char *variant = NULL;
+    long iterations = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help")) {
+            puts("usage: loop_wake --variant buggy|fixed [--iterations N (1)] [--timeout-ms T (0: none)]\n"
+                 "Runs the post/reply/quit scenario N times; a lost wake-up hangs, or aborts after T ms.");
+            return 0;
+        } else if (!strcmp(a, "--variant") && argv[i + 1]) {
+            variant = argv[++i];
+        } else if (!strcmp(a, "--iterations")) {
+            iterations = number(a, argv[++i], 1);
+        } else if (!strcmp(a, "--timeout-ms")) {
+            timeout_ms = number(a, argv[++i], 0);
+        } else {
+            fprintf(stderr, "loop_wake: unknown or incomplete argument '%s' (try --help)\n", a);
+            return 2;
+        }
+    }
+    if (!variant || (strcmp(variant, "buggy") && strcmp(variant, "fixed"))) {
+        fprintf(stderr, "loop_wake: --variant buggy|fixed is required (got '%s')\n", variant ? variant : "");
+        return 2;
+    }
+    buggy = !strcmp(variant, "buggy");
+    for (long n = 0; n < iterations; n++)
+        scenario();
+    return 0;
+}

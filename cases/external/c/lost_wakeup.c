@@ -1,0 +1,174 @@
+/* lost_wakeup.c: a consumer sleeps forever with items in its queue.
+ *
+ * A producer thread pushes items 1 and 2 into a queue and signals `ready`
+ * after each push (under the lock); main takes them in order. The buggy
+ * consumer asks "is the queue empty?" through a helper that takes and drops
+ * the lock, and only then locks again to wait. The producer can push and
+ * signal in between, when nobody is waiting yet, so the signal is lost:
+ *
+ *   main (consumer)                         producer
+ *   ------------------------------------    ------------------------------------
+ *   queue_empty(): lock; empty; unlock
+ *                                           lock; push 1; signal; unlock
+ *                                             (nobody waits: the signal is lost)
+ *                                           lock; push 2; signal; unlock; exit
+ *   lock; wait(ready) -> sleeps forever
+ *     with items 1 and 2 in the queue
+ *
+ * Symptom: a hang, every thread blocked (a deadlock under a scheduler). With
+ * --timeout-ms the wait is timed and its expiry aborts, naming the item.
+ *
+ *   buggy   check the predicate in one lock section, wait in another
+ *   fixed   check and wait under one lock, in a while loop: the producer
+ *           cannot push between the check and the wait, because
+ *           pthread_cond_wait drops the mutex only once the consumer waits,
+ *           so every push after the check signals a waiting consumer.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { ITEMS = 2 };
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t ready;               /* signalled after each push */
+    int items[ITEMS];
+    int head, tail;                     /* items[head..tail) are queued */
+} q = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, 0, 0 };
+
+static bool buggy;
+static long timeout_ms;                 /* 0: plain pthread_cond_wait */
+
+/* now + --timeout-ms on CLOCK_REALTIME, the clock pthread_cond_timedwait uses */
+static struct timespec deadline(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long ns = ts.tv_nsec + timeout_ms % 1000 * 1000000LL;
+    ts.tv_sec += timeout_ms / 1000 + ns / 1000000000;
+    ts.tv_nsec = ns % 1000000000;
+    return ts;
+}
+
+/* Wait on `ready` (q.lock held); with --timeout-ms, abort when the wait expires. */
+static void wait_ready(int want)
+{
+    if (timeout_ms == 0) {
+        pthread_cond_wait(&q.ready, &q.lock);
+        return;
+    }
+    struct timespec ts = deadline();
+    if (pthread_cond_timedwait(&q.ready, &q.lock, &ts) == ETIMEDOUT) {
+        fprintf(stderr, "lost_wakeup: consumer never saw item %d (lost wake-up: "
+                "slept %ld ms with %d item(s) queued)\n", want, timeout_ms, q.tail - q.head);
+        abort();
+    }
+}
+
+static void *producer(void *arg)
+{
+    (void)arg;
+    for (int i = 1; i <= ITEMS; i++) {
+        pthread_mutex_lock(&q.lock);
+        q.items[q.tail++] = i;          /* never full: the queue holds every item */
+        pthread_cond_signal(&q.ready);
+        pthread_mutex_unlock(&q.lock);
+    }
+    return NULL;
+}
+
+/* The buggy consumer's helper: its answer is stale as soon as it returns. */
+static bool queue_empty(void)
+{
+    pthread_mutex_lock(&q.lock);
+    bool empty = q.head == q.tail;
+    pthread_mutex_unlock(&q.lock);
+    return empty;
+}
+
+static int take(int want)
+{
+    if (buggy) {
+        while (queue_empty()) {
+            /* window: the producer may push and signal here, before we wait */
+            pthread_mutex_lock(&q.lock);
+            wait_ready(want);
+            pthread_mutex_unlock(&q.lock);
+        }
+        pthread_mutex_lock(&q.lock);
+    } else {
+        pthread_mutex_lock(&q.lock);
+        while (q.head == q.tail)        /* while: wake-ups may be spurious */
+            wait_ready(want);
+    }
+    int item = q.items[q.head++];
+    pthread_mutex_unlock(&q.lock);
+    return item;
+}
+
+static void scenario(void)
+{
+    q.head = q.tail = 0;                /* no other thread runs between scenarios */
+    pthread_t t;
+    int err = pthread_create(&t, NULL, producer, NULL);
+    if (err) {
+        fprintf(stderr, "lost_wakeup: pthread_create: %s\n", strerror(err));
+        exit(1);
+    }
+    for (int want = 1; want <= ITEMS; want++) {
+        int got = take(want);
+        if (got != want) {
+            fprintf(stderr, "lost_wakeup: consumer took item %d, expected %d\n", got, want);
+            abort();
+        }
+    }
+    pthread_join(t, NULL);
+}
+
+static long number(const char *flag, const char *s, long min)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || errno || end == s || *end || v < min) {
+        fprintf(stderr, "lost_wakeup: %s needs an integer >= %ld, got '%s'\n", flag, min, s ? s : "");
+        exit(2);
+    }
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    const char *variant = NULL;
+    long iterations = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help")) {
+            puts("usage: lost_wakeup --variant buggy|fixed [--iterations N (1)] [--timeout-ms T (0: none)]\n"
+                 "Runs the producer/consumer scenario N times; a lost wake-up hangs, or aborts after T ms.");
+            return 0;
+        } else if (!strcmp(a, "--variant") && argv[i + 1]) {
+            variant = argv[++i];
+        } else if (!strcmp(a, "--iterations")) {
+            iterations = number(a, argv[++i], 1);
+        } else if (!strcmp(a, "--timeout-ms")) {
+            timeout_ms = number(a, argv[++i], 0);
+        } else {
+            fprintf(stderr, "lost_wakeup: unknown or incomplete argument '%s' (try --help)\n", a);
+            return 2;
+        }
+    }
+    if (!variant || (strcmp(variant, "buggy") && strcmp(variant, "fixed"))) {
+        fprintf(stderr, "lost_wakeup: --variant buggy|fixed is required (got '%s')\n", variant ? variant : "");
+        return 2;
+    }
+    buggy = !strcmp(variant, "buggy");
+    for (long n = 0; n < iterations; n++)
+        scenario();
+    return 0;
+}

@@ -1,0 +1,178 @@
+/* points.c: scheduling points at functions the user names
+ * (ASYNCRACE_POINTS), for code that runs a long way without a system call.
+ *
+ * The scheduler switches tasks only where a task calls into the interposer.
+ * A tokio worker that polls two tasks which wake each other through an
+ * in-memory channel makes no system call for as long as they go on: to the
+ * watchdog it spins, and the rest of the program (main, whose sleep would end
+ * on the virtual clock) never gets a turn. Naming a function that such code
+ * calls at every step (tokio's RawTask::poll: every poll of every task) makes
+ * its entry a scheduling point, in the unmodified binary:
+ *
+ *   - each function of the executable whose symbol contains one of the names
+ *     gets an int3 at its first byte;
+ *   - the trap, on a task of the run, is a scheduling point named after the
+ *     function; then the original byte goes back, the one instruction is
+ *     single-stepped (the trap flag), and the int3 is put back. Only the
+ *     baton's holder runs program code, so no other task passes the function
+ *     while its byte is the original one;
+ *   - a call is a call in every schedule: the points are as deterministic as
+ *     the program between them.
+ */
+#include "controlled/interpose.h"
+#include "preload.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+enum { MAX_POINTS = 64 };
+
+typedef struct {
+    unsigned char *at;
+    unsigned char saved;
+    char name[96];
+} point;
+
+static point points[MAX_POINTS];
+static int n_points;
+static _Thread_local point *stepping;     /* re-armed at the single-step trap */
+
+static void arm(point *p, bool on)
+{
+    *(volatile unsigned char *)p->at = on ? 0xCC : p->saved;
+    __builtin___clear_cache((char *)p->at, (char *)p->at + 1);
+}
+
+static void on_trap(int sig, siginfo_t *si, void *ctx)
+{
+    (void)sig, (void)si;
+    greg_t *r = ((ucontext_t *)ctx)->uc_mcontext.gregs;
+    if (stepping) {               /* the original instruction ran: put the int3 back */
+        arm(stepping, true);
+        stepping = NULL;
+        r[REG_EFL] &= ~0x100;
+        return;
+    }
+    unsigned char *hit = (unsigned char *)r[REG_RIP] - 1;
+    for (int i = 0; i < n_points; i++) {
+        point *p = &points[i];
+        if (p->at != hit)
+            continue;
+        if (sim_caller_is_task())
+            sim_point(p->name, 0, SIM_POINT_PLAIN);
+        arm(p, false);
+        stepping = p;
+        r[REG_RIP] = (greg_t)hit;
+        r[REG_EFL] |= 0x100;          /* trap after one instruction */
+        return;
+    }
+    signal(SIGTRAP, SIG_DFL);         /* not ours: the program's own int3 */
+    raise(SIGTRAP);
+}
+
+/* The executable's symbol table (.symtab, or .dynsym when stripped). */
+static void *map_exe(size_t *size)
+{
+    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    *size = (size_t)st.st_size;
+    return m == MAP_FAILED ? NULL : m;
+}
+
+static uintptr_t exe_base(void)
+{
+    struct link_map *lm = _r_debug.r_map;    /* the first entry is the executable */
+    return lm ? (uintptr_t)lm->l_addr : 0;
+}
+
+static void add(const char *sym, uintptr_t addr, const char *want)
+{
+    for (int i = 0; i < n_points; i++)
+        if (points[i].at == (unsigned char *)addr)
+            return;               /* aliases (identical code folded) */
+    if (n_points == MAX_POINTS)
+        preload_bad("ASYNCRACE_POINTS=%s: more than 64 functions match", want);
+    point *p = &points[n_points++];
+    p->at = (unsigned char *)addr;
+    p->saved = *p->at;
+    snprintf(p->name, sizeof p->name, "at.%s", sym);
+}
+
+/* "tokio::runtime::task::raw::poll" -> "5tokio7runtime4task3raw4poll": how Rust's
+ * legacy and C++'s Itanium manglings spell a path, so a path finds its
+ * symbols; any other name is looked for as it is. */
+static void mangled(const char *name, char *out, size_t n)
+{
+    if (!strstr(name, "::")) {
+        snprintf(out, n, "%s", name);
+        return;
+    }
+    size_t len = 0;
+    out[0] = '\0';
+    for (const char *p = name; *p && len < n;) {
+        const char *end = strstr(p, "::");
+        size_t seg = end ? (size_t)(end - p) : strlen(p);
+        len += (size_t)snprintf(out + len, n - len, "%zu%.*s", seg, (int)seg, p);
+        p += seg + (end ? 2 : 0);
+    }
+}
+
+void preload_points(const char *names)
+{
+    if (!names)
+        return;
+    size_t size;
+    unsigned char *elf = map_exe(&size);
+    if (!elf)
+        preload_bad("ASYNCRACE_POINTS=%s: cannot read the executable", names);
+    Elf64_Ehdr *eh = (Elf64_Ehdr *)elf;
+    Elf64_Shdr *sh = (Elf64_Shdr *)(elf + eh->e_shoff);
+    uintptr_t base = exe_base();
+    char list[512];
+    snprintf(list, sizeof list, "%s", names);
+    for (char *save, *given = strtok_r(list, ",", &save); given; given = strtok_r(NULL, ",", &save)) {
+        char want[256];
+        mangled(given, want, sizeof want);
+        int before = n_points;
+        for (int s = 0; s < eh->e_shnum; s++) {
+            if (sh[s].sh_type != SHT_SYMTAB && sh[s].sh_type != SHT_DYNSYM)
+                continue;
+            Elf64_Sym *sym = (Elf64_Sym *)(elf + sh[s].sh_offset);
+            const char *str = (const char *)(elf + sh[sh[s].sh_link].sh_offset);
+            for (size_t i = 0; i < sh[s].sh_size / sizeof *sym; i++)
+                if (ELF64_ST_TYPE(sym[i].st_info) == STT_FUNC && sym[i].st_value &&
+                    strstr(str + sym[i].st_name, want))
+                    add(given, base + sym[i].st_value, names);
+        }
+        if (n_points == before)
+            preload_bad("ASYNCRACE_POINTS=%s: no function of the executable has '%s' in its name",
+                        names, want);
+    }
+    munmap(elf, size);
+    struct sigaction sa = { .sa_sigaction = on_trap, .sa_flags = SA_SIGINFO | SA_NODEFER };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTRAP, &sa, NULL);
+    long page = sysconf(_SC_PAGESIZE);
+    for (int i = 0; i < n_points; i++) {
+        uintptr_t start = (uintptr_t)points[i].at & ~(uintptr_t)(page - 1);
+        if (mprotect((void *)start, (size_t)page * 2, PROT_READ | PROT_WRITE | PROT_EXEC) != 0)
+            preload_bad("ASYNCRACE_POINTS=%s: cannot make the code writable (%s)", names,
+                        strerror(errno));
+        arm(&points[i], true);
+    }
+}
