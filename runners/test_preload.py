@@ -226,3 +226,89 @@ def test_fixed_clean_at_delay_bound_2(name, tmp_path):
     assert [r["hash"] for r in second] == hashes
     buggy = search(exe, "buggy", tmp_path / "c.state", 3000)
     assert any(r["outcome"] == REPRODUCERS[name] for r in buggy), f"{name}: delay bound 2 missed the bug"
+
+
+# ---- the driver: cells, captures, replay ----------------------------------------------
+
+def asyncrace(*args, timeout=300) -> subprocess.CompletedProcess:
+    return subprocess.run([PYTHON, "-m", "asyncrace", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "harness")})
+
+
+def test_loop_control_captures_a_schedule_that_replays(tmp_path):
+    """loop --control finds the lost wake-up, keeps its schedule, and `replay DIR` follows
+    it to the same deadlock with the same decisions; a capture whose recorded decisions
+    are not what the schedule gives, or whose program is the fix, is no reproduction."""
+    done = asyncrace("loop", "--control", "--modes", "chaos", "--expect", "sometimes:deadlock",
+                     "--seconds", "1", "--capture-failures", "--results-dir", tmp_path, "--",
+                     EXTERNAL / "lost_wakeup", "--variant", "buggy")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    capture = next(tmp_path.glob("*/captures/lost_wakeup.command_ctl.as_given.chaos"))
+    info = json.loads((capture / "capture.json").read_text())
+    assert info["method"] == "preload-schedule" and info["reproduced"], info
+    replayed = asyncrace("replay", capture, "--attempts", "3")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert "deadlock again, with the same decisions" in replayed.stdout
+    assert "in 3 of 3 replays" in replayed.stdout
+
+    info["hash"] = "0" * 16                      # the decisions it claims are not these
+    (capture / "capture.json").write_text(json.dumps(info))
+    lied = asyncrace("replay", capture)
+    assert lied.returncode != 0 and "made other decisions" in lied.stdout + lied.stderr
+
+    info = json.loads((capture / "capture.json").read_text())
+    info["hash"] = json.loads((capture / "schedule.json").read_text())["hash"]
+    info["invocation"]["command"][-1] = "fixed"  # the fix, under the buggy schedule
+    (capture / "capture.json").write_text(json.dumps(info))
+    fixed = asyncrace("replay", capture)
+    assert fixed.returncode != 0, fixed.stdout
+    assert re.search(r"left its schedule|gave ok", fixed.stdout + fixed.stderr), fixed.stdout
+
+
+SOURCES = r"""
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+static void *thread(void *a) { return a; }
+int main(void) {
+    uint64_t lib = 0, raw = 0;
+    getrandom(&lib, sizeof lib, 0);                        /* libc's entry */
+    syscall(SYS_getrandom, &raw, sizeof raw, 0);           /* Rust's std's way */
+    struct timespec mono; struct timeval wall;
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    gettimeofday(&wall, NULL);
+    pthread_t t;
+    pthread_create(&t, NULL, thread, NULL);
+    pthread_join(t, NULL);
+    int stack;
+    printf("random %016llx %016llx\n", (unsigned long long)lib, (unsigned long long)raw);
+    printf("clock %lld.%09ld %lld.%06ld\n", (long long)mono.tv_sec, mono.tv_nsec,
+           (long long)wall.tv_sec, (long)wall.tv_usec);
+    printf("addresses %lx %p %p\n", (unsigned long)t, (void *)&stack, (void *)&lib);
+    return 0;
+}
+"""
+
+
+def test_randomness_time_and_addresses_come_from_the_run(tmp_path):
+    """What a Rust program draws its own nondeterminism from: random bytes (hash-map seeds,
+    by libc's getrandom or by syscall()), the clocks (Instant, SystemTime), and where its
+    threads and stacks are. Under the scheduler, one seed gives the same of each in every
+    process; another seed gives other random bytes."""
+    exe = compile_c(tmp_path, "sources", SOURCES)
+    def lines(seed):
+        res, done = run([exe], env={"ASYNCRACE_STRATEGY": "random", "ASYNCRACE_SEED": str(seed)})
+        assert done.returncode == 0, done.stderr
+        return dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    a, b, other = lines(5), lines(5), lines(6)
+    assert a == b, (a, b)
+    lib, raw = a["random"].split()
+    assert lib != raw and other["random"] != a["random"]
+    plain = [subprocess.run([str(exe)], capture_output=True, text=True).stdout for _ in range(2)]
+    assert plain[0] != plain[1], "without the scheduler these differ from run to run"

@@ -13,12 +13,14 @@ programs of cases/external/c/), prints markdown:
     outcome with the same decisions (the schedule's hash) without leaving the schedule;
   - each never variant: delay bound 2 searched to its end (schedules, failures), or
     --clean schedules of pct when the search does not end within them;
-  - schedules/s under the scheduler beside the program's own iterations/s without it.
+  - schedules/s under the scheduler beside processes/s of the same command without it,
+    on each never variant (a buggy one may hang without the scheduler).
+
+--parts first,clean,speed picks the tables.
 
 A measurement, not a test; it takes minutes. Exit 2 on bad input.
 """
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -31,6 +33,7 @@ from asyncrace import external  # noqa: E402
 from asyncrace.contract import BUILTIN_OUTCOMES  # noqa: E402
 from asyncrace.controlled import PRELOAD, replay_once  # noqa: E402
 from asyncrace.program import run_once  # noqa: E402
+from sim_tables import summary  # noqa: E402  (median / max, as sim's tables print them)
 
 
 def invocation(rep, variant, strategy, seed=1, state=None):
@@ -54,15 +57,6 @@ def first_failure(rep, variant, strategy, seed, cap, keep: Path):
             if inv.searching and inv.search.get("programs") and inv.search["programs"][0]["exhausted"]:
                 return None, None, None
         return None, None, None
-
-
-def cell(counts, cap):
-    found = [c for c in counts if c is not None]
-    if not found:
-        return f"none in {cap:,}"
-    text = f"{statistics.median(found):g} / {max(found):,}"
-    missed = len(counts) - len(found)
-    return text + (f" ({missed} of {len(counts)}: none in {cap:,})" if missed else "")
 
 
 def replays(rep, variant, schedule, outcome, times):
@@ -116,6 +110,7 @@ def main() -> int:
     ap.add_argument("--replays", type=int, default=10)
     ap.add_argument("--clean", type=int, default=1000)
     ap.add_argument("--speed", type=int, default=200)
+    ap.add_argument("--parts", default="first,clean,speed")
     args = ap.parse_args()
     if not PRELOAD.is_file():
         print(f"preload_tables: {PRELOAD} is missing: run make", file=sys.stderr)
@@ -126,8 +121,10 @@ def main() -> int:
         print("preload_tables: no reproducer with [control] matches", file=sys.stderr)
         return 2
     strategies = [s for s in args.strategies.split(",") if s]
-    print("| program | variant | " + " | ".join(strategies) + f" | replays of the first |")
-    print("|---|---|" + "---|" * (len(strategies) + 1))
+    parts = set(args.parts.split(","))
+    if "first" in parts:
+        print("| program | variant | " + " | ".join(strategies) + " | replays of the first |")
+        print("|---|---|" + "---|" * (len(strategies) + 1))
     cleans, speeds = [], []
     for rep in reps:
         if rep.unmet():
@@ -139,7 +136,12 @@ def main() -> int:
             return 1
         for v in rep.variants:
             if v.kind == "never":
-                cleans.append((rep.name, v.name, clean(rep, v, args.clean)))
+                if "clean" in parts:
+                    cleans.append((rep.name, v.name, clean(rep, v, args.clean)))
+                if "speed" in parts and args.speed and v.twin and not any(x[0] == rep.name for x in speeds):
+                    speeds.append((rep.name, v.name, *speed(rep, v, args.speed)))
+                continue
+            if "first" not in parts:
                 continue
             row, replayed = [], "-"
             with tempfile.TemporaryDirectory() as keep:
@@ -152,13 +154,12 @@ def main() -> int:
                         got.append(n)
                         if schedule and replayed == "-":
                             replayed = f"{replays(rep, v, schedule, outcome, args.replays)}/{args.replays} ({outcome})"
-                    row.append(cell(got, args.cap) if len(seeds) > 1 else
+                    row.append(summary(got, args.cap) if len(seeds) > 1 else
                                (f"{got[0]:,}" if got[0] else f"none in {args.cap:,}"))
                     print(f"  {rep.name}.{v.name} {s}: {row[-1]}", file=sys.stderr, flush=True)
             print(f"| {rep.name} | {v.name} | " + " | ".join(row) + f" | {replayed} |", flush=True)
-            if args.speed:
-                speeds.append((rep.name, v.name, *speed(rep, v, args.speed)))
-    print("\n| program | fixed variant | clean |\n|---|---|---|")
+    if cleans:
+        print("\n| program | fixed variant | clean |\n|---|---|---|")
     for name, variant, text in cleans:
         print(f"| {name} | {variant} | {text} |")
     if speeds:

@@ -340,7 +340,7 @@ def cmd_loop(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                          "(give the program's one-iteration arguments instead)")
         declaration["control"] = {"modes": [m for m in args.modes.split(",") if m],
                                   "points": [p for p in (args.points or "").split(",") if p],
-                                  "timeout_s": args.timeout_s}
+                                  "timeout_s": args.timeout_s, "native": False}
         if args.strategy:
             declaration["control"]["strategy"] = args.strategy
     elif args.strategy or args.points or args.modes != DEFAULT_CONTROL_MODES:

@@ -18,11 +18,13 @@ rules like any process of its own. A process that wrote no result never ran unde
 scheduler (a static binary, or the preload refused): that is an error in one line, never a
 count.
 """
+import functools
 import hashlib
 import json
 import os
 import shlex
 import shutil
+import struct
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
@@ -51,6 +53,7 @@ def iteration_seed(seed: int, i: int) -> int:
     return z ^ (z >> 31)
 
 
+@functools.lru_cache(maxsize=64)
 def not_dynamic(path: str) -> str | None:
     """Why the preload cannot work for this executable (None: it can): a static binary has
     no dynamic loader to read LD_PRELOAD."""
@@ -62,7 +65,6 @@ def not_dynamic(path: str) -> str | None:
             head = f.read(64)
             if head[:4] != b"\x7fELF":
                 return None       # a script: its interpreter is what runs
-            import struct
             phoff, = struct.unpack_from("<Q", head, 32)
             phentsize, phnum = struct.unpack_from("<HH", head, 54)
             f.seek(phoff)

@@ -188,24 +188,25 @@ static void catch_fatal(void)
 /* ---- the run ---- */
 
 /* A task's exit ends the run as the process's exit would end its threads. */
+static void exit_from_task(const char *call, int code)
+{
+    if (!sim_caller_is_task())
+        return;
+    prog.code = code;
+    snprintf(prog.how, sizeof prog.how, "%s(%d) from task %d", call, code, sim_task_id(sim_self()));
+    sim_end_run("%s", prog.how);
+}
+
 _Noreturn void exit(int code)
 {
-    if (sim_caller_is_task()) {
-        prog.code = code;
-        snprintf(prog.how, sizeof prog.how, "exit(%d) from task %d", code, sim_task_id(sim_self()));
-        sim_end_run("%s", prog.how);
-    }
+    exit_from_task("exit", code);
     REAL(exit)(code);
     __builtin_unreachable();
 }
 
 _Noreturn void _exit(int code)
 {
-    if (sim_caller_is_task()) {
-        prog.code = code;
-        snprintf(prog.how, sizeof prog.how, "_exit(%d) from task %d", code, sim_task_id(sim_self()));
-        sim_end_run("%s", prog.how);
-    }
+    exit_from_task("_exit", code);
     REAL(_exit)(code);
     __builtin_unreachable();
 }

@@ -459,27 +459,28 @@ static _Noreturn void abandon(sim_status status)
     fatal("an abandoned task was resumed");
 }
 
-_Noreturn void sim_lost_control(const char *fmt, ...)
+/* A task ends the run now, with this status and detail. */
+static _Noreturn void end_here(sim_status status, bool ended, const char *fmt, va_list ap)
 {
     if (!S->current || S->session != IN_RUN)
-        fatal("lost control outside a run's task");
+        fatal("a run ended outside a run's task");
+    vsnprintf(S->detail, sizeof S->detail, fmt, ap);
+    S->ended = ended;
+    abandon(status);
+}
+
+_Noreturn void sim_lost_control(const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(S->detail, sizeof S->detail, fmt, ap);
-    va_end(ap);
-    abandon(SIM_UNCONTROLLED);
+    end_here(SIM_UNCONTROLLED, false, fmt, ap);
 }
 
 _Noreturn void sim_end_run(const char *fmt, ...)
 {
-    if (!S->current || S->session != IN_RUN)
-        fatal("end of run outside a run's task");
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(S->detail, sizeof S->detail, fmt, ap);
-    va_end(ap);
-    S->ended = true;
-    abandon(SIM_OK);
+    end_here(SIM_OK, true, fmt, ap);
 }
 
 static void check_foreign(void)

@@ -3,20 +3,21 @@
  * A loop thread sleeps in epoll_wait on an eventfd. main posts a message to
  * a mutex-protected mailbox, writes 1 to the eventfd to wake the loop, and
  * waits for the reply before it posts the next: 1, 2, then "quit". Woken,
- * the buggy loop handles every message in the mailbox and then reads the
+ * the buggy loop answers every message in the mailbox and then reads the
  * eventfd to reset it "so that the next epoll_wait sleeps". A post that lands
- * between the last mailbox check and the reset loses its wake-up:
+ * between the drain and the reset loses its wake-up:
  *
  *   loop thread                             main (poster)
  *   ------------------------------------    ------------------------------------
- *                                           post 1: lock; push; unlock; write(efd)
- *   epoll_wait -> efd readable              wait for reply 1
- *   lock; pop 1; reply 1; unlock
- *   lock; mailbox empty; unlock
- *                                           post 2: lock; push; unlock; write(efd)
+ *                                           lock; push 1; write(efd)
+ *                                           wait for reply 1 (unlocks)
+ *   epoll_wait -> efd readable
+ *   lock; take 1, reply 1; signal; unlock
+ *                                           reply 1 seen; push 2; write(efd)
+ *                                           wait for reply 2 (unlocks)
  *   read(efd) -> counter back to 0: the
  *     wake-up for 2 is gone
- *   epoll_wait -> sleeps forever            wait for reply 2 -> waits forever
+ *   epoll_wait -> sleeps forever            waits for reply 2 forever
  *
  * Symptom: a hang, every thread blocked (a deadlock under a scheduler). With
  * --timeout-ms main's wait for a reply is timed, and its expiry aborts.
@@ -51,21 +52,17 @@ static int efd, ep;                     /* the loop's eventfd and epoll fds */
 static bool buggy;
 static long timeout_ms;                 /* 0: plain pthread_cond_wait */
 
-/* now + --timeout-ms on CLOCK_REALTIME, the clock pthread_cond_timedwait uses */
-static struct timespec deadline(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    long long ns = ts.tv_nsec + timeout_ms % 1000 * 1000000LL;
-    ts.tv_sec += timeout_ms / 1000 + ns / 1000000000;
-    ts.tv_nsec = ns % 1000000000;
-    return ts;
-}
-
 static void die(const char *what)
 {
     fprintf(stderr, "loop_wake: %s: %s\n", what, strerror(errno));
     exit(1);
+}
+
+static void reset_wake(void)
+{
+    uint64_t n;
+    if (read(efd, &n, sizeof n) < 0 && errno != EAGAIN)
+        die("read(eventfd)");
 }
 
 static void *loop(void *arg)
@@ -78,51 +75,54 @@ static void *loop(void *arg)
                 continue;
             die("epoll_wait");
         }
-        uint64_t n;
-        if (!buggy && read(efd, &n, sizeof n) < 0 && errno != EAGAIN)
-            die("read(eventfd)");       /* reset first: a post after this wakes us again */
-        for (;;) {
-            pthread_mutex_lock(&box.lock);
-            int msg = box.head < box.tail ? box.msgs[box.head++] : 0;
-            if (msg) {
-                if (msg != box.replies + 1) {
-                    fprintf(stderr, "loop_wake: loop got message %d, expected %d\n", msg, box.replies + 1);
-                    abort();
-                }
-                box.replies = msg;      /* the reply */
-                pthread_cond_signal(&box.replied);
-            }
-            pthread_mutex_unlock(&box.lock);
-            if (msg == QUIT)
-                return NULL;
-            if (!msg)
-                break;
+        if (!buggy)
+            reset_wake();               /* reset first: a post after this wakes us again */
+        bool quit = false;
+        pthread_mutex_lock(&box.lock);
+        int answered = box.replies;
+        while (box.head < box.tail) {   /* drain: answer every message in the box */
+            box.replies = box.msgs[box.head++];
+            quit = box.replies == QUIT;
         }
-        if (buggy && read(efd, &n, sizeof n) < 0 && errno != EAGAIN)
-            die("read(eventfd)");       /* window: a post since the last check loses its wake-up */
+        if (box.replies != answered)
+            pthread_cond_signal(&box.replied);
+        pthread_mutex_unlock(&box.lock);
+        if (quit)
+            return NULL;
+        if (buggy)
+            reset_wake();               /* window: a post since the drain loses its wake-up */
     }
 }
 
-/* Post msg, wake the loop, wait for the reply; with --timeout-ms, abort when the wait expires. */
+/* Wait on `replied` (box.lock held); with --timeout-ms, abort when the wait expires. */
+static void wait_replied(int msg)
+{
+    if (timeout_ms == 0) {
+        pthread_cond_wait(&box.replied, &box.lock);
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long ns = ts.tv_nsec + timeout_ms % 1000 * 1000000LL;
+    ts.tv_sec += timeout_ms / 1000 + ns / 1000000000;
+    ts.tv_nsec = ns % 1000000000;
+    if (pthread_cond_timedwait(&box.replied, &box.lock, &ts) == ETIMEDOUT) {
+        fprintf(stderr, "loop_wake: no reply to message %d in %ld ms, %d message(s) left "
+                "in the mailbox (lost wake-up)\n", msg, timeout_ms, box.tail - box.head);
+        abort();
+    }
+}
+
+/* Post msg, wake the loop, wait for the reply. */
 static void call(int msg)
 {
+    uint64_t one = 1;
     pthread_mutex_lock(&box.lock);
     box.msgs[box.tail++] = msg;         /* never full: the box holds every message */
-    pthread_mutex_unlock(&box.lock);
-    uint64_t one = 1;
     if (write(efd, &one, sizeof one) != sizeof one)
         die("write(eventfd)");
-    struct timespec ts = deadline();
-    pthread_mutex_lock(&box.lock);
-    while (box.replies < msg) {
-        if (timeout_ms == 0) {
-            pthread_cond_wait(&box.replied, &box.lock);
-        } else if (pthread_cond_timedwait(&box.replied, &box.lock, &ts) == ETIMEDOUT) {
-            fprintf(stderr, "loop_wake: no reply to message %d in %ld ms, %d message(s) left "
-                    "in the mailbox (lost wake-up)\n", msg, timeout_ms, box.tail - box.head);
-            abort();
-        }
-    }
+    while (box.replies < msg)
+        wait_replied(msg);
     pthread_mutex_unlock(&box.lock);
 }
 
@@ -146,27 +146,26 @@ static void scenario(void)
     close(efd);
 }
 
+/* --flag N: an integer >= min, else one line on stderr and exit 2 */
 static long number(const char *flag, const char *s, long min)
 {
     char *end = NULL;
     errno = 0;
     long v = s ? strtol(s, &end, 10) : 0;
-    if (!s || errno || end == s || *end || v < min) {
-        fprintf(stderr, "loop_wake: %s needs an integer >= %ld, got '%s'\n", flag, min, s ? s : "");
-        exit(2);
-    }
-    return v;
+    if (s && !errno && end != s && !*end && v >= min)
+        return v;
+    fprintf(stderr, "loop_wake: %s needs an integer >= %ld, got '%s'\n", flag, min, s ? s : "");
+    exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    const char *variant = NULL;
+    const char *variant = "";
     long iterations = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help")) {
-            puts("usage: loop_wake --variant buggy|fixed [--iterations N (1)] [--timeout-ms T (0: none)]\n"
-                 "Runs the post/reply/quit scenario N times; a lost wake-up hangs, or aborts after T ms.");
+            puts("usage: loop_wake --variant buggy|fixed [--iterations N] [--timeout-ms T]");
             return 0;
         } else if (!strcmp(a, "--variant") && argv[i + 1]) {
             variant = argv[++i];
@@ -179,8 +178,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!variant || (strcmp(variant, "buggy") && strcmp(variant, "fixed"))) {
-        fprintf(stderr, "loop_wake: --variant buggy|fixed is required (got '%s')\n", variant ? variant : "");
+    if (strcmp(variant, "buggy") && strcmp(variant, "fixed")) {
+        fprintf(stderr, "loop_wake: --variant buggy or fixed is required (got '%s')\n", variant);
         return 2;
     }
     buggy = !strcmp(variant, "buggy");

@@ -48,17 +48,6 @@ struct queue {
 static bool buggy;
 static long timeout_ms;                 /* 0: plain pthread_cond_wait */
 
-/* now + --timeout-ms on CLOCK_REALTIME, the clock pthread_cond_timedwait uses */
-static struct timespec deadline(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    long long ns = ts.tv_nsec + timeout_ms % 1000 * 1000000LL;
-    ts.tv_sec += timeout_ms / 1000 + ns / 1000000000;
-    ts.tv_nsec = ns % 1000000000;
-    return ts;
-}
-
 /* Wait on `more` (q->lock held); with --timeout-ms, abort when the wait expires. */
 static void wait_more(struct queue *q)
 {
@@ -66,7 +55,11 @@ static void wait_more(struct queue *q)
         pthread_cond_wait(&q->more, &q->lock);
         return;
     }
-    struct timespec ts = deadline();
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long ns = ts.tv_nsec + timeout_ms % 1000 * 1000000LL;
+    ts.tv_sec += timeout_ms / 1000 + ns / 1000000000;
+    ts.tv_nsec = ns % 1000000000;
     if (pthread_cond_timedwait(&q->more, &q->lock, &ts) == ETIMEDOUT) {
         fprintf(stderr, "queue_teardown: worker waited %ld ms for a job or stop\n", timeout_ms);
         abort();
@@ -133,27 +126,26 @@ static void scenario(size_t page)
     munmap(q, page);
 }
 
+/* --flag N: an integer >= min, else one line on stderr and exit 2 */
 static long number(const char *flag, const char *s, long min)
 {
     char *end = NULL;
     errno = 0;
     long v = s ? strtol(s, &end, 10) : 0;
-    if (!s || errno || end == s || *end || v < min) {
-        fprintf(stderr, "queue_teardown: %s needs an integer >= %ld, got '%s'\n", flag, min, s ? s : "");
-        exit(2);
-    }
-    return v;
+    if (s && !errno && end != s && !*end && v >= min)
+        return v;
+    fprintf(stderr, "queue_teardown: %s needs an integer >= %ld, got '%s'\n", flag, min, s ? s : "");
+    exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    const char *variant = NULL;
+    const char *variant = "";
     long iterations = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help")) {
-            puts("usage: queue_teardown --variant buggy|fixed [--iterations N (1)] [--timeout-ms T (0: none)]\n"
-                 "Runs the start/push/stop/teardown scenario N times; a use-after-unmap is a SIGSEGV.");
+            puts("usage: queue_teardown --variant buggy|fixed [--iterations N] [--timeout-ms T]");
             return 0;
         } else if (!strcmp(a, "--variant") && argv[i + 1]) {
             variant = argv[++i];
@@ -166,8 +158,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!variant || (strcmp(variant, "buggy") && strcmp(variant, "fixed"))) {
-        fprintf(stderr, "queue_teardown: --variant buggy|fixed is required (got '%s')\n", variant ? variant : "");
+    if (strcmp(variant, "buggy") && strcmp(variant, "fixed")) {
+        fprintf(stderr, "queue_teardown: --variant buggy or fixed is required (got '%s')\n", variant);
         return 2;
     }
     buggy = !strcmp(variant, "buggy");
