@@ -132,7 +132,7 @@ $(PRELOAD_LIB): $(PRELOAD_SRC:%.c=build/pic/obj/%.o)
 # statically, the one kind of program LD_PRELOAD cannot reach.
 EXTERNAL_C_BINS := $(patsubst cases/external/c/%.c,build/external/%,$(wildcard cases/external/c/*.c)) \
                    build/external/escapes.static
-build/external/%: cases/external/c/%.c
+build/external/%: cases/external/c/%.c cases/external/c/cli.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -pthread $< -o $@
 build/external/escapes.static: cases/external/c/escapes.c

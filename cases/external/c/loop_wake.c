@@ -26,6 +26,8 @@
  *   fixed   reset the eventfd, then drain: a post the drain misses writes the
  *           eventfd after the reset, so the next epoll_wait returns at once.
  */
+#include "cli.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -49,8 +51,6 @@ static struct {
 } box = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, 0, 0, 0 };
 
 static int efd, ep;                     /* the loop's eventfd and epoll fds */
-static bool buggy;
-static long timeout_ms;                 /* 0: plain pthread_cond_wait */
 
 static void die(const char *what)
 {
@@ -97,16 +97,7 @@ static void *loop(void *arg)
 /* Wait on `replied` (box.lock held); with --timeout-ms, abort when the wait expires. */
 static void wait_replied(int msg)
 {
-    if (timeout_ms == 0) {
-        pthread_cond_wait(&box.replied, &box.lock);
-        return;
-    }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    long long ns = ts.tv_nsec + timeout_ms % 1000 * 1000000LL;
-    ts.tv_sec += timeout_ms / 1000 + ns / 1000000000;
-    ts.tv_nsec = ns % 1000000000;
-    if (pthread_cond_timedwait(&box.replied, &box.lock, &ts) == ETIMEDOUT) {
+    if (!wait_in_time(&box.replied, &box.lock)) {
         fprintf(stderr, "loop_wake: no reply to message %d in %ld ms, %d message(s) left "
                 "in the mailbox (lost wake-up)\n", msg, timeout_ms, box.tail - box.head);
         abort();
@@ -146,43 +137,9 @@ static void scenario(void)
     close(efd);
 }
 
-/* --flag N: an integer >= min, else one line on stderr and exit 2 */
-static long number(const char *flag, const char *s, long min)
-{
-    char *end = NULL;
-    errno = 0;
-    long v = s ? strtol(s, &end, 10) : 0;
-    if (s && !errno && end != s && !*end && v >= min)
-        return v;
-    fprintf(stderr, "loop_wake: %s needs an integer >= %ld, got '%s'\n", flag, min, s ? s : "");
-    exit(2);
-}
-
 int main(int argc, char **argv)
 {
-    const char *variant = "";
-    long iterations = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help")) {
-            puts("usage: loop_wake --variant buggy|fixed [--iterations N] [--timeout-ms T]");
-            return 0;
-        } else if (!strcmp(a, "--variant") && argv[i + 1]) {
-            variant = argv[++i];
-        } else if (!strcmp(a, "--iterations")) {
-            iterations = number(a, argv[++i], 1);
-        } else if (!strcmp(a, "--timeout-ms")) {
-            timeout_ms = number(a, argv[++i], 0);
-        } else {
-            fprintf(stderr, "loop_wake: unknown or incomplete argument '%s' (try --help)\n", a);
-            return 2;
-        }
-    }
-    if (strcmp(variant, "buggy") && strcmp(variant, "fixed")) {
-        fprintf(stderr, "loop_wake: --variant buggy or fixed is required (got '%s')\n", variant);
-        return 2;
-    }
-    buggy = !strcmp(variant, "buggy");
+    parse_command_line("loop_wake", argc, argv);
     for (long n = 0; n < iterations; n++)
         scenario();
     return 0;

@@ -24,6 +24,8 @@
  *           pthread_cond_wait drops the mutex only once the consumer waits,
  *           so every push after the check signals a waiting consumer.
  */
+#include "cli.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -41,22 +43,11 @@ static struct {
     int head, tail;                     /* items[head..tail) are queued */
 } q = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, 0, 0 };
 
-static bool buggy;
-static long timeout_ms;                 /* 0: plain pthread_cond_wait */
 
 /* Wait on `ready` (q.lock held); with --timeout-ms, abort when the wait expires. */
 static void wait_ready(int want)
 {
-    if (timeout_ms == 0) {
-        pthread_cond_wait(&q.ready, &q.lock);
-        return;
-    }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    long long ns = ts.tv_nsec + timeout_ms % 1000 * 1000000LL;
-    ts.tv_sec += timeout_ms / 1000 + ns / 1000000000;
-    ts.tv_nsec = ns % 1000000000;
-    if (pthread_cond_timedwait(&q.ready, &q.lock, &ts) == ETIMEDOUT) {
+    if (!wait_in_time(&q.ready, &q.lock)) {
         fprintf(stderr, "lost_wakeup: consumer never saw item %d (lost wake-up: "
                 "slept %ld ms with %d item(s) queued)\n", want, timeout_ms, q.tail - q.head);
         abort();
@@ -118,43 +109,9 @@ static void scenario(void)
     pthread_join(t, NULL);
 }
 
-/* --flag N: an integer >= min, else one line on stderr and exit 2 */
-static long number(const char *flag, const char *s, long min)
-{
-    char *end = NULL;
-    errno = 0;
-    long v = s ? strtol(s, &end, 10) : 0;
-    if (s && !errno && end != s && !*end && v >= min)
-        return v;
-    fprintf(stderr, "lost_wakeup: %s needs an integer >= %ld, got '%s'\n", flag, min, s ? s : "");
-    exit(2);
-}
-
 int main(int argc, char **argv)
 {
-    const char *variant = "";
-    long iterations = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help")) {
-            puts("usage: lost_wakeup --variant buggy|fixed [--iterations N] [--timeout-ms T]");
-            return 0;
-        } else if (!strcmp(a, "--variant") && argv[i + 1]) {
-            variant = argv[++i];
-        } else if (!strcmp(a, "--iterations")) {
-            iterations = number(a, argv[++i], 1);
-        } else if (!strcmp(a, "--timeout-ms")) {
-            timeout_ms = number(a, argv[++i], 0);
-        } else {
-            fprintf(stderr, "lost_wakeup: unknown or incomplete argument '%s' (try --help)\n", a);
-            return 2;
-        }
-    }
-    if (strcmp(variant, "buggy") && strcmp(variant, "fixed")) {
-        fprintf(stderr, "lost_wakeup: --variant buggy or fixed is required (got '%s')\n", variant);
-        return 2;
-    }
-    buggy = !strcmp(variant, "buggy");
+    parse_command_line("lost_wakeup", argc, argv);
     for (long n = 0; n < iterations; n++)
         scenario();
     return 0;

@@ -24,6 +24,8 @@
  *   fixed   stop, broadcast, join, then destroy and munmap: join returns only
  *           after the worker's last access to the queue (its final unlock).
  */
+#include "cli.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -45,22 +47,11 @@ struct queue {
     int sum;                            /* the work: the sum of the jobs done */
 };
 
-static bool buggy;
-static long timeout_ms;                 /* 0: plain pthread_cond_wait */
 
 /* Wait on `more` (q->lock held); with --timeout-ms, abort when the wait expires. */
 static void wait_more(struct queue *q)
 {
-    if (timeout_ms == 0) {
-        pthread_cond_wait(&q->more, &q->lock);
-        return;
-    }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    long long ns = ts.tv_nsec + timeout_ms % 1000 * 1000000LL;
-    ts.tv_sec += timeout_ms / 1000 + ns / 1000000000;
-    ts.tv_nsec = ns % 1000000000;
-    if (pthread_cond_timedwait(&q->more, &q->lock, &ts) == ETIMEDOUT) {
+    if (!wait_in_time(&q->more, &q->lock)) {
         fprintf(stderr, "queue_teardown: worker waited %ld ms for a job or stop\n", timeout_ms);
         abort();
     }
@@ -126,43 +117,9 @@ static void scenario(size_t page)
     munmap(q, page);
 }
 
-/* --flag N: an integer >= min, else one line on stderr and exit 2 */
-static long number(const char *flag, const char *s, long min)
-{
-    char *end = NULL;
-    errno = 0;
-    long v = s ? strtol(s, &end, 10) : 0;
-    if (s && !errno && end != s && !*end && v >= min)
-        return v;
-    fprintf(stderr, "queue_teardown: %s needs an integer >= %ld, got '%s'\n", flag, min, s ? s : "");
-    exit(2);
-}
-
 int main(int argc, char **argv)
 {
-    const char *variant = "";
-    long iterations = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help")) {
-            puts("usage: queue_teardown --variant buggy|fixed [--iterations N] [--timeout-ms T]");
-            return 0;
-        } else if (!strcmp(a, "--variant") && argv[i + 1]) {
-            variant = argv[++i];
-        } else if (!strcmp(a, "--iterations")) {
-            iterations = number(a, argv[++i], 1);
-        } else if (!strcmp(a, "--timeout-ms")) {
-            timeout_ms = number(a, argv[++i], 0);
-        } else {
-            fprintf(stderr, "queue_teardown: unknown or incomplete argument '%s' (try --help)\n", a);
-            return 2;
-        }
-    }
-    if (strcmp(variant, "buggy") && strcmp(variant, "fixed")) {
-        fprintf(stderr, "queue_teardown: --variant buggy or fixed is required (got '%s')\n", variant);
-        return 2;
-    }
-    buggy = !strcmp(variant, "buggy");
+    parse_command_line("queue_teardown", argc, argv);
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     for (long n = 0; n < iterations; n++)
         scenario(page);
