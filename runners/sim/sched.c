@@ -844,15 +844,9 @@ void sim_sched_run(void (*fn)(void *), void *arg, sim_run_result *out)
         CTX->settle();
     if (on_threads && S->status != SIM_OK)
         sim_threads_fds_close_new();
-    S->log.steps = S->steps;
     S->log.status = (int)S->status;
+    sim_sched_result_so_far(out);
     out->status = S->status;
-    snprintf(out->detail, sizeof out->detail, "%s", S->detail);
-    out->steps = S->steps;
-    out->decisions = S->decisions;
-    out->tasks = S->tasks;
-    out->virtual_ns = S->now - SIM_EPOCH_NS;
-    out->tail = S->chunk;
     S->session = NO_SESSION;
     S->now = SIM_EPOCH_NS;
 }

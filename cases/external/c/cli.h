@@ -1,7 +1,7 @@
 /* cli.h: what the programs of this folder share, included by each (nothing to
  * link): the command line, --variant buggy|fixed [--iterations N]
- * [--timeout-ms T], and the wait that --timeout-ms makes timed. Bad input is
- * one line on stderr and exit 2. */
+ * [--timeout-ms T], the wait that --timeout-ms makes timed, and starting a
+ * thread. Bad input is one line on stderr and exit 2. */
 #ifndef EXTERNAL_C_CLI_H
 #define EXTERNAL_C_CLI_H
 
@@ -43,6 +43,18 @@ static long number(const char *prog, const char *flag, const char *s, long min)
         return v;
     fprintf(stderr, "%s: %s needs an integer >= %ld, got '%s'\n", prog, flag, min, s ? s : "");
     exit(2);
+}
+
+/* A thread, or one line and exit 1 when the system refuses it. */
+static pthread_t start_thread(const char *prog, void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    int err = pthread_create(&t, NULL, fn, arg);
+    if (err) {
+        fprintf(stderr, "%s: pthread_create: %s\n", prog, strerror(err));
+        exit(1);
+    }
+    return t;
 }
 
 static void parse_command_line(const char *prog, int argc, char **argv)

@@ -127,9 +127,7 @@ static void scenario(void)
     struct epoll_event ev = { .events = EPOLLIN };
     if (epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev) < 0)
         die("epoll_ctl");
-    pthread_t t;
-    if ((errno = pthread_create(&t, NULL, loop, NULL)))
-        die("pthread_create");
+    pthread_t t = start_thread("loop_wake", loop, NULL);
     for (int msg = 1; msg <= QUIT; msg++)
         call(msg);
     pthread_join(t, NULL);

@@ -98,12 +98,7 @@ static int take(int want)
 static void scenario(void)
 {
     q.head = q.tail = 0;                /* no other thread runs between scenarios */
-    pthread_t t;
-    int err = pthread_create(&t, NULL, producer, NULL);
-    if (err) {
-        fprintf(stderr, "lost_wakeup: pthread_create: %s\n", strerror(err));
-        exit(1);
-    }
+    pthread_t t = start_thread("lost_wakeup", producer, NULL);
     for (int want = 1; want <= ITEMS; want++)
         take(want);
     pthread_join(t, NULL);

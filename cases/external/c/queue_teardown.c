@@ -90,12 +90,7 @@ static void scenario(size_t page)
     }
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->more, NULL);
-    pthread_t t;
-    int err = pthread_create(&t, NULL, worker, q);
-    if (err) {
-        fprintf(stderr, "queue_teardown: pthread_create: %s\n", strerror(err));
-        exit(1);
-    }
+    pthread_t t = start_thread("queue_teardown", worker, q);
     for (int job = 1; job <= JOBS; job++)
         push(q, job);
     pthread_mutex_lock(&q->lock);
