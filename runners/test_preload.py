@@ -251,6 +251,9 @@ def test_loop_control_captures_a_schedule_that_replays(tmp_path):
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     assert "deadlock again, with the same decisions" in replayed.stdout
     assert "in 3 of 3 replays" in replayed.stdout
+    explained = asyncrace("explain", capture)       # not built for these: said, in one line
+    assert explained.returncode == 2 and len(explained.stderr.strip().splitlines()) == 1
+    assert "not explained yet" in explained.stderr
 
     info["hash"] = "0" * 16                      # the decisions it claims are not these
     (capture / "capture.json").write_text(json.dumps(info))

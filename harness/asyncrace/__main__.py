@@ -226,11 +226,13 @@ def cmd_replay(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
 
 
 def cmd_explain(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from .explain import ExplainError, Target, explain, target_of
+    from .explain import PRELOAD_UNEXPLAINED, ExplainError, Target, explain, target_of
     path: Path = args.path
     try:
         if (path / "capture.json").is_file():
             info = json.loads((path / "capture.json").read_text())
+            if info.get("method") == "preload-schedule":
+                parser.error(PRELOAD_UNEXPLAINED.format(what=path))
             if info.get("method") != "sim-schedule":
                 parser.error(f"{path}: a {info.get('method')} capture has no schedule to explain "
                              f"(only sim failures are explained)")

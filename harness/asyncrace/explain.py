@@ -40,6 +40,12 @@ class Target:
                 self.mode, "--schedule", str(schedule), *more]
 
 
+PRELOAD_UNEXPLAINED = ("{what}: a failure of a program under the preloaded scheduler is not "
+                       "explained yet (shrinking runs the program's iterations in one process); "
+                       "it replays exactly (asyncrace replay), and its schedule file lists "
+                       "every decision with its task and point")
+
+
 def target_of(schedule: Path) -> Target:
     """The built-in program a schedule file belongs to (its case, variant and mode)."""
     try:
@@ -47,6 +53,8 @@ def target_of(schedule: Path) -> Target:
         case, variant, mode = header["case"], header["variant"], header["mode"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ExplainError(f"{schedule}: not a schedule file ({e})") from None
+    if header.get("runner") == "preload":
+        raise ExplainError(PRELOAD_UNEXPLAINED.format(what=schedule))
     program = BIN / case
     if not program.is_file():
         raise ExplainError(f"{schedule}: no program {shown(program)} for case {case!r} (run make)")
