@@ -231,7 +231,7 @@ class ControlledInvocation:
                 if outcome != "ok":
                     batch.stderr = (batch.stderr + done.stderr)[-64 * 1024:]
                     sim["failing"] = (sim["failing"] + [res.get("hash")])[:64]
-                    kept = self._keep(schedule, outcome, i)
+                    kept = self._keep(schedule, outcome)
                     if kept and outcome not in sim["schedule_files"]:
                         sim["schedule_files"][outcome] = kept
                     if batch.first_failure is None:
@@ -250,7 +250,7 @@ class ControlledInvocation:
         batch.report = {"sim": sim, "outcomes": counts}
         return batch
 
-    def _keep(self, schedule: Path, outcome: str, i: int) -> str | None:
+    def _keep(self, schedule: Path, outcome: str) -> str | None:
         """The first failing schedule of each outcome, kept in the cell's schedules folder
         (none without one)."""
         if not schedule.is_file() or not self.schedules:

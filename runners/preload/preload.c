@@ -267,7 +267,7 @@ static int controlled_main(int argc, char **argv, char **envp)
     configure();
     sim_run(task_main, NULL);
     const sim_result *r = sim_last_result();
-    verdict v = { "ok", r->detail, prog.code, 0 };
+    verdict v = { "ok", r->status == SIM_OK ? prog.how : r->detail, prog.code, 0 };
     if (r->status != SIM_OK) {
         v.outcome = sim_status_names[r->status];
         v.code = 1;
@@ -275,7 +275,6 @@ static int controlled_main(int argc, char **argv, char **envp)
     } else if (prog.code != 0) {
         v.outcome = "exit";
     }
-    v.detail = r->status == SIM_OK ? prog.how : r->detail;
     record(&v);
     fflush(NULL);
     REAL(_exit)(v.code);
