@@ -224,6 +224,20 @@ def test_a_fixs_bounded_search_is_pinned():
     assert r["sim"]["strategy"].startswith("delay(bound=2,"), r["sim"]["strategy"]
 
 
+def test_sleep_sets_prune_a_fixs_bounded_search():
+    """early_writer_drop.fixed at preemption bound 2: its first program is 37,567 schedules
+    under dfs and 30,299 under dfs-sleep, both searched to the end and clean. Fewer means
+    the reduction pruned something it must not (or the case changed: re-pin with the
+    reason); 37,567 means sleep sets no longer prune under a bound."""
+    counts = {}
+    for strategy, n in (("dfs", 37567), ("dfs-sleep", 30299)):
+        r = search("early_writer_drop", "fixed", "--strategy", strategy, "--bound", "2",
+                   "--iterations", str(n + 1))
+        first = r["sim"]["programs"][0]
+        counts[strategy] = (first["schedules"], first["failures"], first["exhausted"])
+    assert counts == {"dfs": (37567, 0, True), "dfs-sleep": (30299, 0, True)}, counts
+
+
 def test_a_depth_two_bug_is_found_at_bound_two_and_not_at_bound_one():
     """dropped_writer.partial needs two delays: its first program searched to the end at
     bound 1 shows nothing; at bound 2 the same program fails."""

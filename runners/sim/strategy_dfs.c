@@ -34,10 +34,20 @@
  * (bound -1), every schedule's equivalence class is run at least once. With a
  * preemption bound, reordering can change a schedule's cost (Coons, Musuvathi
  * and McKinley, OOPSLA 2013: the bound adds dependences), so a sleeps only
- * where that cannot happen: it was put to sleep at a free decision (the task
- * at the point blocked), its own step ended in a block, and it stays asleep
- * only through free decisions. Then a pruned schedule s.b..a.rest has the
- * twin s.a.b...rest, which costs no more and is in a's subtree.
+ * where a twin within the bound exists. Two cases:
+ *  - a was the task that could go on at a plain point, preempted for b: the
+ *    pruned s.b.w.a1.rest (w independent of a's step a1) has the twin
+ *    s.a1.b.w.rest, whose switch to b after a1 costs at most the preemption
+ *    s.b paid;
+ *  - a's run from the decision, uninterrupted (a1 ... ak, as the first
+ *    schedule of a's subtree ran it), ended in a block: a sleeps with the
+ *    footprint of that whole run. Picked again, a runs some prefix a1 ... aj
+ *    of it, each step independent of w, and then blocks or is preempted; the
+ *    twin runs that prefix first and switches to b where a blocked (free) or
+ *    where the pruned schedule preempted a (one for one).
+ * In both, where the pruned schedule picked a the twin saves at least what
+ * that pick cost. Not at yields, time-slice ends or where fairness holds a
+ * task back: their costs and picks depend on what ran before.
  */
 #include "strategy.h"
 
@@ -49,10 +59,12 @@
 #define QUANTUM 64
 enum { KIND_SLICE_OVER = 3 };     /* a plain point where the time slice ran out */
 
-/* A task that sleeps, or an option already run at a frame: its first step's footprint. */
+/* A task that sleeps, or an option already run at a frame: the footprint of its
+ * first step, or of its whole run to a block (see the top). */
 typedef struct {
     int task;
-    bool blocked;                 /* the task could not go on after that step */
+    bool bounded_ok;              /* it may sleep under a bound (see the top): its step
+                                     ended in a block, or it was preempted at a plain point */
     sim_footprint fp;
 } sleeper;
 
@@ -62,6 +74,9 @@ typedef struct {
     bool dead;                    /* every option within the bound sleeps: no alternatives */
     sim_chunk got;                /* what the option taken ran until the next decision (set
                                      in every run before it is read: never saved) */
+    sim_footprint run;            /* what the option's task ran from here, uninterrupted,
+                                     in the first schedule that took the option */
+    bool run_blocked;             /* ... and whether that run ended in a block */
     int32_t current;              /* the task that may go on, or -1 */
     int32_t task;                 /* the task at the point */
     uint8_t kind;                 /* the point's kind, as recorded */
@@ -86,6 +101,9 @@ typedef struct {
     size_t nids, capids;
     size_t depth;
     int preemptions;
+    size_t fresh_from;            /* frames from here on take an option for the first time */
+    long run_from;                /* the first frame of the chosen task's open run, or -1 */
+    int run_task;
     uint64_t slice_start;         /* the step the running task got the CPU */
     int last_task;                /* the task the last decision chose */
     /* Fairness at idle waits (dfs): per task id below 64, the tasks that must
@@ -169,7 +187,7 @@ static bool sleepy(const dfs *s, const frame *fr)
 {
     if (!s->sleep || (fr->eff == SIM_POINT_YIELD && fr->current >= 0) || fr->held_back)
         return false;
-    return s->bound == INT_MAX || (!s->delays && fr->current < 0);
+    return s->bound == INT_MAX || (!s->delays && fr->eff != KIND_SLICE_OVER);
 }
 
 static bool asleep(const dfs *s, const frame *fr, int task)
@@ -194,6 +212,24 @@ static void pool_push(dfs *s, sleeper e)
     s->pool[s->npool++] = e;
 }
 
+/* The chosen task's uninterrupted run, open since frame run_from, ended after
+ * frame last: each of its frames gets the footprint of the run from there on. */
+static void close_run(dfs *s, size_t last, bool blocked)
+{
+    if (s->run_from < 0)
+        return;
+    sim_footprint acc = { { 0 }, false };
+    for (size_t j = last + 1; j-- > (size_t)s->run_from;) {
+        const sim_footprint *g = &s->f[j].got.fp;
+        for (int b = 0; b < 4; b++)
+            acc.bits[b] |= g->bits[b];
+        acc.all |= g->all;
+        s->f[j].run = acc;
+        s->f[j].run_blocked = blocked;
+    }
+    s->run_from = -1;
+}
+
 /* The new frame's sleep set (at the pool's end): the parent's sleepers and
  * the options it already ran that stay asleep across what its option ran. */
 static void inherit_sleep(dfs *s, frame *fr, const frame *parent)
@@ -206,7 +242,7 @@ static void inherit_sleep(dfs *s, frame *fr, const frame *parent)
     for (uint32_t i = parent->sl_off; i < end; i++) {
         sleeper e = s->pool[i];
         bool explored = i >= parent->sl_off + parent->sl_n;
-        if (explored && !e.blocked && s->bound != INT_MAX)
+        if (explored && !e.bounded_ok && s->bound != INT_MAX)
             continue;
         if (stays_asleep(&e, &parent->got)) {
             pool_push(s, e);
@@ -288,6 +324,8 @@ static void begin(sim_strategy *st, uint64_t seed)
     dfs *s = (dfs *)st;
     s->depth = 0;
     s->preemptions = 0;
+    s->fresh_from = s->nf ? s->nf - 1 : 0;
+    s->run_from = -1;
     s->slice_start = 0;
     s->last_task = 1;
     s->dead_run = false;
@@ -313,6 +351,10 @@ static int pick(sim_strategy *st, const sim_decision_ctx *d)
                  "schedule it replays: the program is not deterministic under its schedule",
                  s->depth, (unsigned long long)d->step, d->point);
         truncate_to(s, s->depth);
+        if (s->fresh_from > s->depth)
+            s->fresh_from = s->depth;
+        if (s->run_from >= (long)s->depth)
+            s->run_from = -1;
     }
     if (s->depth > 0)
         s->f[s->depth - 1].got = *d->since;
@@ -337,8 +379,14 @@ static int pick(sim_strategy *st, const sim_decision_ctx *d)
         }
     }
     s->preemptions += cost(s, fr, fr->option);
-    s->depth++;
     int id = option_task(s, fr, fr->option);
+    if (s->run_from >= 0 && (s->f[s->depth - 1].got.first_blocked || id != s->run_task))
+        close_run(s, s->depth - 1, s->f[s->depth - 1].got.first_blocked);
+    if (s->sleep && s->run_from < 0 && s->depth >= s->fresh_from) {
+        s->run_from = (long)s->depth;
+        s->run_task = id;
+    }
+    s->depth++;
     if (id != d->task)
         s->slice_start = d->step;
     s->last_task = id;
@@ -362,14 +410,22 @@ static void end(sim_strategy *st, const sim_run_result *r)
                      s->depth, s->nf);
         truncate_to(s, s->depth);
     }
-    if (s->nf > 0)
+    if (s->nf > 0) {
         s->f[s->nf - 1].got = r->tail;
+        if (s->run_from >= (long)s->nf)
+            s->run_from = -1;
+        close_run(s, s->nf - 1, r->tail.first_blocked);
+    }
     while (s->nf > 0) {
         frame *fr = &s->f[s->nf - 1];
         if (!fr->dead) {
-            if (s->sleep) {
-                pool_push(s, (sleeper){ option_task(s, fr, fr->option), fr->got.first_blocked,
-                                        fr->got.fp });
+            if (s->sleep) {         /* the option sleeps in its siblings' subtrees (top) */
+                bool preempted = fr->option == 0 && fr->current >= 0 &&
+                                 fr->eff == SIM_POINT_PLAIN;
+                bool whole_run = s->bound != INT_MAX && !preempted && fr->run_blocked;
+                pool_push(s, (sleeper){ option_task(s, fr, fr->option),
+                                        preempted || fr->run_blocked,
+                                        whole_run ? fr->run : fr->got.fp });
                 fr->ex_n++;
             }
             for (int k = fr->option + 1; k < (int)fr->n; k++)
@@ -423,16 +479,18 @@ static void save(const sim_strategy *st, FILE *f)
             s->nf, s->nids, s->npool);
     for (size_t i = 0; i < s->nf; i++) {
         const frame *fr = &s->f[i];
-        fprintf(f, "frame %u %u %d %d %u %u %d %d %u %u %u %llx\n", fr->off, fr->n,
+        fprintf(f, "frame %u %u %d %d %u %u %d %d %u %u %u %llx %d", fr->off, fr->n,
                 fr->current, fr->task, fr->kind, fr->eff, fr->option, fr->pre_before, fr->sl_off,
-                fr->sl_n, fr->ex_n, (unsigned long long)fr->held_back);
+                fr->sl_n, fr->ex_n, (unsigned long long)fr->held_back, fr->run_blocked);
+        save_fp(f, &fr->run);
+        fputs("\n", f);
     }
     fputs("ids", f);
     for (size_t i = 0; i < s->nids; i++)
         fprintf(f, " %d", s->ids[i]);
     fputs("\n", f);
     for (size_t i = 0; i < s->npool; i++) {
-        fprintf(f, "sleeper %d %d", s->pool[i].task, s->pool[i].blocked);
+        fprintf(f, "sleeper %d %d", s->pool[i].task, s->pool[i].bounded_ok);
         save_fp(f, &s->pool[i].fp);
         fputs("\n", f);
     }
@@ -444,10 +502,12 @@ static bool load_frame(FILE *f, frame *fr, size_t nids, size_t npool)
 {
     unsigned kind, eff;
     unsigned long long held;
-    if (fscanf(f, " frame %u %u %d %d %u %u %d %d %u %u %u %llx", &fr->off, &fr->n,
+    int run_blocked;
+    if (fscanf(f, " frame %u %u %d %d %u %u %d %d %u %u %u %llx %d", &fr->off, &fr->n,
                &fr->current, &fr->task, &kind, &eff, &fr->option, &fr->pre_before, &fr->sl_off,
-               &fr->sl_n, &fr->ex_n, &held) != 12)
+               &fr->sl_n, &fr->ex_n, &held, &run_blocked) != 13 || !load_fp(f, &fr->run))
         return false;
+    fr->run_blocked = run_blocked != 0;
     fr->kind = (uint8_t)kind;
     fr->eff = (uint8_t)eff;
     fr->held_back = held;
@@ -476,9 +536,10 @@ static bool restore(sim_strategy *st, FILE *f)
     for (size_t i = 0; ok && i < nids; i++)
         ok = fscanf(f, " %d", &ids[i]) == 1;
     for (size_t i = 0; ok && i < npool; i++) {
-        int blocked;
-        ok = fscanf(f, " sleeper %d %d", &pool[i].task, &blocked) == 2 && load_fp(f, &pool[i].fp);
-        pool[i].blocked = blocked != 0;
+        int bounded_ok;
+        ok = fscanf(f, " sleeper %d %d", &pool[i].task, &bounded_ok) == 2 &&
+             load_fp(f, &pool[i].fp);
+        pool[i].bounded_ok = bounded_ok != 0;
     }
     if (!ok) {
         free(frames);
