@@ -198,15 +198,16 @@ def test_buggy_found_by_pct_and_replayed(name, tmp_path):
         assert (again["outcome"], again["hash"]) == (res["outcome"], res["hash"]), again
 
 
-def search(exe: Path, variant: str, state: Path, cap: int, strategy: str = "delay",
+def search(exe: Path, variant: str | None, state: Path, cap: int, strategy: str = "delay",
            bound: str = "2", stop_at_failure: bool = False) -> list[dict]:
     """A search (delay bound 2 unless said), one process per schedule, to its end (or cap,
-    or its first failure)."""
+    or its first failure): each schedule's result, with what the program printed."""
     results = []
     while len(results) < cap:
-        res, done = run([exe, "--variant", variant],
+        res, done = run([exe, *(("--variant", variant) if variant else ())],
                         env={"ASYNCRACE_STRATEGY": strategy, "ASYNCRACE_BOUND": bound,
                              "ASYNCRACE_SEARCH_STATE": str(state)})
+        res["stdout"] = done.stdout.strip()
         results.append(res)
         if res["exhausted"] or (stop_at_failure and res["outcome"] != "ok"):
             break
@@ -234,11 +235,16 @@ def test_fixed_clean_at_delay_bound_2(name, tmp_path):
 def test_fixed_clean_over_every_schedule_with_sleep_sets(name, tmp_path):
     """Unbounded, dfs-sleep runs a schedule of every class that differs only in the order of
     independent steps: the fix's search ends clean (88, 836 and 720 schedules when measured;
-    plain dfs: 836, 35,854 and 9,000), and the buggy variant's search finds the bug."""
+    plain dfs: 836, 35,854 and 9,000), every schedule a different one and a second search
+    the very same ones, and the buggy variant's search finds the bug."""
     exe = EXTERNAL / name
     fixed = search(exe, "fixed", tmp_path / "a.state", 2000, "dfs-sleep", "none")
     assert fixed[-1]["exhausted"], f"{name}: not exhausted in {len(fixed)} schedules"
     assert all(r["outcome"] == "ok" for r in fixed), [r for r in fixed if r["outcome"] != "ok"][:1]
+    hashes = [r["hash"] for r in fixed]
+    assert len(set(hashes)) == len(hashes), "the search ran a schedule twice"
+    again = search(exe, "fixed", tmp_path / "c.state", len(fixed) + 5, "dfs-sleep", "none")
+    assert [r["hash"] for r in again] == hashes
     buggy = search(exe, "buggy", tmp_path / "b.state", 2000, "dfs-sleep", "none",
                    stop_at_failure=True)
     assert buggy[-1]["outcome"] == REPRODUCERS[name], f"{name}: dfs-sleep missed the bug"
@@ -288,19 +294,6 @@ int main(void)
 """
 
 
-def outcomes(exe: Path, strategy: str, bound: str, state: Path, cap: int) -> tuple[int, bool, set]:
-    """A search of exe to its end (or cap): (schedules, ended, the distinct outputs)."""
-    seen, n = set(), 0
-    while n < cap:
-        res, done = run([exe], env={"ASYNCRACE_STRATEGY": strategy, "ASYNCRACE_BOUND": bound,
-                                    "ASYNCRACE_SEARCH_STATE": str(state)})
-        n += 1
-        seen.add(done.stdout.strip())
-        if res["exhausted"]:
-            return n, True, seen
-    return n, False, seen
-
-
 def test_sleep_sets_reach_what_plain_dfs_reaches_on_a_users_program(tmp_path):
     """Two workers and main append to two locked logs, with work on their own mutexes in
     between; the logs' orders are the outcomes. At bounds 1 and 2 plain dfs and dfs-sleep
@@ -309,13 +302,15 @@ def test_sleep_sets_reach_what_plain_dfs_reaches_on_a_users_program(tmp_path):
     where plain dfs had 4 of them after 15,000 schedules."""
     exe = compile_c(tmp_path, "appends", APPENDS)
     for bound in ("1", "2"):
-        plain = outcomes(exe, "dfs", bound, tmp_path / f"dfs{bound}", 2000)
-        reduced = outcomes(exe, "dfs-sleep", bound, tmp_path / f"sleep{bound}", 2000)
-        assert plain[1] and reduced[1], (bound, plain[0], reduced[0])
-        assert reduced[2] == plain[2], (bound, sorted(plain[2] - reduced[2]))
-        assert reduced[0] < plain[0], (bound, reduced[0], plain[0])
-    n, ended, seen = outcomes(exe, "dfs-sleep", "none", tmp_path / "unbounded", 2000)
-    assert ended and len(seen) == 12, (n, sorted(seen))
+        plain = search(exe, None, tmp_path / f"dfs{bound}", 2000, "dfs", bound)
+        reduced = search(exe, None, tmp_path / f"sleep{bound}", 2000, "dfs-sleep", bound)
+        assert plain[-1]["exhausted"] and reduced[-1]["exhausted"], (bound, len(plain), len(reduced))
+        orders, reached = {r["stdout"] for r in plain}, {r["stdout"] for r in reduced}
+        assert reached == orders, (bound, sorted(orders - reached))
+        assert len(reduced) < len(plain), (bound, len(reduced), len(plain))
+    unbounded = search(exe, None, tmp_path / "unbounded", 2000, "dfs-sleep", "none")
+    seen = {r["stdout"] for r in unbounded}
+    assert unbounded[-1]["exhausted"] and len(seen) == 12, (len(unbounded), sorted(seen))
 
 
 # ---- the driver: cells, captures, replay ----------------------------------------------

@@ -353,8 +353,6 @@ static int pick(sim_strategy *st, const sim_decision_ctx *d)
         truncate_to(s, s->depth);
         if (s->fresh_from > s->depth)
             s->fresh_from = s->depth;
-        if (s->run_from >= (long)s->depth)
-            s->run_from = -1;
     }
     if (s->depth > 0)
         s->f[s->depth - 1].got = *d->since;
@@ -412,8 +410,6 @@ static void end(sim_strategy *st, const sim_run_result *r)
     }
     if (s->nf > 0) {
         s->f[s->nf - 1].got = r->tail;
-        if (s->run_from >= (long)s->nf)
-            s->run_from = -1;
         close_run(s, s->nf - 1, r->tail.first_blocked);
     }
     while (s->nf > 0) {
