@@ -34,6 +34,7 @@ typedef struct ar_scheduler {
     int (*shrink)(const sim_schedule *s, bool (*fails)(void *ctx), void *ctx,
                   uint64_t (*mark)(void), sim_shrunk *out, char *err, size_t n);
     void (*shrunk_free)(sim_shrunk *s);
+    void (*shrunk_json)(FILE *f, const sim_shrunk *s);
     const char *(*build_id)(void);
 } ar_scheduler;
 
@@ -49,7 +50,7 @@ typedef struct ar_scheduler {
     .schedule_iteration = sim_schedule_iteration, .schedule_seed = sim_schedule_seed, \
     .schedule_outcome = sim_schedule_outcome, .schedule_param = sim_schedule_param, \
     .schedule_hash = sim_schedule_hash, .replay = sim_replay, .shrink = sim_shrink, \
-    .shrunk_free = sim_shrunk_free, .build_id = sim_build_id,                    \
+    .shrunk_free = sim_shrunk_free, .shrunk_json = sim_shrunk_json, .build_id = sim_build_id,                    \
 }
 
 #endif

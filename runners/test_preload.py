@@ -2,8 +2,9 @@
 that know nothing of it: cases/external/c/ and small programs compiled here. What it
 claims is checked against what the programs did: a failure it reports comes back when its
 schedule is replayed, a search it calls exhausted ran distinct schedules and the same
-ones twice, a futex wake's waiter is its choice, and every escape it cannot order ends the
-run named, never as if it were ordered."""
+ones twice, an explained failure's minimal schedule replays and holds exactly the
+decisions it calls critical, a futex wake's waiter is its choice, and every escape it
+cannot order ends the run named, never as if it were ordered."""
 import json
 import os
 import re
@@ -35,11 +36,11 @@ def run(argv, *, env=None, cwd=None, timeout=60) -> tuple[dict | None, subproces
     return res, done
 
 
-def compile_c(tmp: Path, name: str, source: str) -> Path:
+def compile_c(tmp: Path, name: str, source: str, *flags: str) -> Path:
     (tmp / f"{name}.c").write_text(source)
     exe = tmp / name
-    subprocess.run(["cc", "-std=c11", "-D_GNU_SOURCE", "-O1", "-pthread", str(tmp / f"{name}.c"),
-                    "-o", str(exe)], check=True)
+    subprocess.run(["cc", "-std=c11", "-D_GNU_SOURCE", "-O1", "-pthread", *flags,
+                    str(tmp / f"{name}.c"), "-o", str(exe)], check=True)
     return exe
 
 
@@ -177,18 +178,22 @@ def test_futex_waiters_woken_in_every_order(tmp_path):
 REPRODUCERS = {"lost_wakeup": "deadlock", "queue_teardown": "signal", "loop_wake": "deadlock"}
 
 
+def pct_first_failure(exe: Path, tmp: Path) -> tuple[dict, Path]:
+    """The buggy variant's first failure under pct (seeds 1 to 200): its result, its schedule."""
+    for seed in range(1, 201):
+        schedule = tmp / f"{seed}.json"
+        res, _ = run([exe, "--variant", "buggy"],
+                     env={"ASYNCRACE_STRATEGY": "pct", "ASYNCRACE_PCT_STEPS": "40",
+                          "ASYNCRACE_SEED": str(seed), "ASYNCRACE_SCHEDULE": str(schedule)})
+        if res["outcome"] != "ok":
+            return res, schedule
+    pytest.fail(f"{exe.name}: pct found nothing in 200 schedules")
+
+
 @pytest.mark.parametrize("name", sorted(REPRODUCERS))
 def test_buggy_found_by_pct_and_replayed(name, tmp_path):
     exe = EXTERNAL / name
-    for seed in range(1, 201):
-        schedule = tmp_path / f"{seed}.json"
-        res, done = run([exe, "--variant", "buggy"],
-                        env={"ASYNCRACE_STRATEGY": "pct", "ASYNCRACE_PCT_STEPS": "40",
-                             "ASYNCRACE_SEED": str(seed), "ASYNCRACE_SCHEDULE": str(schedule)})
-        if res["outcome"] != "ok":
-            break
-    else:
-        pytest.fail(f"{name}: pct found nothing in 200 schedules")
+    res, schedule = pct_first_failure(exe, tmp_path)
     assert res["outcome"] == REPRODUCERS[name], res
     recorded = json.loads(schedule.read_text())
     assert recorded["hash"] == res["hash"]
@@ -196,6 +201,76 @@ def test_buggy_found_by_pct_and_replayed(name, tmp_path):
         again, _ = run([exe, "--variant", "buggy"], env={"ASYNCRACE_REPLAY": str(schedule)})
         assert again["replayed"] and not again["diverged"], again
         assert (again["outcome"], again["hash"]) == (res["outcome"], res["hash"]), again
+
+
+def default_choice(d: dict) -> int:
+    """What the default schedule runs at a decision (runners/sim/shrink.c): the task at a
+    plain point goes on; elsewhere the next task after it in id order; a value choice
+    takes the largest value."""
+    if "range" in d:
+        return d["range"] - 1
+    enabled, task = d["enabled"], d["task"]
+    if d["kind"] == 0 and task in enabled:
+        return task
+    return next((t for t in enabled if t > task), enabled[0])
+
+
+def departures(schedule: dict) -> list[int]:
+    return [i for i, d in enumerate(schedule["decisions"]) if d["chose"] != default_choice(d)]
+
+
+@pytest.mark.parametrize("name", sorted(REPRODUCERS))
+def test_explain_cuts_a_failure_to_the_decisions_it_turns_on(name, tmp_path):
+    """A failing pct schedule, explained by the scheduler (one forked process per try):
+    what it reports is checked against the schedules themselves. The minimal schedule
+    replays to the same failure; where the default schedule is what it measures against,
+    the departures it counts are the failing schedule's own, and the decisions it calls
+    critical are exactly the minimal schedule's departures from the default; each stack
+    reaches the program's source."""
+    exe = EXTERNAL / name
+    res, schedule = pct_first_failure(exe, tmp_path)
+    prefix = tmp_path / "x"
+    _, done = run([exe, "--variant", "buggy"], env={"ASYNCRACE_REPLAY": str(schedule),
+                                                    "ASYNCRACE_EXPLAIN": str(prefix)})
+    assert done.returncode == 0, done.stderr
+    told = json.loads(Path(f"{prefix}.explain.json").read_text())
+    assert told["outcome"] == res["outcome"] and told["runner"] == "preload", told
+    assert 1 <= told["critical_count"] <= told["deviations"], told
+    assert len(told["critical"]) == told["critical_count"]
+    assert all(c["needed"] for c in told["critical"]), told["critical"]
+    minimal = json.loads(Path(told["minimal_schedule"]).read_text())
+    again, _ = run([exe, "--variant", "buggy"], env={"ASYNCRACE_REPLAY": told["minimal_schedule"]})
+    assert again["replayed"] and not again["diverged"], again
+    assert again["outcome"] == res["outcome"] and again["hash"] == minimal["hash"], again
+    if told["base_seed"] == -1:   # measured against the default schedule
+        assert told["deviations"] == len(departures(json.loads(schedule.read_text())))
+        assert [c["decision"] for c in told["critical"]] == departures(minimal)
+    else:                          # the default fails too: a random passing one is the base
+        assert name == "queue_teardown", told
+    sources = {f["module"] for c in told["critical"] for f in c["stack"] if "module" in f}
+    assert str(exe) in sources, sources
+
+
+def test_explain_refuses_a_schedule_that_does_not_fail_or_is_missing(tmp_path):
+    exe, schedule = EXTERNAL / "lost_wakeup", tmp_path / "s.json"
+    res, _ = run([exe, "--variant", "fixed"], env={"ASYNCRACE_STRATEGY": "random",
+                                                   "ASYNCRACE_SCHEDULE": str(schedule)})
+    assert res["outcome"] == "ok", res
+    _, done = run([exe, "--variant", "fixed"], env={"ASYNCRACE_REPLAY": str(schedule),
+                                                    "ASYNCRACE_EXPLAIN": str(tmp_path / "x")})
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "do not fail again" in done.stderr and not list(tmp_path.glob("x*")), done.stderr
+    _, done = run([exe, "--variant", "fixed"], env={"ASYNCRACE_EXPLAIN": str(tmp_path / "x")})
+    assert done.returncode == 2 and "comes in ASYNCRACE_REPLAY" in done.stderr, done.stderr
+
+
+def test_the_decisions_around_a_critical_one_name_points_and_values():
+    from asyncrace.explain import decisions_around
+    schedule = {"decisions": [
+        {"step": 1, "task": 1, "point": "mutex_lock", "arg": 1, "kind": 0, "enabled": [1, 2], "chose": 2},
+        {"step": 2, "task": 2, "value": "read.bytes", "range": 4, "chose": 1}]}
+    assert decisions_around(schedule, 1) == ["      decision 0: task 1 at mutex_lock(1), ran task 2",
+                                             "   >> decision 1: task 2 chose 1 of 4 for read.bytes"]
 
 
 def search(exe: Path, variant: str | None, state: Path, cap: int, strategy: str = "delay",
@@ -336,9 +411,16 @@ def test_loop_control_captures_a_schedule_that_replays(tmp_path):
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     assert "deadlock again, with the same decisions" in replayed.stdout
     assert "in 3 of 3 replays" in replayed.stdout
-    explained = asyncrace("explain", capture)       # not built for these: said, in one line
-    assert explained.returncode == 2 and len(explained.stderr.strip().splitlines()) == 1
-    assert "not explained yet" in explained.stderr
+    # Explained at capture, and again on demand: the consumer's window in take() is named.
+    assert info["explanation"]["critical"] >= 1, info
+    explained = asyncrace("explain", capture)
+    assert explained.returncode == 0, explained.stderr
+    assert explained.stdout == (capture / "schedule.explain.txt").read_text()
+    assert re.search(r"^     take +cases/external/c/lost_wakeup\.c:\d+$", explained.stdout, re.M), \
+        explained.stdout
+    bare = asyncrace("explain", capture / "schedule.json")   # no command with it: said
+    assert bare.returncode == 2 and len(bare.stderr.strip().splitlines()) == 1, bare.stderr
+    assert "explain its capture folder" in bare.stderr
 
     info["hash"] = "0" * 16                      # the decisions it claims are not these
     (capture / "capture.json").write_text(json.dumps(info))

@@ -14,9 +14,13 @@ programs of cases/external/c/), prints markdown:
   - each never variant: delay bound 2 searched to its end (schedules, failures), or
     --clean schedules of pct when the search does not end within them;
   - schedules/s under the scheduler beside processes/s of the same command without it,
-    on each never variant (a buggy one may hang without the scheduler).
+    on each never variant (a buggy one may hang without the scheduler);
+  - explain: each failing variant's first failure under pct, for --seeds seeds, cut down
+    by the scheduler's explain (runners/preload/explain.c): its departures from the
+    passing schedule before and after, the runs (processes) it took, its time, and the
+    points of the decisions left, as often as each set came.
 
---parts first,clean,speed picks the tables.
+--parts first,clean,speed,explain picks the tables (explain is not in the default).
 
 A measurement, not a test; it takes minutes. Exit 2 on bad input.
 """
@@ -101,6 +105,50 @@ def speed(rep, variant, n):
     return controlled, plain
 
 
+def short(point: str) -> str:
+    """A named point by its last two path parts (at.tokio::runtime::task::raw::poll: raw::poll)."""
+    return "::".join(point.split("::")[-2:])
+
+
+def seconds(took: list[float]) -> str:
+    import statistics
+    return f"{statistics.median(took):.2f} / {max(took):.2f}" if took else "-"
+
+
+def explained(rep, variant, seeds, cap):
+    """The explain table's row: pct's first failures of `seeds` seeds, each explained."""
+    from collections import Counter
+    from asyncrace.explain import ExplainError, explain_preload
+    before, after, runs, took, stories, errors = [], [], [], [], Counter(), []
+    with tempfile.TemporaryDirectory() as keep:
+        for seed in range(1, seeds + 1):
+            _, schedule, _ = first_failure(rep, variant, "pct", seed, cap, Path(keep) / str(seed))
+            if not schedule:
+                continue
+            inv = invocation(rep, variant, "pct", seed)
+            began = time.monotonic()
+            try:
+                told = explain_preload(inv, Path(schedule), Path(keep) / f"x{seed}")
+            except ExplainError as e:
+                errors.append(str(e))
+                continue
+            took.append(time.monotonic() - began)
+            import json
+            e = json.loads(Path(told["explanation"]).read_text())
+            before.append(e["deviations"])
+            after.append(e["critical_count"])
+            runs.append(e["runs"])
+            stories[", ".join(f"{short(c['point'])} (task {c['task']})" for c in e["critical"])] += 1
+    common = stories.most_common(3 if len(stories) <= 3 else 1)
+    story = "; ".join(f"{k} x{n}" for k, n in common)
+    if len(stories) > len(common):
+        story += f"; {len(stories) - len(common)} other sets"
+    return (f"| {rep.name} | {variant.name} | {len(after)} | {summary(before, 0)} | "
+            f"{summary(after, 0)} | {summary(runs, 0)} | "
+            f"{seconds(took)} | {story} |"
+            + (f" errors: {errors[0]}" if errors else ""))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=20)
@@ -125,7 +173,7 @@ def main() -> int:
     if "first" in parts:
         print("| program | variant | " + " | ".join(strategies) + " | replays of the first |")
         print("|---|---|" + "---|" * (len(strategies) + 1))
-    cleans, speeds = [], []
+    cleans, speeds, explains = [], [], []
     for rep in reps:
         if rep.unmet():
             print(f"| {rep.name} | skipped: {'; '.join(n.text() for n in rep.unmet())} |")
@@ -141,6 +189,8 @@ def main() -> int:
                 if "speed" in parts and args.speed and v.twin and not any(x[0] == rep.name for x in speeds):
                     speeds.append((rep.name, v.name, *speed(rep, v, args.speed)))
                 continue
+            if "explain" in parts:
+                explains.append(explained(rep, v, args.seeds, args.cap))
             if "first" not in parts:
                 continue
             row, replayed = [], "-"
@@ -162,6 +212,10 @@ def main() -> int:
         print("\n| program | fixed variant | clean |\n|---|---|---|")
     for name, variant, text in cleans:
         print(f"| {name} | {variant} | {text} |")
+    if explains:
+        print("\n| program | variant | explained | departures before | after | runs | seconds "
+              "| the decisions left (most common) |\n|---|---|---|---|---|---|---|---|")
+        print("\n".join(explains))
     if speeds:
         print("\n| program | variant | schedules/s under the scheduler | processes/s without it |\n|---|---|---|---|")
         for name, variant, c, p in speeds:

@@ -15,9 +15,10 @@ loop any command, build the external reproducers.
                                       the difference
     replay DIR [--attempts N]         re-run a captured iteration; exit 0 if the same
                                       outcome came back
-    explain PATH                      a sim failure (a capture folder or a schedule file) cut
-                                      down to the decisions it turns on, each with its
-                                      stack; writes the minimal schedule beside it
+    explain PATH                      a failing schedule (sim's, or a program's under the
+                                      preloaded scheduler: a capture folder or a schedule
+                                      file) cut down to the decisions it turns on, each with
+                                      its stack; writes the minimal schedule beside it
     compare NEW OLD                   summary.json files (or run folders); exit 1 on
                                       regression or rot
     merge DIR... [--into DIR] [--baseline F]   fold shards and repeats into one run
@@ -226,16 +227,21 @@ def cmd_replay(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
 
 
 def cmd_explain(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from .explain import PRELOAD_UNEXPLAINED, ExplainError, Target, explain, target_of
+    from .explain import ExplainError, Target, explain, explain_preload, target_of
     path: Path = args.path
     try:
         if (path / "capture.json").is_file():
             info = json.loads((path / "capture.json").read_text())
             if info.get("method") == "preload-schedule":
-                parser.error(PRELOAD_UNEXPLAINED.format(what=path))
+                from .controlled import ControlledInvocation
+                schedule = Path(info["schedule"])
+                told = explain_preload(ControlledInvocation.from_dict(info["invocation"]),
+                                       schedule, schedule.with_suffix(""))
+                print(told["text"], end="")
+                return 0
             if info.get("method") != "sim-schedule":
                 parser.error(f"{path}: a {info.get('method')} capture has no schedule to explain "
-                             f"(only sim failures are explained)")
+                             f"(only schedules are explained: sim's and the preloaded scheduler's)")
             inv = info["invocation"]
             target, schedule = Target(Path(inv["program"]), inv["variant"], inv["mode"]), \
                 Path(info["schedule"])
@@ -424,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--attempts", type=positive_int, default=1)
     rep.set_defaults(func=cmd_replay)
 
-    exp = commands.add_parser("explain", help="the decisions a sim failure turns on")
+    exp = commands.add_parser("explain", help="the decisions a failing schedule turns on")
     exp.add_argument("path", type=Path, help="results/<run>/captures/<cell>, or a schedule file")
     exp.set_defaults(func=cmd_explain)
 

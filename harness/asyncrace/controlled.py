@@ -328,6 +328,13 @@ def capture(failure, dest: Path) -> dict:
             info["notes"].append(told)
     except ProgramError as e:
         info["notes"].append(f"replay failed: {e}")
+    # The decisions the failure turns on: schedule.minimal.json and schedule.explain.txt.
+    from .explain import ExplainError, explain_preload
+    try:
+        told = explain_preload(inv, schedule, dest / "schedule")
+        info["explanation"] = {k: v for k, v in told.items() if k != "text"}
+    except (ExplainError, ProgramError, OSError, ValueError, KeyError) as e:
+        info["notes"].append(f"no explanation: {e}")
     info["files"] = sorted(p.name for p in dest.iterdir() if not p.name.startswith("."))
     atomic_write_json(dest / "capture.json", info)
     return info

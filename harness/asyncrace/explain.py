@@ -6,8 +6,14 @@ any one of them makes the run pass, and writes PREFIX.minimal.json (a schedule t
 replays), its race log, and PREFIX.explain.json (each decision that is left: where it was
 made, what the default would have run, what ran instead, the stack there as module and
 offset). Here the stacks are symbolized with addr2line and the whole is written as text
-into PREFIX.explain.txt."""
+into PREFIX.explain.txt.
+
+A user's program under the preloaded scheduler is explained the same way by the scheduler
+itself (``ASYNCRACE_REPLAY=FILE ASYNCRACE_EXPLAIN=PREFIX``, runners/preload/explain.c): one
+process per try, forked before main. It has no race log; the minimal schedule's own
+decisions around each critical one are shown instead."""
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -40,10 +46,9 @@ class Target:
                 self.mode, "--schedule", str(schedule), *more]
 
 
-PRELOAD_UNEXPLAINED = ("{what}: a failure of a program under the preloaded scheduler is not "
-                       "explained yet (shrinking runs the program's iterations in one process); "
-                       "it replays exactly (asyncrace replay), and its schedule file lists "
-                       "every decision with its task and point")
+PRELOAD_NEEDS_CAPTURE = ("{what}: a schedule of a program under the preloaded scheduler does "
+                         "not say how to run that program: explain its capture folder (the "
+                         "schedule's capture.json holds the command)")
 
 
 def target_of(schedule: Path) -> Target:
@@ -54,7 +59,7 @@ def target_of(schedule: Path) -> Target:
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ExplainError(f"{schedule}: not a schedule file ({e})") from None
     if header.get("runner") == "preload":
-        raise ExplainError(PRELOAD_UNEXPLAINED.format(what=schedule))
+        raise ExplainError(PRELOAD_NEEDS_CAPTURE.format(what=schedule))
     program = BIN / case
     if not program.is_file():
         raise ExplainError(f"{schedule}: no program {shown(program)} for case {case!r} (run make)")
@@ -97,15 +102,27 @@ def symbolize(frames: list[dict], cwd: Path) -> list[tuple[str, str]]:
     return out
 
 
-def _interesting(symbolized: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The program's frames: the scheduler's own (runners/sim/) above them left out, and
-    nothing below the iteration's entry."""
+SCHEDULER_SOURCES = ("runners/sim/", "runners/controlled/", "runners/preload/")
+OUTSIDE_MODULES = ("libasyncrace_sched.so", "libc.so")   # the scheduler's, a signal's return
+
+
+def _outside(frame: dict, location: str) -> bool:
+    """A frame of the scheduler (or of libc under it), not of the program."""
+    return (any(d in location for d in SCHEDULER_SOURCES) or
+            any(m in frame.get("module", "") for m in OUTSIDE_MODULES))
+
+
+def _interesting(frames: list[dict], symbolized: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The program's frames: the scheduler's own (runners/sim/, and under the preloaded
+    scheduler its interposer and the signal a named point traps with) above them left
+    out, and nothing below the iteration's entry or the thread's start."""
     k = 0
-    while k < len(symbolized) and "runners/sim/" in symbolized[k][1]:
+    while k < len(symbolized) and _outside(frames[k], symbolized[k][1]):
         k += 1
     shown_frames = []
-    for function, location in symbolized[k:]:
-        if function in ("run_iteration", "task_main") or "case_main.c" in location:
+    for frame, (function, location) in zip(frames[k:], symbolized[k:]):
+        if (function in ("run_iteration", "task_main") or "case_main.c" in location or
+                _outside(frame, location)):
             break
         shown_frames.append((function, location))
     return shown_frames[:FRAMES_SHOWN]
@@ -144,9 +161,28 @@ def _around(mark: int, first: int, events: list[str]) -> list[str]:
     return out
 
 
-def render(explanation: dict, cwd: Path, replay_command: str, race_log: str) -> str:
+def decisions_around(schedule: dict, index: int) -> list[str]:
+    """A schedule's decisions just before decision `index` and from it on (marked >>)."""
+    decisions = schedule.get("decisions", [])
+    out = []
+    for j in range(index - EVENTS_BEFORE, index + EVENTS_AFTER):
+        if 0 <= j < len(decisions):
+            d = decisions[j]
+            what = (f"chose {d['chose']} of {d['range']} for {d['value']}" if "value" in d else
+                    f"at {d['point']}({d['arg']}), ran task {d['chose']}")
+            out.append(f"   {'>>' if j >= index else '  '} decision {j}: task {d['task']} {what}")
+    return out
+
+
+def render(explanation: dict, cwd: Path, replay_command: str, race_log: str,
+           minimal: dict | None = None) -> str:
+    """The explanation as text: each critical decision with its stack, and the race log's
+    events around it (a preload explanation: the minimal schedule's decisions)."""
     e = explanation
-    lines = [f"{e['case']}.{e['variant']} (sim, {e['mode']}): {e['outcome']}: {e['detail']}"]
+    preload = e.get("runner") == "preload"
+    where = "the preloaded scheduler" if preload else f"sim, {e['mode']}"
+    name = e["case"] if preload else f"{e['case']}.{e['variant']}"
+    lines = [f"{name} ({where}): {e['outcome']}: {e['detail']}"]
     base = "the default schedule"
     if e["no_base"]:
         lines.append(f"No schedule tried passes: not the default, nor {e['base_tries']} random ones. "
@@ -166,14 +202,18 @@ def render(explanation: dict, cwd: Path, replay_command: str, race_log: str) -> 
         lines.append(_decision_line(n, c, base))
         if not c["needed"]:
             lines.append("   (the run still failed without this one alone: not 1-minimal)")
-        for function, location in _interesting(symbolize(c["stack"], cwd)):
+        for function, location in _interesting(c["stack"], symbolize(c["stack"], cwd)):
             lines.append(f"     {function:<24} {location}")
+        if preload and minimal:
+            lines.append("   the minimal schedule's decisions around it (>> from it on):")
+            lines += decisions_around(minimal, c["decision"])
         around = _around(c["race_events_before"], first, events)
         if around:
             lines.append("   the race points around it (>> after it; t in us, worker, point, arg):")
             lines += around
-    lines += ["", f"The minimal schedule replays: {replay_command}",
-              f"its race log: {shown(Path(e['minimal_race_log']))}"]
+    lines += ["", f"The minimal schedule replays: {replay_command}"]
+    if e.get("minimal_race_log"):
+        lines.append(f"its race log: {shown(Path(e['minimal_race_log']))}")
     return "\n".join(lines) + "\n"
 
 
@@ -202,3 +242,32 @@ def explain(target: Target, schedule: Path, prefix: Path) -> dict:
     return {"deviations": explained["deviations"], "critical": explained["critical"],
             "runs": explained["runs"], "minimal_schedule": explained["minimal_schedule"],
             "explanation": explained["explanation"], "text_file": str(text_path), "text": text}
+
+
+def explain_preload(inv, schedule: Path, prefix: Path) -> dict:
+    """A failure of a user's program (a ControlledInvocation's schedule), explained by the
+    preloaded scheduler; returns what explain() returns."""
+    from .program import run_once
+    env = {**os.environ, **inv.env_for(0), "ASYNCRACE_REPLAY": str(schedule.resolve()),
+           "ASYNCRACE_EXPLAIN": str(prefix.resolve())}
+    argv = inv.argv(0, 1)
+    done = run_once(argv, env=env, timeout_s=EXPLAIN_TIMEOUT_S, cwd=inv.workdir)
+    if done.killed:
+        raise ExplainError(f"{shlex.join(argv)}: no answer in {EXPLAIN_TIMEOUT_S} s")
+    if done.returncode != 0:
+        line = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
+        raise ExplainError(line.removeprefix("asyncrace_sched: ") or f"exit {done.returncode}")
+    told_path = Path(f"{prefix.resolve()}.explain.json")
+    explanation = json.loads(told_path.read_text())
+    minimal_path = Path(explanation["minimal_schedule"])
+    minimal = json.loads(minimal_path.read_text())
+    replay_env = {k: v for k, v in inv.env_for(0).items() if k in ("LD_PRELOAD", "ASYNCRACE_POINTS")}
+    replay = (" ".join(f"{k}={shlex.quote(v)}" for k, v in
+                       {**replay_env, "ASYNCRACE_REPLAY": shown(minimal_path)}.items())
+              + " " + shlex.join(argv))
+    text = render(explanation, inv.workdir, replay, "", minimal)
+    text_path = Path(f"{prefix}.explain.txt")
+    atomic_write_text(text_path, text)
+    return {"deviations": explanation["deviations"], "critical": explanation["critical_count"],
+            "runs": explanation["runs"], "minimal_schedule": str(minimal_path),
+            "explanation": str(told_path), "text_file": str(text_path), "text": text}

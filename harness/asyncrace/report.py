@@ -183,7 +183,8 @@ def _first_failures(records: list[dict], run_dir: Path) -> str:
 
 
 def _explanations(records: list[dict], run_dir: Path) -> str:
-    """Each captured sim failure's explanation (captures/<cell>/schedule.explain.txt), folded."""
+    """Each captured failure's explanation, sim's or the preloaded scheduler's
+    (captures/<cell>/schedule.explain.txt), folded."""
     parts = []
     for r in records:
         told = (r.get("capture") or {}).get("explanation")
@@ -194,7 +195,7 @@ def _explanations(records: list[dict], run_dir: Path) -> str:
                      f"{told['deviations']} departures from a passing one make it fail</summary>"
                      f"<pre>{e(text.read_text())}</pre></details>")
     if not parts:
-        return "<p>No sim failure was captured in this run (--capture-failures captures them).</p>"
+        return "<p>No failure with a schedule was captured in this run (--capture-failures captures them).</p>"
     return "\n".join(parts)
 
 
@@ -261,7 +262,7 @@ def report_html(summary: dict, run_dir: Path) -> str:
         "<h2>Matrix</h2>", _matrix(summary),
         "<h2>Rates with 95 % intervals</h2>", _plot(records),
         "<h2>Failures: time to first failure, replay, capture</h2>", _first_failures(records, run_dir),
-        "<h2>Why: the decisions each sim failure turns on</h2>", _explanations(records, run_dir),
+        "<h2>Why: the decisions each captured schedule turns on</h2>", _explanations(records, run_dir),
         "<h2>Power of never cells</h2>", _power(records),
         "<h2>Against the baseline</h2>", _baseline(summary, records),
         "</body></html>",

@@ -6,13 +6,12 @@
  *   PREFIX.minimal.json            a schedule that replays (--schedule)
  *   PREFIX.minimal.race-log.txt    its race log
  *   PREFIX.explain.json            the decisions (asyncrace explain prints them)
- * Stacks are saved as module and offset; the driver symbolizes them
- * (addr2line), so the program needs no symbol tables of its own. */
+ * Stacks are saved as module and offset (sim_shrunk_json); the driver
+ * symbolizes them. */
 #include "controlled.h"
 #include "iteration.h"
 #include "report.h"
 
-#include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -41,23 +40,6 @@ typedef struct {
     const char *detail;
 } explanation;
 
-static void write_frame(FILE *f, void *pc, bool first)
-{
-    Dl_info info;
-    fprintf(f, "%s{\"pc\": \"%p\"", first ? "" : ", ", pc);
-    if (dladdr(pc, &info) && info.dli_fname) {
-        fprintf(f, ", \"module\": ");
-        ar_json_string(f, info.dli_fname);
-        fprintf(f, ", \"offset\": \"0x%lx\"",
-                (unsigned long)((char *)pc - (char *)info.dli_fbase));
-        if (info.dli_sname) {
-            fprintf(f, ", \"symbol\": ");
-            ar_json_string(f, info.dli_sname);
-        }
-    }
-    fputc('}', f);
-}
-
 static void fill_explanation(FILE *f, const void *arg)
 {
     const explanation *e = arg;
@@ -78,32 +60,9 @@ static void fill_explanation(FILE *f, const void *arg)
     ar_json_string(f, c->minimal_path);
     fprintf(f, ",\n  \"minimal_race_log\": ");
     ar_json_string(f, c->minimal_race_log);
-    fprintf(f, ",\n  \"deviations\": %zu,\n  \"critical_count\": %zu,\n  \"runs\": %zu,\n"
-            "  \"base_seed\": %d,\n  \"base_tries\": %zu,\n  \"no_base\": %s,\n"
-            "  \"critical\": [", e->shrunk->before, e->shrunk->after, e->shrunk->tests,
-            e->shrunk->base_seed, e->shrunk->base_tries, e->shrunk->no_base ? "true" : "false");
-    for (size_t i = 0; i < e->shrunk->after; i++) {
-        const sim_critical *k = &e->shrunk->critical[i];
-        fprintf(f, "%s\n    {\"decision\": %llu, \"step\": %llu, \"point\": ", i ? "," : "",
-                (unsigned long long)k->index, (unsigned long long)k->step);
-        ar_json_string(f, k->point);
-        fprintf(f, ", \"arg\": %ld, \"task\": %d, \"needed\": %s, \"race_events_before\": %llu, ",
-                k->arg, k->task, k->needed ? "true" : "false", (unsigned long long)k->mark);
-        if (k->value) {
-            fprintf(f, "\"value\": true, \"default_value\": %llu, \"chose_value\": %llu",
-                    (unsigned long long)k->default_value, (unsigned long long)k->chose_value);
-        } else {
-            fprintf(f, "\"value\": false, \"default_task\": %d, \"chose\": %d, \"chose_next\": ",
-                    k->default_task, k->chose);
-            ar_json_string(f, k->chose_next);
-            fprintf(f, ", \"chose_next_arg\": %ld", k->chose_next_arg);
-        }
-        fprintf(f, ",\n     \"stack\": [");
-        for (int j = 0; j < k->frames; j++)
-            write_frame(f, k->stack[j], j == 0);
-        fprintf(f, "]}");
-    }
-    fprintf(f, "\n  ]\n}\n");
+    fprintf(f, ",\n");
+    c->sched->shrunk_json(f, e->shrunk);
+    fprintf(f, "\n}\n");
 }
 
 void ar_controlled_explain(ar_controlled *c, const ar_case *cs, const ar_variant *v, ar_mode mode,

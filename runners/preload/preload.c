@@ -14,7 +14,8 @@
  *     _SEED, _BOUND, _PCT_DEPTH, _PCT_STEPS, _STEP_BOUND, _STUCK_MS,
  *     _SCHEDULE (write this run's schedule), _REPLAY (follow that one),
  *     _SEARCH_STATE (a dfs or delay search carried from process to process),
- *     _RESULT (one JSON object: how the run ended).
+ *     _RESULT (one JSON object: how the run ended), _EXPLAIN (with _REPLAY:
+ *     the failing schedule cut down and told, explain.c).
  */
 #include "controlled/interpose.h"
 #include "preload.h"
@@ -41,7 +42,8 @@ static struct {
     const char *schedule, *result, *state;
     bool searching;
     sim_schedule *replay;
-} prog;
+    int report_fd;                /* an explaining try (explain.c): how it ended goes here */
+} prog = { .report_fd = -1 };
 
 _Noreturn void preload_bad(const char *fmt, ...)
 {
@@ -112,12 +114,6 @@ static void write_atomically(const char *path, void (*body)(FILE *, void *), voi
     }
 }
 
-typedef struct {
-    const char *outcome;          /* "ok", "exit", "signal", "deadlock", "step_bound", "uncontrolled" */
-    const char *detail;
-    int code, sig;
-} verdict;
-
 static void result_body(FILE *f, void *arg)
 {
     const verdict *v = arg;
@@ -156,6 +152,8 @@ static void record(const verdict *v)
                                err, sizeof err) != 0)
             fprintf(stderr, "asyncrace_sched: %s\n", err);
     }
+    if (prog.report_fd >= 0)
+        preload_report(prog.report_fd, v);
     if (prog.state && prog.searching)
         write_atomically(prog.state, state_body, NULL);
     if (prog.result)
@@ -261,10 +259,9 @@ static void configure(void)
     preload_points(env("ASYNCRACE_POINTS", NULL));
 }
 
-static int controlled_main(int argc, char **argv, char **envp)
+/* One run of the program, its schedule and result written; exits as it ended. */
+static _Noreturn void run_once(void)
 {
-    prog.argc = argc, prog.argv = argv, prog.envp = envp;
-    configure();
     sim_run(task_main, NULL);
     const sim_result *r = sim_last_result();
     verdict v = { "ok", r->status == SIM_OK ? prog.how : r->detail, prog.code, 0 };
@@ -278,7 +275,29 @@ static int controlled_main(int argc, char **argv, char **envp)
     record(&v);
     fflush(NULL);
     REAL(_exit)(v.code);
-    __builtin_unreachable();
+}
+
+_Noreturn void preload_try(int report_fd, const char *schedule)
+{
+    prog.report_fd = report_fd;
+    prog.schedule = schedule;
+    prog.result = prog.state = NULL;
+    run_once();
+}
+
+static int controlled_main(int argc, char **argv, char **envp)
+{
+    prog.argc = argc, prog.argv = argv, prog.envp = envp;
+    configure();
+    const char *explain = env("ASYNCRACE_EXPLAIN", NULL);
+    if (explain) {
+        if (!prog.replay)
+            preload_bad("ASYNCRACE_EXPLAIN=%s: the failing schedule to explain comes in "
+                        "ASYNCRACE_REPLAY", explain);
+        REAL(_exit)(preload_explain(explain, prog.replay, env("ASYNCRACE_REPLAY", ""),
+                                    program_name()));
+    }
+    run_once();
 }
 
 typedef int (*start_fn)(main_fn, int, char **, void (*)(void), void (*)(void), void (*)(void),

@@ -19,6 +19,7 @@ struct sim_api_state {
     sim_strategy *replay;        /* set while replaying */
     const sim_schedule *replaying;
     sim_strategy *guide;         /* set while shrinking a replayed schedule */
+    uint64_t guide_step_bound;   /* its tries' step bound; 0: the schedule's */
     sim_strategy *running;       /* the one deciding the current run */
     const char *last_strategy;
     uint64_t last_step_ns, last_step_bound;
@@ -272,6 +273,8 @@ void sim_replay(const sim_schedule *s)
     }
 }
 
+void sim_guide_step_bound(uint64_t n) { A->guide_step_bound = n; }
+
 void sim_guide(sim_strategy *s)
 {
     A->guide = A->replaying ? s : NULL;
@@ -286,6 +289,8 @@ void sim_run(void (*fn)(void *), void *arg)
     sim_api_ready();
     sim_strategy *s = A->guide ? A->guide : A->replaying ? A->replay : A->strategy;
     uint64_t step_bound = A->replaying ? sim_schedule_step_bound(A->replaying) : A->opt.step_bound;
+    if (A->guide && A->guide_step_bound && (!step_bound || A->guide_step_bound < step_bound))
+        step_bound = A->guide_step_bound;
     uint64_t step_ns = A->replaying ? sim_schedule_step_ns(A->replaying) : A->opt.step_ns;
     uint64_t seed = A->replaying ? sim_schedule_seed(A->replaying) : A->seed;
     A->run_seed = seed;

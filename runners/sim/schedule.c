@@ -29,6 +29,7 @@ const char *sim_schedule_strategy(const sim_schedule *s) { return s->strategy; }
 uint64_t sim_schedule_step_ns(const sim_schedule *s) { return s->step_ns; }
 uint64_t sim_schedule_step_bound(const sim_schedule *s) { return s->step_bound; }
 uint64_t sim_schedule_hash(const sim_schedule *s) { return s->hash; }
+uint64_t sim_schedule_steps(const sim_schedule *s) { return s->log.steps; }
 uint64_t sim_schedule_iteration(const sim_schedule *s) { return s->iteration; }
 uint64_t sim_schedule_seed(const sim_schedule *s) { return s->seed; }
 const char *sim_schedule_outcome(const sim_schedule *s) { return s->outcome; }

@@ -26,12 +26,15 @@
 #include "sched.h"
 #include "strategy.h"
 
+#include <dlfcn.h>
 #include <execinfo.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define BASE_TRIES 64             /* random schedules tried for a passing base */
+
+static struct guided *active;    /* the shrink under way: what a child's run sends back */
 
 static int default_task(int task, int kind, bool task_can_go_on, const int *enabled, int n)
 {
@@ -69,7 +72,7 @@ static int by_name(const void *a, const void *b)
 
 enum mode { FOLLOW, RECORD, GUIDED };
 
-typedef struct {
+typedef struct guided {
     sim_strategy base;
     enum mode mode;
     sim_choice *keep;             /* FOLLOW: by index; GUIDED: by name */
@@ -320,6 +323,7 @@ static int by_index(const void *a, const void *b)
 static void release(guided *g, sim_choice *all, sim_choice *keep)
 {
     sim_guide(NULL);
+    active = NULL;
     free(g->passing);
     free(g->rec);
     free(g);
@@ -344,6 +348,7 @@ int sim_shrink(const sim_schedule *s, bool (*fails)(void *ctx), void *ctx,
                               .pick_value = g_pick_value, .end = g_end, .destroy = g_destroy };
     shrinking sh = { g, fails, ctx, 0 };
     sim_guide(&g->base);
+    active = g;
     if (!try_keep(&sh, FOLLOW, all, log->n)) {
         snprintf(err, n, "the schedule's %zu decisions, followed as recorded, do not fail "
                  "again: the program is not the one recorded", log->n);
@@ -396,4 +401,131 @@ void sim_shrunk_free(sim_shrunk *s)
 {
     free(s->critical);
     s->critical = NULL;
+}
+
+/* ---- a try run in another process (the preloaded scheduler: one run each) ----
+ * What a run writes into the guide, sent back as it was written: the task
+ * steps FOLLOW learns, the choices RECORD makes, the decisions a traced run
+ * tells (their names by value: a child's strings are not the parent's). */
+
+static void put_string(FILE *f, const char *s)
+{
+    size_t n = s ? strlen(s) + 1 : 0;
+    fwrite(&n, sizeof n, 1, f);
+    fwrite(s ? s : "", 1, n, f);
+}
+
+static bool get_string(FILE *f, const char **out)
+{
+    size_t n;
+    if (fread(&n, sizeof n, 1, f) != 1 || n > 4096)
+        return false;
+    char *s = n ? malloc(n) : NULL;   /* kept: the explanation's names, until the process ends */
+    if (n && (!s || fread(s, 1, n, f) != n || s[n - 1] != '\0')) {
+        free(s);
+        return false;
+    }
+    *out = s;
+    return true;
+}
+
+void sim_shrink_send(FILE *f)
+{
+    guided *g = active;
+    if (!g)
+        return;
+    if (g->mode == FOLLOW)
+        for (size_t i = 0; i < g->n_keep; i++)
+            fwrite(&g->keep[i].task_step, sizeof g->keep[i].task_step, 1, f);
+    if (g->mode == RECORD) {
+        fwrite(&g->n_rec, sizeof g->n_rec, 1, f);
+        fwrite(g->rec, sizeof *g->rec, g->n_rec, f);
+    }
+    if (g->trace)
+        for (size_t i = 0; i < g->n_keep; i++) {
+            fwrite(&g->critical[i], sizeof g->critical[i], 1, f);
+            put_string(f, g->critical[i].point);
+            put_string(f, g->critical[i].chose_next);
+        }
+}
+
+bool sim_shrink_receive(FILE *f)
+{
+    guided *g = active;
+    if (!g)
+        return false;
+    if (g->mode == FOLLOW)
+        for (size_t i = 0; i < g->n_keep; i++)
+            if (fread(&g->keep[i].task_step, sizeof g->keep[i].task_step, 1, f) != 1)
+                return false;
+    if (g->mode == RECORD) {
+        size_t n;
+        if (fread(&n, sizeof n, 1, f) != 1 || n > (size_t)1 << 24)
+            return false;
+        free(g->rec);
+        g->rec = malloc((n ? n : 1) * sizeof *g->rec);
+        if (!g->rec)
+            abort();
+        g->n_rec = g->cap_rec = n;
+        if (fread(g->rec, sizeof *g->rec, n, f) != n)
+            return false;
+    }
+    if (g->trace)
+        for (size_t i = 0; i < g->n_keep; i++)
+            if (fread(&g->critical[i], sizeof g->critical[i], 1, f) != 1 ||
+                !get_string(f, &g->critical[i].point) ||
+                !get_string(f, &g->critical[i].chose_next))
+                return false;
+    return true;
+}
+
+/* ---- the shrunk schedule told, as JSON members ----
+ * Stacks as module and offset: a reader symbolizes them (addr2line), so the
+ * program needs no symbol tables of its own. */
+
+static void write_frame(FILE *f, void *pc, bool first)
+{
+    Dl_info info;
+    fprintf(f, "%s{\"pc\": \"%p\"", first ? "" : ", ", pc);
+    if (dladdr(pc, &info) && info.dli_fname) {
+        fprintf(f, ", \"module\": ");
+        sim_json_string(f, info.dli_fname);
+        fprintf(f, ", \"offset\": \"0x%lx\"",
+                (unsigned long)((char *)pc - (char *)info.dli_fbase));
+        if (info.dli_sname) {
+            fprintf(f, ", \"symbol\": ");
+            sim_json_string(f, info.dli_sname);
+        }
+    }
+    fputc('}', f);
+}
+
+void sim_shrunk_json(FILE *f, const sim_shrunk *s)
+{
+    fprintf(f, "  \"deviations\": %zu,\n  \"critical_count\": %zu,\n  \"runs\": %zu,\n"
+            "  \"base_seed\": %d,\n  \"base_tries\": %zu,\n  \"no_base\": %s,\n"
+            "  \"critical\": [", s->before, s->after, s->tests, s->base_seed, s->base_tries,
+            s->no_base ? "true" : "false");
+    for (size_t i = 0; i < s->after; i++) {
+        const sim_critical *k = &s->critical[i];
+        fprintf(f, "%s\n    {\"decision\": %llu, \"step\": %llu, \"point\": ", i ? "," : "",
+                (unsigned long long)k->index, (unsigned long long)k->step);
+        sim_json_string(f, k->point);
+        fprintf(f, ", \"arg\": %ld, \"task\": %d, \"needed\": %s, \"race_events_before\": %llu, ",
+                k->arg, k->task, k->needed ? "true" : "false", (unsigned long long)k->mark);
+        if (k->value) {
+            fprintf(f, "\"value\": true, \"default_value\": %llu, \"chose_value\": %llu",
+                    (unsigned long long)k->default_value, (unsigned long long)k->chose_value);
+        } else {
+            fprintf(f, "\"value\": false, \"default_task\": %d, \"chose\": %d, \"chose_next\": ",
+                    k->default_task, k->chose);
+            sim_json_string(f, k->chose_next);
+            fprintf(f, ", \"chose_next_arg\": %ld", k->chose_next_arg);
+        }
+        fprintf(f, ",\n     \"stack\": [");
+        for (int j = 0; j < k->frames; j++)
+            write_frame(f, k->stack[j], j == 0);
+        fprintf(f, "]}");
+    }
+    fprintf(f, "\n  ]");
 }

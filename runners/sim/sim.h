@@ -156,6 +156,7 @@ sim_schedule *sim_schedule_load(const char *path, const sim_schedule_id *expect,
                                 char *err, size_t n);
 void sim_schedule_free(sim_schedule *s);
 uint64_t sim_schedule_hash(const sim_schedule *s);
+uint64_t sim_schedule_steps(const sim_schedule *s);   /* how many the recorded run took */
 uint64_t sim_schedule_iteration(const sim_schedule *s);
 uint64_t sim_schedule_seed(const sim_schedule *s);
 const char *sim_schedule_outcome(const sim_schedule *s);
@@ -212,6 +213,21 @@ typedef struct sim_shrunk {
 int sim_shrink(const sim_schedule *s, bool (*fails)(void *ctx), void *ctx,
                uint64_t (*mark)(void), sim_shrunk *out, char *err, size_t n);
 void sim_shrunk_free(sim_shrunk *s);
+/* The shrunk schedule as JSON object members (deviations, critical_count, runs,
+ * base_seed, base_tries, no_base, critical: each decision with its stack as
+ * module and offset), no braces. */
+void sim_shrunk_json(FILE *f, const sim_shrunk *s);
+/* For a fails() that runs each try in a child process (one run per process):
+ * the child, its run over, sends what the run wrote into the shrink's guide
+ * (task steps, a recorded base, the traced decisions); the parent takes it
+ * in before fails() returns. false: what came is not what was sent. */
+void sim_shrink_send(FILE *f);
+/* The step bound of the shrink's tries (0, the default: the schedule's own).
+ * A try that runs far past the failure's length is not that failure; where a
+ * try is a process (the preloaded scheduler), one that spins to the
+ * schedule's bound costs seconds. */
+void sim_guide_step_bound(uint64_t n);
+bool sim_shrink_receive(FILE *f);
 
 /* The GNU build-id of the executable, in hex (or a hash of it). */
 const char *sim_build_id(void);

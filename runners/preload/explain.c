@@ -1,0 +1,211 @@
+/* explain.c: ASYNCRACE_EXPLAIN=PREFIX with ASYNCRACE_REPLAY=FILE. The failing
+ * schedule of a user's program is cut down to the decisions its failure turns
+ * on (sim_shrink: delta debugging over its deviations from the default
+ * schedule), as a case's --explain does. A program runs once per process, so
+ * each try is a child forked before main: it runs the program under the
+ * shrink's guide, its output discarded, and sends back how it ended and what
+ * its run taught the shrink. A try fails as recorded when it ends as the
+ * schedule's own replay did: the same outcome, exit status and signal (the
+ * driver's outcome rules read output too; a failure told by output alone ends
+ * "ok" here, and the schedule's replay says so). Writes
+ *   PREFIX.minimal.json   a schedule that replays (ASYNCRACE_REPLAY)
+ *   PREFIX.explain.json   its decisions, their stacks as module and offset
+ */
+#include "controlled/interpose.h"
+#include "preload.h"
+#include "sim/log.h"
+#include "sim/sim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define TRY_S 120                 /* a try that has not ended by then is killed: no failure */
+#define TRY_STEPS_TIMES 4         /* a try ends at 4 times the failure's steps: no failure */
+#define TRY_STEPS_LEAST 10000
+
+typedef struct {
+    const char *try_path;         /* each try's schedule; the last try's is the minimal one */
+    const char *recorded;         /* the schedule's outcome */
+    bool have_end;                /* the first try (the schedule followed) failed: */
+    int code, sig;                /* its exit status and signal, what every failing try has */
+    char detail[320];
+    char error[200];
+} explaining;
+
+static void write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t k = REAL(write)(fd, p, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return;
+        p += k, n -= (size_t)k;
+    }
+}
+
+/* In the child (from record(): a task's signal handler, or the host's end). */
+void preload_report(int fd, const verdict *v)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    if (!f)
+        return;
+    fprintf(f, "%s%c%s%c%d %d%c", v->outcome, 0, v->detail ? v->detail : "", 0, v->code, v->sig, 0);
+    sim_shrink_send(f);
+    fputc('E', f);                /* the end: all of it was read back */
+    if (fclose(f) == 0)
+        write_all(fd, buf, n);
+    free(buf);
+}
+
+static char *read_all(int fd, size_t *n)
+{
+    size_t cap = 4096;
+    char *buf = malloc(cap);
+    *n = 0;
+    for (;;) {
+        if (!buf)
+            abort();
+        ssize_t k = REAL(read)(fd, buf + *n, cap - *n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return buf;
+        if ((*n += (size_t)k) == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+}
+
+/* The program's descriptors are numbered as in a process of its own (they
+ * are in its schedule's points): the report's pipe goes high, nothing else
+ * stays open. */
+static _Noreturn void child(int fd, const char *try_path)
+{
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, 1000);
+    close(fd);
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {              /* a try's output is not the failure's */
+        dup2(null, STDOUT_FILENO);
+        dup2(null, STDERR_FILENO);
+        close(null);
+    }
+    alarm(TRY_S);
+    preload_try(high, try_path);
+}
+
+/* One try: does the run, guided as the shrink says, end as the failure did? */
+static bool fails_as_recorded(void *arg)
+{
+    explaining *x = arg;
+    int fds[2];
+    if (pipe(fds) != 0) {
+        snprintf(x->error, sizeof x->error, "pipe: %s", strerror(errno));
+        return false;
+    }
+    fflush(NULL);
+    pid_t pid = REAL(fork)();
+    if (pid == 0) {
+        close(fds[0]);
+        child(fds[1], x->try_path);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    char *buf = pid < 0 ? NULL : read_all(fds[0], &n);
+    close(fds[0]);
+    if (pid < 0) {
+        snprintf(x->error, sizeof x->error, "fork: %s", strerror(errno));
+        return false;
+    }
+    int status;
+    while (REAL(waitpid)(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    /* outcome NUL detail NUL "code sig" NUL, then the shrink's part */
+    const char *field[3], *rest = buf;
+    bool ended = true;
+    for (int i = 0; i < 3 && ended; i++) {
+        const char *nul = rest < buf + n ? memchr(rest, 0, (size_t)(buf + n - rest)) : NULL;
+        ended = nul != NULL;
+        field[i] = rest;
+        rest = ended ? nul + 1 : rest;
+    }
+    const char *outcome = field[0], *detail = field[1];
+    int code, sig;
+    ended = ended && sscanf(field[2], "%d %d", &code, &sig) == 2;
+    bool fails = false;
+    if (ended) {
+        FILE *f = rest < buf + n ? fmemopen((void *)rest, (size_t)(buf + n - rest), "r") : NULL;
+        if (!f || !sim_shrink_receive(f) || fgetc(f) != 'E')
+            snprintf(x->error, sizeof x->error, "a try's report was cut short");
+        if (f)
+            fclose(f);
+        if (!x->have_end) {       /* the schedule followed: the failure's own end */
+            fails = !strcmp(outcome, x->recorded) && strcmp(outcome, "ok") != 0;
+            if (fails) {
+                x->have_end = true;
+                x->code = code, x->sig = sig;
+                snprintf(x->detail, sizeof x->detail, "%s", detail);
+            }
+        } else {
+            fails = !strcmp(outcome, x->recorded) && code == x->code && sig == x->sig;
+        }
+    }
+    free(buf);
+    return fails;
+}
+
+int preload_explain(const char *prefix, const sim_schedule *failing, const char *failing_path,
+                    const char *program)
+{
+    char try_path[4096], minimal[4096], told[4096], told_tmp[4200], err[256] = "";
+    snprintf(try_path, sizeof try_path, "%s.try.json", prefix);
+    snprintf(minimal, sizeof minimal, "%s.minimal.json", prefix);
+    snprintf(told, sizeof told, "%s.explain.json", prefix);
+    snprintf(told_tmp, sizeof told_tmp, "%s.tmp", told);
+    explaining x = { .try_path = try_path, .recorded = sim_schedule_outcome(failing) };
+    sim_shrunk shrunk = { 0 };
+    uint64_t steps = TRY_STEPS_TIMES * sim_schedule_steps(failing);
+    sim_guide_step_bound(steps > TRY_STEPS_LEAST ? steps : TRY_STEPS_LEAST);
+    int rc = sim_shrink(failing, fails_as_recorded, &x, NULL, &shrunk, err, sizeof err);
+    if (rc == 0 && x.error[0])
+        snprintf(err, sizeof err, "%s", x.error), rc = -1;
+    if (rc == 0 && rename(try_path, minimal) != 0)
+        snprintf(err, sizeof err, "cannot write %.160s: %s", minimal, strerror(errno)), rc = -1;
+    FILE *f = rc == 0 ? fopen(told_tmp, "w") : NULL;
+    if (rc == 0 && !f)
+        snprintf(err, sizeof err, "cannot write %.160s: %s", told, strerror(errno)), rc = -1;
+    if (f) {
+        fprintf(f, "{\n  \"format\": \"asyncrace-explanation/1\",\n  \"runner\": \"preload\","
+                "\n  \"case\": ");
+        sim_json_string(f, program);
+        fprintf(f, ",\n  \"variant\": \"\",\n  \"mode\": \"preload\",\n  \"schedule\": ");
+        sim_json_string(f, failing_path);
+        fprintf(f, ",\n  \"outcome\": ");
+        sim_json_string(f, x.recorded);
+        fprintf(f, ",\n  \"detail\": ");
+        sim_json_string(f, x.detail);
+        fprintf(f, ",\n  \"exit_code\": %d,\n  \"signal\": %d,\n  \"minimal_schedule\": ",
+                x.code, x.sig);
+        sim_json_string(f, minimal);
+        fprintf(f, ",\n  \"minimal_race_log\": null,\n");
+        sim_shrunk_json(f, &shrunk);
+        fprintf(f, "\n}\n");
+        if (fclose(f) != 0 || rename(told_tmp, told) != 0)
+            snprintf(err, sizeof err, "cannot write %.160s: %s", told, strerror(errno)), rc = -1;
+        unlink(told_tmp);         /* left only when the rename failed */
+    }
+    unlink(try_path);
+    sim_shrunk_free(&shrunk);
+    if (rc != 0) {
+        fprintf(stderr, "asyncrace_sched: explain: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
