@@ -123,9 +123,10 @@ PRELOAD_LIB := build/lib/libasyncrace_sched.so
 build/pic/obj/%.o: %.c $(ALL_HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(INC_runners) $(CFLAGS) -fPIC -c $< -o $@
-$(PRELOAD_LIB): $(PRELOAD_SRC:%.c=build/pic/obj/%.o)
+$(PRELOAD_LIB): $(PRELOAD_SRC:%.c=build/pic/obj/%.o) runners/preload/exports.map
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -shared -Wl,--no-undefined $^ -o $@ -ldl -pthread
+	$(CC) $(CFLAGS) -shared -Wl,--no-undefined -Wl,--version-script=runners/preload/exports.map \
+	    $(filter %.o,$^) -o $@ -ldl -pthread
 
 # Programs a user might bring (cases/external/c/, declared in cases/external.toml): plain
 # C and pthreads, none of the project's headers; escapes.static is escapes linked

@@ -44,6 +44,39 @@ def compile_c(tmp: Path, name: str, source: str, *flags: str) -> Path:
     return exe
 
 
+NAMESAKES = r"""
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+/* Named as the scheduler's own functions, and exported (-rdynamic). */
+void sim_run(void (*fn)(void *), void *arg) { (void)fn; (void)arg; puts("mine: sim_run"); exit(3); }
+void sim_point(const char *p, long a, int k) { (void)p; (void)a; (void)k; puts("mine: sim_point"); exit(3); }
+void preload_points(const char *names) { (void)names; puts("mine: preload_points"); exit(3); }
+static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+static int n;
+static void *work(void *arg) { pthread_mutex_lock(&m); n++; pthread_mutex_unlock(&m); return arg; }
+int main(void)
+{
+    pthread_t t;
+    pthread_create(&t, NULL, work, NULL);
+    work(NULL);
+    pthread_join(t, NULL);
+    printf("%d\n", n);
+    return 0;
+}
+"""
+
+
+def test_a_programs_functions_named_as_the_schedulers_are_its_own(tmp_path):
+    """The scheduler exports only the calls it takes: a program that exports functions
+    named as the scheduler's (sim_run, sim_point, preload_points) keeps them to itself,
+    and the scheduler's own calls still reach the scheduler."""
+    exe = compile_c(tmp_path, "namesakes", NAMESAKES, "-rdynamic")
+    res, done = run([exe], env={"ASYNCRACE_STRATEGY": "random"})
+    assert res and res["outcome"] == "ok" and done.stdout == "2\n", (res, done.stdout, done.stderr)
+    assert res["tasks"] == 2 and res["decisions"] > 0, res
+
+
 # ---- escapes: refused or ended by name ---------------------------------------------------
 
 ESCAPES = {
