@@ -4,7 +4,8 @@
   fresh process with the same outcome and its race log, line for line;
 - the program's figures are checked, not believed: measured against the default schedule,
   the decisions it calls critical are exactly the minimal schedule's departures from it,
-  counted here from the schedule file by a default written again in Python, and the
+  counted from the schedule file by a default written again in Python
+  (asyncrace.explain.departures_from_default), and the
   original's departures are as many as it says (against a passing random schedule, when
   the default fails too, simtest's `shrink` holds it to ground truth);
 - the shutdown race is told as the case's timeline tells it: the decision is in
@@ -21,12 +22,11 @@ from pathlib import Path
 import pytest
 
 from asyncrace.capture import Failure
-from asyncrace.explain import Target, explain
+from asyncrace.explain import Target, departures_from_default, explain
 from asyncrace.matrix import discover
 from asyncrace.paths import BIN, ROOT
 from asyncrace.schedule_capture import capture
 
-PLAIN, YIELD, BLOCKED = 0, 1, 2      # sim_point_kind
 
 
 def failing_cells():
@@ -51,25 +51,6 @@ def failing_schedule(cell, tmp_path: Path) -> Path:
     return Path(ff["schedule"])
 
 
-def default_deviations(schedule: dict) -> list[int]:
-    """The decisions of a schedule file that are not the default's: at a point the task goes
-    on when it can; at a yield, a block or an end the next runnable task after it in id order
-    (the first, past the last); a value choice takes the largest value."""
-    out = []
-    for i, d in enumerate(schedule["decisions"]):
-        if "value" in d:
-            default = d["range"] - 1
-        else:
-            en, task = d["enabled"], d["task"]
-            if d["kind"] == PLAIN and task in en:
-                default = task
-            else:
-                default = next((t for t in en if t > task), en[0])
-        if d["chose"] != default:
-            out.append(i)
-    return out
-
-
 @pytest.mark.parametrize("sim_cell", failing_cells(), ids=lambda c: c.id)
 def test_the_minimal_schedule_replays_and_holds_only_the_critical_decisions(sim_cell, tmp_path):
     cell = sim_cell
@@ -82,9 +63,9 @@ def test_the_minimal_schedule_replays_and_holds_only_the_critical_decisions(sim_
     critical = [c["decision"] for c in explanation["critical"]]
     assert told["critical"] == len(critical) <= told["deviations"]
     if explanation["base_seed"] < 0:     # measured against the default schedule
-        assert critical == default_deviations(minimal), \
+        assert critical == departures_from_default(minimal), \
             f"{cell.id}: the decisions called critical are not the minimal schedule's departures"
-        assert told["deviations"] == len(default_deviations(original)), \
+        assert told["deviations"] == len(departures_from_default(original)), \
             f"{cell.id}: the schedule's departures from the default are not {told['deviations']}"
     else:                                # against a passing random schedule: it must pass
         assert not explanation["no_base"] and critical, explanation

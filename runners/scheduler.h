@@ -50,7 +50,8 @@ typedef struct ar_scheduler {
     .schedule_iteration = sim_schedule_iteration, .schedule_seed = sim_schedule_seed, \
     .schedule_outcome = sim_schedule_outcome, .schedule_param = sim_schedule_param, \
     .schedule_hash = sim_schedule_hash, .replay = sim_replay, .shrink = sim_shrink, \
-    .shrunk_free = sim_shrunk_free, .shrunk_json = sim_shrunk_json, .build_id = sim_build_id,                    \
+    .shrunk_free = sim_shrunk_free, .shrunk_json = sim_shrunk_json,              \
+    .build_id = sim_build_id,                                                    \
 }
 
 #endif

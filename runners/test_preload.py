@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from asyncrace.controlled import PRELOAD
+from asyncrace.explain import departures_from_default
 from asyncrace.paths import ROOT
 
 EXTERNAL = ROOT / "build" / "external"
@@ -236,22 +237,6 @@ def test_buggy_found_by_pct_and_replayed(name, tmp_path):
         assert (again["outcome"], again["hash"]) == (res["outcome"], res["hash"]), again
 
 
-def default_choice(d: dict) -> int:
-    """What the default schedule runs at a decision (runners/sim/shrink.c): the task at a
-    plain point goes on; elsewhere the next task after it in id order; a value choice
-    takes the largest value."""
-    if "range" in d:
-        return d["range"] - 1
-    enabled, task = d["enabled"], d["task"]
-    if d["kind"] == 0 and task in enabled:
-        return task
-    return next((t for t in enabled if t > task), enabled[0])
-
-
-def departures(schedule: dict) -> list[int]:
-    return [i for i, d in enumerate(schedule["decisions"]) if d["chose"] != default_choice(d)]
-
-
 @pytest.mark.parametrize("name", sorted(REPRODUCERS))
 def test_explain_cuts_a_failure_to_the_decisions_it_turns_on(name, tmp_path):
     """A failing pct schedule, explained by the scheduler (one forked process per try):
@@ -276,8 +261,8 @@ def test_explain_cuts_a_failure_to_the_decisions_it_turns_on(name, tmp_path):
     assert again["replayed"] and not again["diverged"], again
     assert again["outcome"] == res["outcome"] and again["hash"] == minimal["hash"], again
     if told["base_seed"] == -1:   # measured against the default schedule
-        assert told["deviations"] == len(departures(json.loads(schedule.read_text())))
-        assert [c["decision"] for c in told["critical"]] == departures(minimal)
+        assert told["deviations"] == len(departures_from_default(json.loads(schedule.read_text())))
+        assert [c["decision"] for c in told["critical"]] == departures_from_default(minimal)
     else:                          # the default fails too: a random passing one is the base
         assert name == "queue_teardown", told
     sources = {f["module"] for c in told["critical"] for f in c["stack"] if "module" in f}

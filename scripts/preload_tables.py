@@ -25,9 +25,12 @@ programs of cases/external/c/), prints markdown:
 A measurement, not a test; it takes minutes. Exit 2 on bad input.
 """
 import argparse
+import json
+import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +67,6 @@ def first_failure(rep, variant, strategy, seed, cap, keep: Path):
 
 
 def replays(rep, variant, schedule, outcome, times):
-    import json
     inv = invocation(rep, variant, "random")
     want = json.loads(Path(schedule).read_text())["hash"]
     same = 0
@@ -111,13 +113,11 @@ def short(point: str) -> str:
 
 
 def seconds(took: list[float]) -> str:
-    import statistics
     return f"{statistics.median(took):.2f} / {max(took):.2f}" if took else "-"
 
 
 def explained(rep, variant, seeds, cap):
     """The explain table's row: pct's first failures of `seeds` seeds, each explained."""
-    from collections import Counter
     from asyncrace.explain import ExplainError, explain_preload
     before, after, runs, took, stories, errors = [], [], [], [], Counter(), []
     with tempfile.TemporaryDirectory() as keep:
@@ -133,12 +133,11 @@ def explained(rep, variant, seeds, cap):
                 errors.append(str(e))
                 continue
             took.append(time.monotonic() - began)
-            import json
-            e = json.loads(Path(told["explanation"]).read_text())
-            before.append(e["deviations"])
-            after.append(e["critical_count"])
-            runs.append(e["runs"])
-            stories[", ".join(f"{short(c['point'])} (task {c['task']})" for c in e["critical"])] += 1
+            before.append(told["deviations"])
+            after.append(told["critical"])
+            runs.append(told["runs"])
+            critical = json.loads(Path(told["explanation"]).read_text())["critical"]
+            stories[", ".join(f"{short(c['point'])} (task {c['task']})" for c in critical)] += 1
     common = stories.most_common(3 if len(stories) <= 3 else 1)
     story = "; ".join(f"{k} x{n}" for k, n in common)
     if len(stories) > len(common):

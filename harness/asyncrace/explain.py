@@ -66,6 +66,32 @@ def target_of(schedule: Path) -> Target:
     return Target(program, variant, mode)
 
 
+def departures_from_default(schedule: dict) -> list[int]:
+    """The decisions of a schedule file that are not the default schedule's, by number: the
+    default of runners/sim/shrink.c written again here, so the tests can check what a
+    program says is critical without believing it. At a plain point the task goes on when
+    it can; at a yield, a block or an end the next runnable task after it in id order (the
+    first, past the last); a value choice takes the largest value."""
+    out = []
+    for i, d in enumerate(schedule["decisions"]):
+        if "value" in d:
+            default = d["range"] - 1
+        else:
+            enabled, task = d["enabled"], d["task"]
+            plain_and_can_go_on = d["kind"] == 0 and task in enabled
+            default = task if plain_and_can_go_on else next((t for t in enabled if t > task),
+                                                             enabled[0])
+        if d["chose"] != default:
+            out.append(i)
+    return out
+
+
+def _last_line(stderr: str, prefix: str, code: int) -> str:
+    """A program's one-line complaint: its last stderr line without its name."""
+    line = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+    return line.removeprefix(prefix) or f"exit {code}"
+
+
 def _is_pie(module: Path) -> bool:
     """An ELF shared object or PIE is symbolized by offset, a fixed executable by address."""
     try:
@@ -228,8 +254,7 @@ def explain(target: Target, schedule: Path, prefix: Path) -> dict:
     except subprocess.TimeoutExpired:
         raise ExplainError(f"{shlex.join(argv)}: no answer in {EXPLAIN_TIMEOUT_S} s") from None
     if done.returncode != 0:
-        line = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
-        raise ExplainError(line.removeprefix("asyncrace: ") or f"exit {done.returncode}")
+        raise ExplainError(_last_line(done.stderr, "asyncrace: ", done.returncode))
     explained = parse_report(done.stdout, shlex.join(argv))["sim"].get("explained") or {}
     if not explained.get("ok"):
         raise ExplainError(explained.get("error") or "the program wrote no explanation")
@@ -255,8 +280,7 @@ def explain_preload(inv, schedule: Path, prefix: Path) -> dict:
     if done.killed:
         raise ExplainError(f"{shlex.join(argv)}: no answer in {EXPLAIN_TIMEOUT_S} s")
     if done.returncode != 0:
-        line = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
-        raise ExplainError(line.removeprefix("asyncrace_sched: ") or f"exit {done.returncode}")
+        raise ExplainError(_last_line(done.stderr, "asyncrace_sched: ", done.returncode))
     told_path = Path(f"{prefix.resolve()}.explain.json")
     explanation = json.loads(told_path.read_text())
     minimal_path = Path(explanation["minimal_schedule"])

@@ -222,12 +222,12 @@ void sim_shrunk_json(FILE *f, const sim_shrunk *s);
  * (task steps, a recorded base, the traced decisions); the parent takes it
  * in before fails() returns. false: what came is not what was sent. */
 void sim_shrink_send(FILE *f);
+bool sim_shrink_receive(FILE *f);
 /* The step bound of the shrink's tries (0, the default: the schedule's own).
  * A try that runs far past the failure's length is not that failure; where a
  * try is a process (the preloaded scheduler), one that spins to the
  * schedule's bound costs seconds. */
 void sim_guide_step_bound(uint64_t n);
-bool sim_shrink_receive(FILE *f);
 
 /* The GNU build-id of the executable, in hex (or a hash of it). */
 const char *sim_build_id(void);
