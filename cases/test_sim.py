@@ -238,6 +238,23 @@ def test_sleep_sets_prune_a_fixs_bounded_search():
     assert counts == {"dfs": (37567, 0, True), "dfs-sleep": (30299, 0, True)}, counts
 
 
+def test_dropped_writers_two_loop_program_keeps_the_bug_and_its_fix_is_searched_to_the_end():
+    """dropped_writer's three-loop program is too big for dfs at bound 2, so docs/sim.md
+    proves the fix on the two-loop one (--workers 2: the clients on the pool's loop). That
+    program must still hold the bug: buggy and partial fail at its first schedule. And the
+    fix's first program at preemption bound 1 is exactly 129,675 schedules, all clean (fewer:
+    the search skips schedules; re-pin with the reason if the case or the runtime changed)."""
+    for variant in ("buggy", "partial"):
+        r = search("dropped_writer", variant, "--workers", "2", "--strategy", "dfs",
+                   "--bound", "0", "--iterations", "1")
+        assert r["workers"] == 2 and r["outcomes"]["fatal"] == 1, (variant, r["outcomes"])
+    r = search("dropped_writer", "fixed", "--workers", "2", "--strategy", "dfs", "--bound", "1",
+               "--iterations", "129676")
+    first = r["sim"]["programs"][0]
+    assert (first["schedules"], first["failures"], first["exhausted"]) == (129675, 0, True), first
+    assert r["iterations"] == r["outcomes"]["ok"] == 129676, r["outcomes"]
+
+
 def test_a_depth_two_bug_is_found_at_bound_two_and_not_at_bound_one():
     """dropped_writer.partial needs two delays: its first program searched to the end at
     bound 1 shows nothing; at bound 2 the same program fails."""

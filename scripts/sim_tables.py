@@ -3,7 +3,7 @@
     /usr/bin/python3 scripts/sim_tables.py [--seeds 20] [--cap 20000]
         [--real epoll] [--real-cap 20000] [--bounds 0,1,2[,none]] [--search-cap 200000]
         [--search-seconds 60] [--only CASE] [--scheduled sim,libuv_ctl,...]
-        [--strategies pos,pct,...] [--skip 1|2|3]
+        [--strategies pos,pct,...] [--skip 1|2|3] [--workers W]
 
 1. To the first failure, per buggy or partial variant, over --seeds run seeds (median and
    max, and how many seeds found nothing within the cap): schedules on each runner the
@@ -18,6 +18,9 @@
    (the documented scenario, exhaustive mode) within --search-cap schedules.
 3. Proof: each fixed and control variant searched at each bound: the programs searched
    to their end with 0 failures, and the schedules that took.
+
+--workers W: parts 2 and 3 search the program with W loops instead of the case's own
+(roles share the last loop: dropped_writer's clients run on the pool's loop at 2).
 
 A measurement, not a test: it asserts nothing. Exit 2 on bad input.
 """
@@ -74,11 +77,13 @@ def summary(found: list[int | None], cap: int) -> str:
     return text + (f" ({missed} of {len(found)}: none in {cap:,})" if missed else "")
 
 
-def search(case: str, variant: str, strategy: str, bound: str, cap: int, seconds: float) -> dict:
+def search(case: str, variant: str, strategy: str, bound: str, cap: int, seconds: float,
+           workers: int | None = None) -> dict:
     """Exhaustive mode with a strategy and bound, up to cap schedules (or a time limit)."""
+    loops = ["--workers", str(workers)] if workers else []
     try:
         r = report(case, "--runner", "sim", "--variant", variant, "--mode", "exhaustive",
-                   "--strategy", strategy, "--bound", bound, "--iterations", str(cap),
+                   "--strategy", strategy, "--bound", bound, "--iterations", str(cap), *loops,
                    timeout=seconds)
     except subprocess.TimeoutExpired:
         return {"found": None, "timeout": True}
@@ -101,6 +106,7 @@ def main() -> int:
     ap.add_argument("--bounds", default="0,1,2")
     ap.add_argument("--search-cap", type=int, default=200_000)
     ap.add_argument("--search-seconds", type=float, default=60.0)
+    ap.add_argument("--workers", type=int, help="parts 2-3: loops per program (default: the case's)")
     ap.add_argument("--only", action="append")
     ap.add_argument("--skip", action="append", default=[], help="part 1, 2 or 3")
     ap.add_argument("--scheduled", default="sim",
@@ -119,8 +125,8 @@ def main() -> int:
         print(f"sim_tables: --bounds: expected 0 to 16 or none, like 0,1,2, got {a.bounds!r}",
               file=sys.stderr)
         return 2
-    if a.seeds < 1 or a.cap < 1 or a.real_cap < 1:
-        print("sim_tables: --seeds, caps and bounds must be positive", file=sys.stderr)
+    if a.seeds < 1 or a.cap < 1 or a.real_cap < 1 or (a.workers is not None and a.workers < 1):
+        print("sim_tables: --seeds, --workers and the caps must be positive", file=sys.stderr)
         return 2
     cases = a.only or CASES
     if unbuilt(cases):
@@ -157,8 +163,10 @@ def main() -> int:
         print()
 
     if "2" not in a.skip or "3" not in a.skip:
-        print(f"## 2-3. Bounded search, exhaustive mode (the documented scenario, one program "
-              f"after another), up to {a.search_cap:,} schedules or {a.search_seconds:g} s\n")
+        loops = f", {a.workers} loops" if a.workers else ""
+        print(f"## 2-3. Bounded search, exhaustive mode (the documented scenario{loops}, one "
+              f"program after another), up to {a.search_cap:,} schedules or "
+              f"{a.search_seconds:g} s\n")
         print("| variant | strategy | bound | first failure at schedule | programs searched to the "
               "bound / begun | schedules | first program: schedules (exhausted) |\n"
               "|---|---|---|---|---|---|---|")
@@ -171,7 +179,8 @@ def main() -> int:
                     for bound in bounds:
                         if strategy == "delay" and bound == "none":
                             continue    # unbounded, delay is dfs
-                        r = search(case, v["name"], strategy, bound, a.search_cap, a.search_seconds)
+                        r = search(case, v["name"], strategy, bound, a.search_cap, a.search_seconds,
+                                   a.workers)
                         if r["timeout"]:
                             print(f"| {case}.{v['name']} | {strategy} | {bound} | over "
                                   f"{a.search_seconds:g} s | | | |", flush=True)
