@@ -80,10 +80,10 @@ def summary(found: list[int | None], cap: int) -> str:
 def search(case: str, variant: str, strategy: str, bound: str, cap: int, seconds: float,
            workers: int | None = None) -> dict:
     """Exhaustive mode with a strategy and bound, up to cap schedules (or a time limit)."""
-    loops = ["--workers", str(workers)] if workers else []
+    workers_flag = ["--workers", str(workers)] if workers else []
     try:
         r = report(case, "--runner", "sim", "--variant", variant, "--mode", "exhaustive",
-                   "--strategy", strategy, "--bound", bound, "--iterations", str(cap), *loops,
+                   "--strategy", strategy, "--bound", bound, "--iterations", str(cap), *workers_flag,
                    timeout=seconds)
     except subprocess.TimeoutExpired:
         return {"found": None, "timeout": True}
@@ -163,8 +163,8 @@ def main() -> int:
         print()
 
     if "2" not in a.skip or "3" not in a.skip:
-        loops = f", {a.workers} loops" if a.workers else ""
-        print(f"## 2-3. Bounded search, exhaustive mode (the documented scenario{loops}, one "
+        on_loops = f", {a.workers} loops" if a.workers else ""
+        print(f"## 2-3. Bounded search, exhaustive mode (the documented scenario{on_loops}, one "
               f"program after another), up to {a.search_cap:,} schedules or "
               f"{a.search_seconds:g} s\n")
         print("| variant | strategy | bound | first failure at schedule | programs searched to the "

@@ -513,6 +513,34 @@ static _Noreturn void step_bound_hit(const char *point)
 
 /* ---- steps and picks ---- */
 
+/* The footprint kind of what a wait names; -1 for the controlled runners'
+ * objects (epoll, futex, ...): whatever wakes those touches everything. */
+static int waited_kind(const char *object)
+{
+    static const struct { const char *name; sim_object_kind kind; } kinds[] = {
+        { "mutex", SIM_OBJ_MUTEX }, { "cond", SIM_OBJ_COND }, { "loop", SIM_OBJ_LOOP },
+        { "task", SIM_OBJ_TASK },
+    };
+    for (size_t i = 0; object && i < sizeof kinds / sizeof *kinds; i++)
+        if (!strcmp(object, kinds[i].name))
+            return (int)kinds[i].kind;
+    return -1;
+}
+
+/* A step moves the clock toward every pending deadline: whether a timed wait
+ * ends by its deadline or by a wake-up depends on how many steps ran before
+ * the wake-up, so each step touches what each timed wait waits on (for sleep
+ * sets; without it dfs-sleep lost outcomes, simtest's sleep_sets_timed). A
+ * plain sleep waits on nothing a peer touches: it is left out. */
+static void clock_touches(void)
+{
+    for (sim_task *t = S->timed; t; t = t->t_next) {
+        int kind = waited_kind(t->wait.object);
+        if (kind >= 0)
+            sim_touch((sim_object_kind)kind, t->wait.id);
+    }
+}
+
 static void step(const char *point)
 {
     S->steps++;
@@ -524,6 +552,7 @@ static void step(const char *point)
     if (S->cfg.step_bound && S->steps > S->cfg.step_bound && S->session == IN_RUN)
         step_bound_hit(point);
     check_foreign();
+    clock_touches();
     fire_due();
 }
 

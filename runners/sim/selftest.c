@@ -905,6 +905,319 @@ static void test_sleep_sets_random(void)
     EXPECT_NO_LEAKS();
 }
 
+/* Timed waits: generated programs of 2-3 workers, each doing 1-4 of: lock and
+ * unlock its own mutex, append a mark under a shared one, broadcast under m,
+ * wait on that cond with a deadline now + d, or sleep d then append. Whether
+ * a wait ends by the broadcast or by its deadline depends on how many steps
+ * ran before the broadcast, so every step touches what a pending timed wait
+ * waits on (sched.c's clock_touches); without that rule dfs-sleep lost an
+ * outcome in 2 of the first 400 programs' 1,291 searches (program 21 at bound 2). */
+enum { TW_OWN, TW_APPEND, TW_SIGNAL, TW_WAIT, TW_SLEEP };
+static struct {
+    ar_mutex *m, *l, *own[3];
+    ar_cond *c;
+    int workers, ops[3][4], n_ops[3], broadcasts;
+    uint64_t d, appends, waits;
+} tw;
+
+static void tw_append(int mark)
+{
+    R->mutex_lock(tw.l);
+    tw.appends = tw.appends * 31 + (uint64_t)mark + 1;
+    R->mutex_unlock(tw.l);
+}
+
+static void tw_wait(int mark)
+{
+    R->mutex_lock(tw.m);
+    uint64_t deadline = R->now_ns() + tw.d;
+    int seen = tw.broadcasts;
+    bool timed_out = false;
+    while (tw.broadcasts == seen && !timed_out)
+        timed_out = !R->cond_wait_until(tw.c, tw.m, deadline);
+    tw.waits = tw.waits * 31 + (uint64_t)(2 * mark + timed_out) + 1;
+    R->mutex_unlock(tw.m);
+}
+
+static void tw_worker(void *arg)
+{
+    int w = (int)(intptr_t)arg;
+    for (int k = 0; k < tw.n_ops[w]; k++) {
+        int mark = w * 8 + k;
+        switch (tw.ops[w][k]) {
+        case TW_OWN:
+            R->mutex_lock(tw.own[w]);
+            R->mutex_unlock(tw.own[w]);
+            break;
+        case TW_APPEND:
+            tw_append(mark);
+            break;
+        case TW_SIGNAL:
+            R->mutex_lock(tw.m);
+            tw.broadcasts++;
+            R->cond_broadcast(tw.c);
+            R->mutex_unlock(tw.m);
+            break;
+        case TW_WAIT:
+            tw_wait(mark);
+            break;
+        default:                    /* TW_SLEEP */
+            R->sleep_ns(tw.d);
+            tw_append(mark + 64);
+        }
+    }
+}
+
+static void tw_main(void *arg)
+{
+    (void)arg;
+    ar_thread *t[3];
+    for (int i = 0; i < tw.workers; i++)
+        t[i] = R->thread_start(tw_worker, (void *)(intptr_t)i);
+    for (int i = 0; i < tw.workers; i++)
+        R->thread_join(t[i]);
+}
+
+/* kinds 4: no sleeps (the programs that found the hole); 5: sleeps too. */
+static void tw_generate(uint64_t seed, int kinds)
+{
+    if (!tw.m) {
+        tw.m = R->mutex_new();
+        tw.l = R->mutex_new();
+        tw.c = R->cond_new();
+        for (int i = 0; i < 3; i++)
+            tw.own[i] = R->mutex_new();
+    }
+    uint64_t x = seed * 0x9e3779b97f4a7c15ull + 7;
+#define TW_NEXT (x = x * 6364136223846793005ull + 1442695040888963407ull, x >> 33)
+    tw.workers = 2 + (int)(TW_NEXT % 2);
+    tw.d = 1000 * (1 + TW_NEXT % 14);
+    for (int w = 0; w < tw.workers; w++) {
+        tw.n_ops[w] = 1 + (int)(TW_NEXT % (tw.workers == 2 ? 4 : 3));
+        for (int k = 0; k < tw.n_ops[w]; k++)
+            tw.ops[w][k] = (int)(TW_NEXT % (uint64_t)kinds);
+    }
+#undef TW_NEXT
+}
+
+static uint64_t outcome_tw(void)
+{
+    tw.appends = tw.waits = 0;
+    tw.broadcasts = 0;
+    sim_set_seed(5);
+    R->run(tw_main, NULL);
+    return tw.appends * 0x9e3779b97f4a7c15ull ^ tw.waits;
+}
+
+static void test_sleep_sets_timed(void)
+{
+    static const struct { int kinds; uint64_t last; } passes[] = {
+        { 4, SANITIZED ? 22 : 400 }, { 5, SANITIZED ? 5 : 100 },
+    };
+    outcome_set plain = { 0 }, sleep = { 0 };
+    for (size_t p = 0; p < 2; p++) {
+        int searches = 0, racy = 0;     /* racy: more than one outcome */
+        uint64_t plain_total = 0, sleep_total = 0;
+        for (uint64_t seed = 1; seed <= passes[p].last; seed++) {
+            tw_generate(seed, passes[p].kinds);
+            for (int bound = -1; bound <= 2; bound++) {
+                uint64_t pn, sn;
+                search_outcomes("dfs", bound, outcome_tw, SANITIZED ? 3000 : 10000, &plain, &pn);
+                if (!pn)
+                    continue;       /* too big to search unreduced (program 21 at bound 2: 2,380) */
+                search_outcomes("dfs-sleep", bound, outcome_tw, 10000, &sleep, &sn);
+                char b[8];
+                snprintf(b, sizeof b, bound < 0 ? "none" : "%d", bound);
+                CHECK(sn && same_outcomes(&plain, &sleep), "program %llu (%d kinds) bound %s: "
+                      "dfs reached %zu outcomes in %llu schedules, dfs-sleep %zu in %llu",
+                      (unsigned long long)seed, passes[p].kinds, b, plain.n,
+                      (unsigned long long)pn, sleep.n, (unsigned long long)sn);
+                searches++;
+                racy += plain.n > 1;
+                plain_total += pn;
+                sleep_total += sn;
+            }
+        }
+        printf("  %s: %llu programs, %d searches (%d with more than one outcome), dfs %llu "
+               "schedules, dfs-sleep %llu, same outcomes\n",
+               passes[p].kinds == 4 ? "timed waits" : "timed waits and sleeps",
+               (unsigned long long)passes[p].last, searches, racy,
+               (unsigned long long)plain_total, (unsigned long long)sleep_total);
+        CHECK(racy * 4 > searches, "only %d of %d searches reached more than one outcome",
+              racy, searches);
+    }
+    free(plain.v);
+    free(sleep.v);
+    EXPECT_NO_LEAKS();
+}
+
+/* Loops: generated programs of two loops (each on its thread) and one or two
+ * posters. A poster posts to either loop or appends under a shared mutex; a
+ * posted callback appends to its loop's own log, or to the shared log, or
+ * posts on to the other loop, or starts a 0 or 1 ms timer on its own loop
+ * whose callback appends. A loop stops itself after its last callback.
+ * dfs-sleep must reach what dfs reaches; it did not (program 25 at bound 0)
+ * when a post's wake-up did not touch its loop. */
+enum { LG_POST0, LG_POST1, LG_APPEND, LG_POSTER_KINDS };
+enum { LG_OWN_LOG, LG_SHARED_LOG, LG_FORWARD, LG_TIMER0, LG_TIMER1, LG_CALLBACK_KINDS };
+static struct {
+    ar_loop *loop[2];
+    ar_mutex *shared;
+    int posters, ops[2][3], kinds[2][3], n_ops[2];
+    int expected[2], done[2];
+    uint64_t log[2], shared_log;
+} lg;
+
+static void lg_append_shared(int mark)
+{
+    R->mutex_lock(lg.shared);
+    lg.shared_log = lg.shared_log * 31 + (uint64_t)mark + 1;
+    R->mutex_unlock(lg.shared);
+}
+
+static void lg_done(int side)
+{
+    if (++lg.done[side] == lg.expected[side])
+        R->loop_stop(lg.loop[side]);
+}
+
+static void lg_last(void *arg, bool cancelled)    /* a forwarded or timed callback */
+{
+    int mark = (int)(intptr_t)arg, side = mark & 1;
+    if (cancelled)
+        return;
+    lg.log[side] = lg.log[side] * 31 + (uint64_t)mark + 1;
+    lg_done(side);
+}
+
+static void lg_timer(void *arg) { lg_last(arg, false); }
+
+/* arg: mark * 8 + kind, mark's low bit the loop it was posted to. */
+static void lg_callback(void *arg, bool cancelled)
+{
+    int v = (int)(intptr_t)arg, kind = v & 7, mark = v >> 3, side = mark & 1;
+    if (cancelled)
+        return;
+    switch (kind) {
+    case LG_OWN_LOG:
+        lg.log[side] = lg.log[side] * 31 + (uint64_t)mark + 1;
+        break;
+    case LG_SHARED_LOG:
+        lg_append_shared(mark);
+        break;
+    case LG_FORWARD:
+        R->post(lg.loop[!side], lg_last, (void *)(intptr_t)(mark ^ 1));
+        break;
+    default:
+        R->timer_start(lg.loop[side], kind == LG_TIMER1, lg_timer, (void *)(intptr_t)(mark | 64));
+    }
+    lg_done(side);
+}
+
+static void lg_poster(void *arg)
+{
+    int p = (int)(intptr_t)arg;
+    for (int k = 0; k < lg.n_ops[p]; k++) {
+        int mark = (p * 4 + k) * 2;     /* even; | side below */
+        if (lg.ops[p][k] == LG_APPEND)
+            lg_append_shared(mark + 1000);
+        else
+            R->post(lg.loop[lg.ops[p][k]], lg_callback,
+                    (void *)(intptr_t)((mark | lg.ops[p][k]) * 8 + lg.kinds[p][k]));
+    }
+}
+
+static void lg_loop_thread(void *arg) { R->loop_run(lg.loop[(intptr_t)arg]); }
+
+static void lg_main(void *arg)
+{
+    (void)arg;
+    ar_thread *loops[2] = { NULL, NULL }, *posters[2];
+    for (int i = 0; i < 2; i++) {
+        lg.loop[i] = R->loop_new();
+        if (lg.expected[i])
+            loops[i] = R->thread_start(lg_loop_thread, (void *)(intptr_t)i);
+    }
+    for (int p = 0; p < lg.posters; p++)
+        posters[p] = R->thread_start(lg_poster, (void *)(intptr_t)p);
+    for (int p = 0; p < lg.posters; p++)
+        R->thread_join(posters[p]);
+    for (int i = 0; i < 2; i++) {
+        if (loops[i])
+            R->thread_join(loops[i]);
+        R->loop_free(lg.loop[i]);
+    }
+}
+
+static void lg_generate(uint64_t seed)
+{
+    if (!lg.shared)
+        lg.shared = R->mutex_new();
+    uint64_t x = seed * 0x9e3779b97f4a7c15ull + 11;
+#define LG_NEXT (x = x * 6364136223846793005ull + 1442695040888963407ull, x >> 33)
+    lg.posters = 1 + (int)(LG_NEXT % 2);
+    lg.expected[0] = lg.expected[1] = 0;
+    for (int p = 0; p < lg.posters; p++) {
+        lg.n_ops[p] = 1 + (int)(LG_NEXT % 3);
+        for (int k = 0; k < lg.n_ops[p]; k++) {
+            int op = lg.ops[p][k] = (int)(LG_NEXT % LG_POSTER_KINDS);
+            int kind = lg.kinds[p][k] = (int)(LG_NEXT % LG_CALLBACK_KINDS);
+            if (op == LG_APPEND)
+                continue;
+            lg.expected[op]++;
+            if (kind == LG_FORWARD)
+                lg.expected[!op]++;
+            else if (kind == LG_TIMER0 || kind == LG_TIMER1)
+                lg.expected[op]++;
+        }
+    }
+#undef LG_NEXT
+}
+
+static uint64_t outcome_lg(void)
+{
+    lg.log[0] = lg.log[1] = lg.shared_log = 0;
+    lg.done[0] = lg.done[1] = 0;
+    sim_set_seed(5);
+    R->run(lg_main, NULL);
+    return (lg.log[0] * 0x9e3779b97f4a7c15ull ^ lg.log[1]) * 0x9e3779b97f4a7c15ull ^ lg.shared_log;
+}
+
+static void test_sleep_sets_loops(void)
+{
+    outcome_set plain = { 0 }, sleep = { 0 };
+    int searches = 0;
+    uint64_t plain_total = 0, sleep_total = 0, programs = SANITIZED ? 25 : 200;
+    int racy = 0;               /* searches that reached more than one outcome */
+    for (uint64_t seed = 1; seed <= programs; seed++) {
+        lg_generate(seed);
+        for (int bound = -1; bound <= 2; bound++) {
+            uint64_t pn, sn;
+            search_outcomes("dfs", bound, outcome_lg, SANITIZED ? 3000 : 10000, &plain, &pn);
+            if (!pn)
+                continue;
+            search_outcomes("dfs-sleep", bound, outcome_lg, 10000, &sleep, &sn);
+            char b[8];
+            snprintf(b, sizeof b, bound < 0 ? "none" : "%d", bound);
+            CHECK(sn && same_outcomes(&plain, &sleep), "program %llu bound %s: dfs reached %zu "
+                  "outcomes in %llu schedules, dfs-sleep %zu in %llu", (unsigned long long)seed, b,
+                  plain.n, (unsigned long long)pn, sleep.n, (unsigned long long)sn);
+            searches++;
+            racy += plain.n > 1;
+            plain_total += pn;
+            sleep_total += sn;
+        }
+    }
+    printf("  %llu programs, %d searches (%d with more than one outcome), dfs %llu schedules, "
+           "dfs-sleep %llu, same outcomes\n", (unsigned long long)programs, searches, racy,
+           (unsigned long long)plain_total, (unsigned long long)sleep_total);
+    CHECK(racy * 4 > searches, "only %d of %d searches reached more than one outcome", racy,
+          searches);
+    free(plain.v);
+    free(sleep.v);
+    EXPECT_NO_LEAKS();
+}
+
 /* Sleep sets skip schedules, never outcomes: dfs-sleep reaches exactly what
  * dfs reaches, unbounded and at bounds 0 to 2, on every small program, and
  * unbounded it runs fewer schedules where steps commute. */
@@ -1843,6 +2156,8 @@ static const ar_selftest_case tests[] = {
     { "instances", test_instances },
     { "sleep_sets", test_sleep_sets },
     { "sleep_sets_random", test_sleep_sets_random },
+    { "sleep_sets_timed", test_sleep_sets_timed },
+    { "sleep_sets_loops", test_sleep_sets_loops },
     { "decision_numbering", test_decision_numbering },
     { "deadlock_abba", test_deadlock_abba },
     { "spin_step_bound", test_spin_step_bound },
