@@ -406,6 +406,94 @@ def test_sleep_sets_reach_what_plain_dfs_reaches_on_a_users_program(tmp_path):
     assert unbounded[-1]["exhausted"] and len(seen) == 12, (len(unbounded), sorted(seen))
 
 
+LOST_ADD = r"""
+#include <pthread.h>
+#include <stdio.h>
+
+/* Two workers add one to a counter, each under the lock, but read it and write it in two
+ * critical sections: when both read before either writes, one add is lost. The program
+ * ends well either way; only what it prints tells. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static int counter;
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&lock);
+    int seen = counter;
+    pthread_mutex_unlock(&lock);
+    pthread_mutex_lock(&lock);
+    counter = seen + 1;
+    pthread_mutex_unlock(&lock);
+    return NULL;
+}
+
+int main(void)
+{
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, worker, NULL);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    printf("counter %d\n", counter);
+    return 0;
+}
+"""
+
+
+def test_explain_tells_a_failure_that_only_the_output_shows(tmp_path):
+    """A lost add that exits 0 and prints `counter 1`: the program's rule (`lost_add = {
+    stdout = "^counter 1$" }`) tells it. Explained, each try is told by the same rule (the
+    judge, asyncrace.try_outcome), so the failure is cut to the decisions it turns on, and
+    the minimal schedule replays to `counter 1`. Without the judge the scheduler sees every
+    try end well, and refuses: the failing schedule does not fail again."""
+    from asyncrace.commands import Rule
+    from asyncrace.controlled import ControlledInvocation
+    from asyncrace.explain import ExplainError, explain_preload
+    exe = compile_c(tmp_path, "lost_add", LOST_ADD)
+    inv = ControlledInvocation("lost_add", (str(exe),), 1, ("ok", "lost_add"), 20.0,
+                               (Rule("lost_add", "stdout", r"^counter 1$"),), "natural", "pct")
+    for seed in range(1, 101):
+        schedule = tmp_path / f"{seed}.json"
+        res, done = run([exe], env={"ASYNCRACE_STRATEGY": "pct", "ASYNCRACE_SEED": str(seed),
+                                    "ASYNCRACE_SCHEDULE": str(schedule)})
+        if done.stdout.strip() == "counter 1":
+            break
+    else:
+        pytest.fail("pct lost no add in 100 schedules")
+    assert (res["outcome"], done.returncode) == ("ok", 0), (res, done.returncode)
+    with pytest.raises(ExplainError, match="do not fail again"):
+        explain_preload(inv, schedule, tmp_path / "unjudged")
+    told = explain_preload(inv, schedule, tmp_path / "x", "lost_add")
+    explanation = json.loads(Path(told["explanation"]).read_text())
+    assert explanation["outcome"] == "lost_add", explanation
+    assert 1 <= told["critical"] <= told["deviations"], told
+    again, done = run([exe], env={"ASYNCRACE_REPLAY": told["minimal_schedule"]})
+    assert again["replayed"] and not again["diverged"], again
+    assert done.stdout.strip() == "counter 1", done.stdout
+    assert not list(tmp_path.glob("x.try*")), "a try's files were left"
+
+
+def test_a_judge_that_cannot_tell_is_refused_in_one_line(tmp_path):
+    """The judge's settings and the judge itself: a judge without the failure's outcome, a
+    judge that names no outcome, and the judge module given bad input each end in one
+    line and a non-zero exit."""
+    exe = compile_c(tmp_path, "lost_add", LOST_ADD)
+    schedule = tmp_path / "s.json"
+    run([exe], env={"ASYNCRACE_STRATEGY": "pct", "ASYNCRACE_SCHEDULE": str(schedule)})
+    base = {"ASYNCRACE_REPLAY": str(schedule), "ASYNCRACE_EXPLAIN": str(tmp_path / "x"),
+            "ASYNCRACE_EXPLAIN_JUDGE": "false"}
+    _, done = run([exe], env=base)
+    assert done.returncode == 2 and "needs ASYNCRACE_EXPLAIN_OUTCOME" in done.stderr, done.stderr
+    _, done = run([exe], env={**base, "ASYNCRACE_EXPLAIN_OUTCOME": "lost_add"})
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "the judge (false) did not name an outcome" in done.stderr, done.stderr
+    done = subprocess.run([sys.executable, "-m", "asyncrace.try_outcome", str(tmp_path / "none.json"),
+                           "ok", "0", "0", "a", "b"], capture_output=True, text=True,
+                          cwd=ROOT / "harness")
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
 # ---- the driver: cells, captures, replay ----------------------------------------------
 
 def asyncrace(*args, timeout=300) -> subprocess.CompletedProcess:

@@ -236,7 +236,7 @@ def cmd_explain(parser: argparse.ArgumentParser, args: argparse.Namespace) -> in
                 from .controlled import ControlledInvocation
                 schedule = Path(info["schedule"])
                 told = explain_preload(ControlledInvocation.from_dict(info["invocation"]),
-                                       schedule, schedule.with_suffix(""))
+                                       schedule, schedule.with_suffix(""), info.get("outcome"))
                 print(told["text"], end="")
                 return 0
             if info.get("method") != "sim-schedule":

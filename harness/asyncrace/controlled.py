@@ -331,7 +331,7 @@ def capture(failure, dest: Path) -> dict:
     # The decisions the failure turns on: schedule.minimal.json and schedule.explain.txt.
     from .explain import ExplainError, explain_preload
     try:
-        told = explain_preload(inv, schedule, dest / "schedule")
+        told = explain_preload(inv, schedule, dest / "schedule", failure.outcome)
         info["explanation"] = {k: v for k, v in told.items() if k != "text"}
     except (ExplainError, ProgramError, OSError, ValueError, KeyError) as e:
         info["notes"].append(f"no explanation: {e}")

@@ -17,6 +17,8 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 from dataclasses import dataclass
@@ -269,14 +271,25 @@ def explain(target: Target, schedule: Path, prefix: Path) -> dict:
             "explanation": explained["explanation"], "text_file": str(text_path), "text": text}
 
 
-def explain_preload(inv, schedule: Path, prefix: Path) -> dict:
+def explain_preload(inv, schedule: Path, prefix: Path, outcome: str | None = None) -> dict:
     """A failure of a user's program (a ControlledInvocation's schedule), explained by the
-    preloaded scheduler; returns what explain() returns."""
+    preloaded scheduler; returns what explain() returns. outcome: the failure's, as the
+    driver told it; where the program's rules read its output, each try is told the same
+    way (asyncrace.try_outcome), else by how the scheduler saw it end."""
     from .program import run_once
     env = {**os.environ, **inv.env_for(0), "ASYNCRACE_REPLAY": str(schedule.resolve()),
            "ASYNCRACE_EXPLAIN": str(prefix.resolve())}
     argv = inv.argv(0, 1)
-    done = run_once(argv, env=env, timeout_s=EXPLAIN_TIMEOUT_S, cwd=inv.workdir)
+    with tempfile.TemporaryDirectory(prefix="asyncrace-explain-") as tmp:
+        if outcome and any(r.on in ("stdout", "stderr") for r in inv.rules):
+            told_by = Path(tmp) / "invocation.json"
+            told_by.write_text(json.dumps(inv.to_dict()))
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT / "harness"),
+                                                              os.environ.get("PYTHONPATH"))))
+            env["ASYNCRACE_EXPLAIN_JUDGE"] = shlex.join([sys.executable, "-m",
+                                                         "asyncrace.try_outcome", str(told_by)])
+            env["ASYNCRACE_EXPLAIN_OUTCOME"] = outcome
+        done = run_once(argv, env=env, timeout_s=EXPLAIN_TIMEOUT_S, cwd=inv.workdir)
     if done.killed:
         raise ExplainError(f"{shlex.join(argv)}: no answer in {EXPLAIN_TIMEOUT_S} s")
     if done.returncode != 0:

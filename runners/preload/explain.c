@@ -5,9 +5,14 @@
  * each try is a child forked before main: it runs the program under the
  * shrink's guide, its output discarded, and sends back how it ended and what
  * its run taught the shrink. A try fails as recorded when it ends as the
- * schedule's own replay did: the same outcome, exit status and signal (the
- * driver's outcome rules read output too; a failure told by output alone ends
- * "ok" here, and the schedule's replay says so). Writes
+ * schedule's own replay did: the same outcome, exit status and signal. A
+ * failure told by output (the driver's rules read it) needs a judge:
+ *   ASYNCRACE_EXPLAIN_JUDGE=CMD      run as sh -c 'CMD "$@"' judge OUTCOME CODE
+ *                                    SIG STDOUT STDERR after each try (OUTCOME
+ *                                    as below, the output as files); the first
+ *                                    line it prints is the try's outcome
+ *   ASYNCRACE_EXPLAIN_OUTCOME=NAME   the failure's outcome as the judge names it
+ * then each try's output is kept for it, and the outcome compared is its. Writes
  *   PREFIX.minimal.json   a schedule that replays (ASYNCRACE_REPLAY)
  *   PREFIX.explain.json   its decisions, their stacks as module and offset
  */
@@ -31,7 +36,9 @@
 
 typedef struct {
     const char *try_path;         /* each try's schedule; the last try's is the minimal one */
-    const char *recorded;         /* the schedule's outcome */
+    const char *recorded;         /* the schedule's outcome (the judge's name for it) */
+    const char *judge;            /* NULL: the scheduler's outcome is the outcome */
+    char out_path[4200], err_path[4200];  /* a try's output, for the judge */
     bool have_end;                /* the first try (the schedule followed) failed: */
     int code, sig;                /* its exit status and signal, what every failing try has */
     char detail[320];
@@ -84,21 +91,86 @@ static char *read_all(int fd, size_t *n)
     }
 }
 
+static void redirect(const char *path, int to)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd >= 0) {
+        dup2(fd, to);
+        close(fd);
+    }
+}
+
 /* The program's descriptors are numbered as in a process of its own (they
  * are in its schedule's points): the report's pipe goes high, nothing else
  * stays open. */
-static _Noreturn void child(int fd, const char *try_path)
+static _Noreturn void child(int fd, const explaining *x)
 {
     int high = fcntl(fd, F_DUPFD_CLOEXEC, 1000);
     close(fd);
-    int null = open("/dev/null", O_RDWR);
-    if (null >= 0) {              /* a try's output is not the failure's */
-        dup2(null, STDOUT_FILENO);
-        dup2(null, STDERR_FILENO);
-        close(null);
-    }
+    /* a try's output is not the failure's: only a judge reads it */
+    redirect(x->judge ? x->out_path : "/dev/null", STDOUT_FILENO);
+    redirect(x->judge ? x->err_path : "/dev/null", STDERR_FILENO);
     alarm(TRY_S);
-    preload_try(high, try_path);
+    preload_try(high, x->try_path);
+}
+
+/* In the judge's child: the judge runs outside the scheduler (no LD_PRELOAD, no
+ * ASYNCRACE_ variable: it would schedule and replay the shell). */
+static _Noreturn void judge_exec(const char *script, const char *outcome, const char *code,
+                                 const char *sig, const explaining *x)
+{
+    extern char **environ;
+    size_t n = 0, kept = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + 1, sizeof *env);
+    for (size_t i = 0; env && i < n; i++)
+        if (strncmp(environ[i], "LD_PRELOAD=", 11) && strncmp(environ[i], "ASYNCRACE_", 10))
+            env[kept++] = environ[i];
+    char *argv[] = { "sh", "-c", (char *)script, "judge", (char *)outcome, (char *)code,
+                     (char *)sig, (char *)x->out_path, (char *)x->err_path, NULL };
+    if (env)
+        execve("/bin/sh", argv, env);
+    _exit(127);
+}
+
+/* The judge's outcome for a try that ended so (into told); false with x->error. */
+static bool judged(explaining *x, const char *outcome, int code, int sig, char *told, size_t n)
+{
+    char script[4200], code_s[16], sig_s[16];
+    snprintf(script, sizeof script, "%s \"$@\"", x->judge);
+    snprintf(code_s, sizeof code_s, "%d", code);
+    snprintf(sig_s, sizeof sig_s, "%d", sig);
+    int fds[2];
+    if (pipe(fds) != 0) {
+        snprintf(x->error, sizeof x->error, "pipe: %s", strerror(errno));
+        return false;
+    }
+    fflush(NULL);
+    pid_t pid = REAL(fork)();
+    if (pid == 0) {
+        close(fds[0]);
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[1]);
+        judge_exec(script, outcome, code_s, sig_s, x);
+    }
+    close(fds[1]);
+    size_t len = 0;
+    char *out = pid < 0 ? NULL : read_all(fds[0], &len);
+    close(fds[0]);
+    int status = 0;
+    while (pid > 0 && REAL(waitpid)(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    const char *nl = out ? memchr(out, '\n', len) : NULL;   /* out is not NUL-ended */
+    size_t line = !out ? 0 : nl ? (size_t)(nl - out) : len;
+    bool ok = pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 && line > 0 && line < n;
+    if (ok)
+        snprintf(told, n, "%.*s", (int)line, out);
+    else
+        snprintf(x->error, sizeof x->error, "the judge (%.120s) did not name an outcome "
+                 "(exit %d)", x->judge, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    free(out);
+    return ok;
 }
 
 /* One try: does the run, guided as the shrink says, end as the failure did? */
@@ -114,7 +186,7 @@ static bool fails_as_recorded(void *arg)
     pid_t pid = REAL(fork)();
     if (pid == 0) {
         close(fds[0]);
-        child(fds[1], x->try_path);
+        child(fds[1], x);
     }
     close(fds[1]);
     size_t n = 0;
@@ -138,7 +210,12 @@ static bool fails_as_recorded(void *arg)
     }
     const char *outcome = field[0], *detail = field[1];
     int code, sig;
+    char told[64];
     ended = ended && sscanf(field[2], "%d %d", &code, &sig) == 2;
+    if (ended && x->judge) {
+        ended = judged(x, outcome, code, sig, told, sizeof told);
+        outcome = told;
+    }
     bool fails = false;
     if (ended) {
         FILE *f = rest < buf + n ? fmemopen((void *)rest, (size_t)(buf + n - rest), "r") : NULL;
@@ -169,12 +246,23 @@ int preload_explain(const char *prefix, const sim_schedule *failing, const char 
     snprintf(minimal, sizeof minimal, "%s.minimal.json", prefix);
     snprintf(told, sizeof told, "%s.explain.json", prefix);
     snprintf(told_tmp, sizeof told_tmp, "%s.tmp", told);
-    explaining x = { .try_path = try_path, .recorded = sim_schedule_outcome(failing) };
+    explaining x = { .try_path = try_path, .recorded = sim_schedule_outcome(failing),
+                     .judge = getenv("ASYNCRACE_EXPLAIN_JUDGE") };
+    if (x.judge) {
+        x.recorded = getenv("ASYNCRACE_EXPLAIN_OUTCOME");
+        if (!x.recorded || !*x.recorded) {
+            fprintf(stderr, "asyncrace_sched: explain: ASYNCRACE_EXPLAIN_JUDGE needs "
+                    "ASYNCRACE_EXPLAIN_OUTCOME, the failure's outcome\n");
+            return 2;
+        }
+        snprintf(x.out_path, sizeof x.out_path, "%s.try.stdout", prefix);
+        snprintf(x.err_path, sizeof x.err_path, "%s.try.stderr", prefix);
+    }
     sim_shrunk shrunk = { 0 };
     uint64_t steps = TRY_STEPS_TIMES * sim_schedule_steps(failing);
     sim_guide_step_bound(steps > TRY_STEPS_LEAST ? steps : TRY_STEPS_LEAST);
     int rc = sim_shrink(failing, fails_as_recorded, &x, NULL, &shrunk, err, sizeof err);
-    if (rc == 0 && x.error[0])
+    if (x.error[0])              /* a try that could not be run or told: the cause */
         snprintf(err, sizeof err, "%s", x.error), rc = -1;
     if (rc == 0 && rename(try_path, minimal) != 0)
         snprintf(err, sizeof err, "cannot write %.160s: %s", minimal, strerror(errno)), rc = -1;
@@ -202,6 +290,10 @@ int preload_explain(const char *prefix, const sim_schedule *failing, const char 
         unlink(told_tmp);         /* left only when the rename failed */
     }
     unlink(try_path);
+    if (x.judge) {
+        unlink(x.out_path);
+        unlink(x.err_path);
+    }
     sim_shrunk_free(&shrunk);
     if (rc != 0) {
         fprintf(stderr, "asyncrace_sched: explain: %s\n", err);

@@ -230,7 +230,11 @@ static void configure(void)
     o.step_bound = env_u64("ASYNCRACE_STEP_BOUND", o.step_bound);
     sim_threads_set_stuck_ms((unsigned)env_u64("ASYNCRACE_STUCK_MS", 2000));
     char err[256];
-    if (ar_trap_escapes(err, sizeof err) != 0 || sim_configure(&o, err, sizeof err) != 0)
+    /* An explainer runs the program only in its tries (each traps its own escapes), and
+     * runs the judge: a filter here would follow it into the judge's exec. */
+    bool explainer = env("ASYNCRACE_EXPLAIN", NULL) != NULL;
+    if ((!explainer && ar_trap_escapes(err, sizeof err) != 0) ||
+        sim_configure(&o, err, sizeof err) != 0)
         preload_bad("%s", err);
     sim_set_seed(env_u64("ASYNCRACE_SEED", 1));
     prog.schedule = env("ASYNCRACE_SCHEDULE", NULL);
@@ -279,6 +283,9 @@ static _Noreturn void run_once(void)
 
 _Noreturn void preload_try(int report_fd, const char *schedule)
 {
+    char err[256];
+    if (ar_trap_escapes(err, sizeof err) != 0)
+        preload_bad("%s", err);
     prog.report_fd = report_fd;
     prog.schedule = schedule;
     prog.result = prog.state = NULL;
