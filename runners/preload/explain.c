@@ -134,6 +134,52 @@ static _Noreturn void judge_exec(const char *script, const char *outcome, const 
     _exit(127);
 }
 
+typedef struct {
+    explaining *x;
+    const char *script, *outcome, *code, *sig;
+} judging;
+
+static _Noreturn void try_child(int fd, void *ctx) { child(fd, ctx); }
+
+static _Noreturn void judge_child(int fd, void *ctx)
+{
+    judging *j = ctx;
+    dup2(fd, STDOUT_FILENO);
+    close(fd);
+    judge_exec(j->script, j->outcome, j->code, j->sig, j->x);
+}
+
+/* Forks body(write end, ctx); returns all it wrote there (not NUL-ended: *n
+ * bytes) once the child has ended, with its wait status; NULL with x->error
+ * when it could not be started. */
+static char *from_child(explaining *x, void (*body)(int, void *), void *ctx, size_t *n,
+                        int *status)
+{
+    int fds[2];
+    if (pipe(fds) != 0) {
+        snprintf(x->error, sizeof x->error, "pipe: %s", strerror(errno));
+        return NULL;
+    }
+    fflush(NULL);
+    pid_t pid = REAL(fork)();
+    if (pid == 0) {
+        close(fds[0]);
+        body(fds[1], ctx);      /* does not return */
+        _exit(127);
+    }
+    close(fds[1]);
+    *n = 0;
+    char *buf = pid < 0 ? NULL : read_all(fds[0], n);
+    close(fds[0]);
+    if (pid < 0) {
+        snprintf(x->error, sizeof x->error, "fork: %s", strerror(errno));
+        return NULL;
+    }
+    while (REAL(waitpid)(pid, status, 0) < 0 && errno == EINTR)
+        ;
+    return buf;
+}
+
 /* The judge's outcome for a try that ended so (into told); false with x->error. */
 static bool judged(explaining *x, const char *outcome, int code, int sig, char *told, size_t n)
 {
@@ -141,29 +187,15 @@ static bool judged(explaining *x, const char *outcome, int code, int sig, char *
     snprintf(script, sizeof script, "%s \"$@\"", x->judge);
     snprintf(code_s, sizeof code_s, "%d", code);
     snprintf(sig_s, sizeof sig_s, "%d", sig);
-    int fds[2];
-    if (pipe(fds) != 0) {
-        snprintf(x->error, sizeof x->error, "pipe: %s", strerror(errno));
-        return false;
-    }
-    fflush(NULL);
-    pid_t pid = REAL(fork)();
-    if (pid == 0) {
-        close(fds[0]);
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[1]);
-        judge_exec(script, outcome, code_s, sig_s, x);
-    }
-    close(fds[1]);
-    size_t len = 0;
-    char *out = pid < 0 ? NULL : read_all(fds[0], &len);
-    close(fds[0]);
+    judging j = { x, script, outcome, code_s, sig_s };
+    size_t len;
     int status = 0;
-    while (pid > 0 && REAL(waitpid)(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    const char *nl = out ? memchr(out, '\n', len) : NULL;   /* out is not NUL-ended */
-    size_t line = !out ? 0 : nl ? (size_t)(nl - out) : len;
-    bool ok = pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 && line > 0 && line < n;
+    char *out = from_child(x, judge_child, &j, &len, &status);
+    if (!out)
+        return false;
+    const char *nl = memchr(out, '\n', len);
+    size_t line = nl ? (size_t)(nl - out) : len;
+    bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && line > 0 && line < n;
     if (ok)
         snprintf(told, n, "%.*s", (int)line, out);
     else
@@ -177,28 +209,11 @@ static bool judged(explaining *x, const char *outcome, int code, int sig, char *
 static bool fails_as_recorded(void *arg)
 {
     explaining *x = arg;
-    int fds[2];
-    if (pipe(fds) != 0) {
-        snprintf(x->error, sizeof x->error, "pipe: %s", strerror(errno));
-        return false;
-    }
-    fflush(NULL);
-    pid_t pid = REAL(fork)();
-    if (pid == 0) {
-        close(fds[0]);
-        child(fds[1], x);
-    }
-    close(fds[1]);
-    size_t n = 0;
-    char *buf = pid < 0 ? NULL : read_all(fds[0], &n);
-    close(fds[0]);
-    if (pid < 0) {
-        snprintf(x->error, sizeof x->error, "fork: %s", strerror(errno));
-        return false;
-    }
+    size_t n;
     int status;
-    while (REAL(waitpid)(pid, &status, 0) < 0 && errno == EINTR)
-        ;
+    char *buf = from_child(x, try_child, x, &n, &status);
+    if (!buf)
+        return false;
     /* outcome NUL detail NUL "code sig" NUL, then the shrink's part */
     const char *field[3], *rest = buf;
     bool ended = true;
