@@ -445,7 +445,8 @@ def test_explain_tells_a_failure_that_only_the_output_shows(tmp_path):
     """A lost add that exits 0 and prints `counter 1`: the program's rule (`lost_add = {
     stdout = "^counter 1$" }`) tells it. Explained, each try is told by the same rule (the
     judge, asyncrace.try_outcome), so the failure is cut to the decisions it turns on, and
-    the minimal schedule replays to `counter 1`. Without the judge the scheduler sees every
+    the minimal schedule replays to `counter 1`; the explanation's detail is the line the
+    rule matched. Without the judge the scheduler sees every
     try end well, and refuses: the failing schedule does not fail again."""
     from asyncrace.commands import Rule
     from asyncrace.controlled import ControlledInvocation
@@ -466,7 +467,7 @@ def test_explain_tells_a_failure_that_only_the_output_shows(tmp_path):
         explain_preload(inv, schedule, tmp_path / "unjudged")
     told = explain_preload(inv, schedule, tmp_path / "x", "lost_add")
     explanation = json.loads(Path(told["explanation"]).read_text())
-    assert explanation["outcome"] == "lost_add", explanation
+    assert (explanation["outcome"], explanation["detail"]) == ("lost_add", "counter 1"), explanation
     assert 1 <= told["critical"] <= told["deviations"], told
     again, done = run([exe], env={"ASYNCRACE_REPLAY": told["minimal_schedule"]})
     assert again["replayed"] and not again["diverged"], again

@@ -6,7 +6,8 @@ runs this after each try when a failure is told by what the program printed
 
 INVOCATION: a ControlledInvocation as JSON (its outcome rules); OUTCOME, CODE, SIG: how the
 scheduler saw the try end (its outcome, exit status, signal); STDOUT, STDERR: files of what
-the try printed. Prints the outcome; bad input: one line, exit 2.
+the try printed. Prints the outcome, and on a second line what told it (the line a rule
+matched); bad input: one line, exit 2.
 """
 import json
 import sys
@@ -17,10 +18,11 @@ from .controlled import ControlledInvocation
 
 
 def outcome(inv: ControlledInvocation, ended: str, code: int, sig: int, stdout: str,
-            stderr: str) -> str:
+            stderr: str) -> tuple[str, str]:
+    """(outcome, detail), as the driver tells a process that ended so."""
     done = SimpleNamespace(returncode=-sig if sig else code, killed=False, stdout=stdout,
                            stderr=stderr)
-    return inv.outcome_of({"outcome": ended, "detail": ""}, done)[0]
+    return inv.outcome_of({"outcome": ended, "detail": ""}, done)
 
 
 def main(argv: list[str]) -> int:
@@ -35,7 +37,9 @@ def main(argv: list[str]) -> int:
     except (OSError, ValueError, KeyError, TypeError) as e:
         print(f"asyncrace.try_outcome: {e}", file=sys.stderr)
         return 2
-    print(outcome(inv, argv[1], code, sig, out, err))
+    told, detail = outcome(inv, argv[1], code, sig, out, err)
+    print(told)
+    print(" ".join(detail.split()))
     return 0
 
 

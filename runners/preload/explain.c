@@ -10,7 +10,8 @@
  *   ASYNCRACE_EXPLAIN_JUDGE=CMD      run as sh -c 'CMD "$@"' judge OUTCOME CODE
  *                                    SIG STDOUT STDERR after each try (OUTCOME
  *                                    as below, the output as files); the first
- *                                    line it prints is the try's outcome
+ *                                    line it prints is the try's outcome, the
+ *                                    second (if any) what told it
  *   ASYNCRACE_EXPLAIN_OUTCOME=NAME   the failure's outcome as the judge names it
  * then each try's output is kept for it, and the outcome compared is its. Writes
  *   PREFIX.minimal.json   a schedule that replays (ASYNCRACE_REPLAY)
@@ -180,8 +181,10 @@ static char *from_child(explaining *x, void (*body)(int, void *), void *ctx, siz
     return buf;
 }
 
-/* The judge's outcome for a try that ended so (into told); false with x->error. */
-static bool judged(explaining *x, const char *outcome, int code, int sig, char *told, size_t n)
+/* The judge's outcome for a try that ended so (into told), and what told it
+ * (into why); false with x->error. */
+static bool judged(explaining *x, const char *outcome, int code, int sig, char *told, size_t n,
+                   char *why, size_t why_n)
 {
     char script[4200], code_s[16], sig_s[16];
     snprintf(script, sizeof script, "%s \"$@\"", x->judge);
@@ -196,9 +199,12 @@ static bool judged(explaining *x, const char *outcome, int code, int sig, char *
     const char *nl = memchr(out, '\n', len);
     size_t line = nl ? (size_t)(nl - out) : len;
     bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && line > 0 && line < n;
-    if (ok)
+    if (ok) {
         snprintf(told, n, "%.*s", (int)line, out);
-    else
+        const char *second = nl ? nl + 1 : out + len;
+        const char *end = memchr(second, '\n', (size_t)(out + len - second));
+        snprintf(why, why_n, "%.*s", (int)((end ? end : out + len) - second), second);
+    } else
         snprintf(x->error, sizeof x->error, "the judge (%.120s) did not name an outcome "
                  "(exit %d)", x->judge, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     free(out);
@@ -225,11 +231,12 @@ static bool fails_as_recorded(void *arg)
     }
     const char *outcome = field[0], *detail = field[1];
     int code, sig;
-    char told[64];
+    char told[64], why[sizeof x->detail];
     ended = ended && sscanf(field[2], "%d %d", &code, &sig) == 2;
     if (ended && x->judge) {
-        ended = judged(x, outcome, code, sig, told, sizeof told);
+        ended = judged(x, outcome, code, sig, told, sizeof told, why, sizeof why);
         outcome = told;
+        detail = why[0] ? why : detail;
     }
     bool fails = false;
     if (ended) {
