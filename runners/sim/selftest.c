@@ -1009,45 +1009,51 @@ static uint64_t outcome_tw(void)
     return tw.appends * 0x9e3779b97f4a7c15ull ^ tw.waits;
 }
 
-static void test_sleep_sets_timed(void)
+/* dfs against dfs-sleep on generated programs 1 to last, unbounded and at
+ * bounds 0 to 2, wherever dfs ends within its limit: the same outcomes; and
+ * over a quarter of those searches reach more than one, or the programs race
+ * too little to test anything. */
+static void compare_generated(const char *what, void (*generate)(uint64_t seed, int arg), int arg,
+                              uint64_t (*program)(void), uint64_t last)
 {
-    static const struct { int kinds; uint64_t last; } passes[] = {
-        { 4, SANITIZED ? 22 : 400 }, { 5, SANITIZED ? 5 : 100 },
-    };
     outcome_set plain = { 0 }, sleep = { 0 };
-    for (size_t p = 0; p < 2; p++) {
-        int searches = 0, racy = 0;     /* racy: more than one outcome */
-        uint64_t plain_total = 0, sleep_total = 0;
-        for (uint64_t seed = 1; seed <= passes[p].last; seed++) {
-            tw_generate(seed, passes[p].kinds);
-            for (int bound = -1; bound <= 2; bound++) {
-                uint64_t pn, sn;
-                search_outcomes("dfs", bound, outcome_tw, SANITIZED ? 3000 : 10000, &plain, &pn);
-                if (!pn)
-                    continue;       /* too big to search unreduced (program 21 at bound 2: 2,380) */
-                search_outcomes("dfs-sleep", bound, outcome_tw, 10000, &sleep, &sn);
-                char b[8];
-                snprintf(b, sizeof b, bound < 0 ? "none" : "%d", bound);
-                CHECK(sn && same_outcomes(&plain, &sleep), "program %llu (%d kinds) bound %s: "
-                      "dfs reached %zu outcomes in %llu schedules, dfs-sleep %zu in %llu",
-                      (unsigned long long)seed, passes[p].kinds, b, plain.n,
-                      (unsigned long long)pn, sleep.n, (unsigned long long)sn);
-                searches++;
-                racy += plain.n > 1;
-                plain_total += pn;
-                sleep_total += sn;
-            }
+    int searches = 0, racy = 0;
+    uint64_t plain_total = 0, sleep_total = 0;
+    for (uint64_t seed = 1; seed <= last; seed++) {
+        generate(seed, arg);
+        for (int bound = -1; bound <= 2; bound++) {
+            uint64_t pn, sn;
+            search_outcomes("dfs", bound, program, SANITIZED ? 3000 : 10000, &plain, &pn);
+            if (!pn)
+                continue;           /* too big to search unreduced */
+            search_outcomes("dfs-sleep", bound, program, 10000, &sleep, &sn);
+            char b[8];
+            snprintf(b, sizeof b, bound < 0 ? "none" : "%d", bound);
+            CHECK(sn && same_outcomes(&plain, &sleep), "%s: program %llu bound %s: dfs reached "
+                  "%zu outcomes in %llu schedules, dfs-sleep %zu in %llu", what,
+                  (unsigned long long)seed, b, plain.n, (unsigned long long)pn, sleep.n,
+                  (unsigned long long)sn);
+            searches++;
+            racy += plain.n > 1;
+            plain_total += pn;
+            sleep_total += sn;
         }
-        printf("  %s: %llu programs, %d searches (%d with more than one outcome), dfs %llu "
-               "schedules, dfs-sleep %llu, same outcomes\n",
-               passes[p].kinds == 4 ? "timed waits" : "timed waits and sleeps",
-               (unsigned long long)passes[p].last, searches, racy,
-               (unsigned long long)plain_total, (unsigned long long)sleep_total);
-        CHECK(racy * 4 > searches, "only %d of %d searches reached more than one outcome",
-              racy, searches);
     }
+    printf("  %s: %llu programs, %d searches (%d with more than one outcome), dfs %llu "
+           "schedules, dfs-sleep %llu, same outcomes\n", what, (unsigned long long)last,
+           searches, racy, (unsigned long long)plain_total, (unsigned long long)sleep_total);
+    CHECK(racy * 4 > searches, "%s: only %d of %d searches reached more than one outcome", what,
+          racy, searches);
     free(plain.v);
     free(sleep.v);
+}
+
+/* Program 21 at bound 2 (2,380 schedules under dfs) is the one that went red
+ * without the rule: the sanitized builds' 22 programs keep it. */
+static void test_sleep_sets_timed(void)
+{
+    compare_generated("timed waits", tw_generate, 4, outcome_tw, SANITIZED ? 22 : 400);
+    compare_generated("timed waits and sleeps", tw_generate, 5, outcome_tw, SANITIZED ? 5 : 100);
     EXPECT_NO_LEAKS();
 }
 
@@ -1149,8 +1155,9 @@ static void lg_main(void *arg)
     }
 }
 
-static void lg_generate(uint64_t seed)
+static void lg_generate(uint64_t seed, int unused)
 {
+    (void)unused;
     if (!lg.shared)
         lg.shared = R->mutex_new();
     uint64_t x = seed * 0x9e3779b97f4a7c15ull + 11;
@@ -1183,38 +1190,10 @@ static uint64_t outcome_lg(void)
     return (lg.log[0] * 0x9e3779b97f4a7c15ull ^ lg.log[1]) * 0x9e3779b97f4a7c15ull ^ lg.shared_log;
 }
 
+/* Program 25 is the one that went red: the sanitized builds' 25 keep it. */
 static void test_sleep_sets_loops(void)
 {
-    outcome_set plain = { 0 }, sleep = { 0 };
-    int searches = 0;
-    uint64_t plain_total = 0, sleep_total = 0, programs = SANITIZED ? 25 : 200;
-    int racy = 0;               /* searches that reached more than one outcome */
-    for (uint64_t seed = 1; seed <= programs; seed++) {
-        lg_generate(seed);
-        for (int bound = -1; bound <= 2; bound++) {
-            uint64_t pn, sn;
-            search_outcomes("dfs", bound, outcome_lg, SANITIZED ? 3000 : 10000, &plain, &pn);
-            if (!pn)
-                continue;
-            search_outcomes("dfs-sleep", bound, outcome_lg, 10000, &sleep, &sn);
-            char b[8];
-            snprintf(b, sizeof b, bound < 0 ? "none" : "%d", bound);
-            CHECK(sn && same_outcomes(&plain, &sleep), "program %llu bound %s: dfs reached %zu "
-                  "outcomes in %llu schedules, dfs-sleep %zu in %llu", (unsigned long long)seed, b,
-                  plain.n, (unsigned long long)pn, sleep.n, (unsigned long long)sn);
-            searches++;
-            racy += plain.n > 1;
-            plain_total += pn;
-            sleep_total += sn;
-        }
-    }
-    printf("  %llu programs, %d searches (%d with more than one outcome), dfs %llu schedules, "
-           "dfs-sleep %llu, same outcomes\n", (unsigned long long)programs, searches, racy,
-           (unsigned long long)plain_total, (unsigned long long)sleep_total);
-    CHECK(racy * 4 > searches, "only %d of %d searches reached more than one outcome", racy,
-          searches);
-    free(plain.v);
-    free(sleep.v);
+    compare_generated("loops", lg_generate, 0, outcome_lg, SANITIZED ? 25 : 200);
     EXPECT_NO_LEAKS();
 }
 
