@@ -187,7 +187,7 @@ def test_a_replay_that_leaves_its_schedule_is_not_a_reproduction(tmp_path):
 
 
 @pytest.mark.parametrize("flags, words", [
-    (["--strategy", "nosuch"], "random, pos, surw, pct, dfs, dfs-sleep, delay"),
+    (["--strategy", "nosuch"], "random, pos, surw, pct, dfs, dfs-sleep, dpor, delay"),
     (["--strategy", "dfs", "--bound", "17"], "from 0 to 16, or none"),
     (["--strategy", "dfs", "--bound", "-1"], "from 0 to 16, or none"),
     (["--strategy", "dfs", "--bound", "two"], "from 0 to 16, or none"),
@@ -224,18 +224,19 @@ def test_a_fixs_bounded_search_is_pinned():
     assert r["sim"]["strategy"].startswith("delay(bound=2,"), r["sim"]["strategy"]
 
 
-def test_sleep_sets_prune_a_fixs_bounded_search():
+def test_sleep_sets_and_dpor_prune_a_fixs_bounded_search():
     """early_writer_drop.fixed at preemption bound 2: its first program is 37,567 schedules
-    under dfs and 30,801 under dfs-sleep, both searched to the end and clean. Fewer means
-    the reduction pruned something it must not (or the case changed: re-pin with the
-    reason); 37,567 means sleep sets no longer prune under a bound."""
+    under dfs, 30,801 under dfs-sleep and 28,064 under dpor, each searched to the end and
+    clean. Fewer means a reduction pruned something it must not (or the case changed:
+    re-pin with the reason); as many as the search before it means it no longer prunes."""
     counts = {}
-    for strategy, n in (("dfs", 37567), ("dfs-sleep", 30801)):
+    for strategy, n in (("dfs", 37567), ("dfs-sleep", 30801), ("dpor", 28064)):
         r = search("early_writer_drop", "fixed", "--strategy", strategy, "--bound", "2",
                    "--iterations", str(n + 1))
         first = r["sim"]["programs"][0]
         counts[strategy] = (first["schedules"], first["failures"], first["exhausted"])
-    assert counts == {"dfs": (37567, 0, True), "dfs-sleep": (30801, 0, True)}, counts
+    assert counts == {"dfs": (37567, 0, True), "dfs-sleep": (30801, 0, True),
+                      "dpor": (28064, 0, True)}, counts
 
 
 def test_dropped_writers_two_loop_program_keeps_the_bug_and_its_fix_is_searched_to_the_end():
@@ -307,23 +308,24 @@ def failing_variants() -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("case, variant", failing_variants(), ids=lambda x: x)
-def test_sleep_sets_still_find_every_bug_no_later_than_dfs(case, variant):
-    """Sleep sets skip reorderings of independent steps, never a failure: at preemption
-    bound 2, for the first run seed at which dfs finds the variant within 3,000 schedules,
-    dfs-sleep finds it too, with the same outcome, at a schedule no later. Only
-    shutdown_order.buggy needs a search here (schedule 1,164; the others fail on the first
-    schedule), so this guards gross breakage; the small programs of simtest's sleep_sets
-    tests guard the reduction itself."""
+def test_sleep_sets_and_dpor_still_find_every_bug_no_later_than_dfs(case, variant):
+    """Partial-order reduction skips reorderings of independent steps, never a failure: at
+    preemption bound 2, for the first run seed at which dfs finds the variant within 3,000
+    schedules, dfs-sleep and dpor find it too, with the same outcome, at a schedule no
+    later. Only shutdown_order.buggy needs a search here (schedule 1,164; the others fail
+    on the first schedule), so this guards gross breakage; the small programs of simtest's
+    sleep_sets tests guard the reductions themselves."""
     for seed in range(1, 6):
         plain = search(case, variant, "--strategy", "dfs", "--seed", str(seed),
                        "--iterations", "3000")["first_failure"]
         if plain:
             break
     assert plain, f"dfs found {case}.{variant} at none of run seeds 1-5: the test shows nothing"
-    reduced = search(case, variant, "--strategy", "dfs-sleep", "--seed", str(seed),
-                     "--iterations", str(plain["iteration"] + 1))["first_failure"]
-    assert reduced and reduced["outcome"] == plain["outcome"], (seed, plain, reduced)
-    assert reduced["iteration"] <= plain["iteration"], (seed, plain, reduced)
+    for strategy in ("dfs-sleep", "dpor"):
+        reduced = search(case, variant, "--strategy", strategy, "--seed", str(seed),
+                         "--iterations", str(plain["iteration"] + 1))["first_failure"]
+        assert reduced and reduced["outcome"] == plain["outcome"], (strategy, seed, plain, reduced)
+        assert reduced["iteration"] <= plain["iteration"], (strategy, seed, plain, reduced)
 
 
 # ---- strategies: PCT and POS must beat uniform random -----------------------------------

@@ -324,23 +324,26 @@ def test_fixed_clean_at_delay_bound_2(name, tmp_path):
     assert any(r["outcome"] == REPRODUCERS[name] for r in buggy), f"{name}: delay bound 2 missed the bug"
 
 
+@pytest.mark.parametrize("strategy", ("dfs-sleep", "dpor"))
 @pytest.mark.parametrize("name", sorted(REPRODUCERS))
-def test_fixed_clean_over_every_schedule_with_sleep_sets(name, tmp_path):
+def test_fixed_clean_over_every_schedule_with_partial_order_reduction(name, strategy, tmp_path):
     """Unbounded, dfs-sleep runs a schedule of every class that differs only in the order of
-    independent steps: the fix's search ends clean (88, 836 and 720 schedules when measured;
-    plain dfs: 836, 35,854 and 9,000), every schedule a different one and a second search
-    the very same ones, and the buggy variant's search finds the bug."""
+    independent steps, and dpor of every class a race tells apart: the fix's search ends
+    clean (lost_wakeup, queue_teardown and loop_wake: dfs-sleep 88, 836 and 720 schedules
+    when measured, dpor 36, 132 and 540; plain dfs: 836, 35,854 and 9,000), every schedule a
+    different one and a second search the very same ones, and the buggy variant's search
+    finds the bug."""
     exe = EXTERNAL / name
-    fixed = search(exe, "fixed", tmp_path / "a.state", 2000, "dfs-sleep", "none")
+    fixed = search(exe, "fixed", tmp_path / "a.state", 2000, strategy, "none")
     assert fixed[-1]["exhausted"], f"{name}: not exhausted in {len(fixed)} schedules"
     assert all(r["outcome"] == "ok" for r in fixed), [r for r in fixed if r["outcome"] != "ok"][:1]
     hashes = [r["hash"] for r in fixed]
     assert len(set(hashes)) == len(hashes), "the search ran a schedule twice"
-    again = search(exe, "fixed", tmp_path / "c.state", len(fixed) + 5, "dfs-sleep", "none")
+    again = search(exe, "fixed", tmp_path / "c.state", len(fixed) + 5, strategy, "none")
     assert [r["hash"] for r in again] == hashes
-    buggy = search(exe, "buggy", tmp_path / "b.state", 2000, "dfs-sleep", "none",
+    buggy = search(exe, "buggy", tmp_path / "b.state", 2000, strategy, "none",
                    stop_at_failure=True)
-    assert buggy[-1]["outcome"] == REPRODUCERS[name], f"{name}: dfs-sleep missed the bug"
+    assert buggy[-1]["outcome"] == REPRODUCERS[name], f"{name}: {strategy} missed the bug"
 
 
 APPENDS = r"""
@@ -387,23 +390,29 @@ int main(void)
 """
 
 
-def test_sleep_sets_reach_what_plain_dfs_reaches_on_a_users_program(tmp_path):
+def test_sleep_sets_and_dpor_reach_what_plain_dfs_reaches_on_a_users_program(tmp_path):
     """Two workers and main append to two locked logs, with work on their own mutexes in
-    between; the logs' orders are the outcomes. At bounds 1 and 2 plain dfs and dfs-sleep
-    both end and print the same set of orders, dfs-sleep in fewer schedules (53 and 726
-    against 41 and 190 when measured); unbounded, dfs-sleep ends (311) with all 12 orders,
-    where plain dfs had 4 of them after 15,000 schedules."""
+    between; the logs' orders are the outcomes. At bounds 1 and 2 plain dfs, dfs-sleep and
+    dpor all end and print the same set of orders, the reduced searches in fewer schedules
+    (dfs 53 and 726, dfs-sleep 41 and 190 when measured, dpor 21 and 68); unbounded,
+    dfs-sleep (311) and dpor (67) end with all 12 orders, where plain dfs had 4 of
+    them after 15,000 schedules."""
     exe = compile_c(tmp_path, "appends", APPENDS)
     for bound in ("1", "2"):
         plain = search(exe, None, tmp_path / f"dfs{bound}", 2000, "dfs", bound)
-        reduced = search(exe, None, tmp_path / f"sleep{bound}", 2000, "dfs-sleep", bound)
-        assert plain[-1]["exhausted"] and reduced[-1]["exhausted"], (bound, len(plain), len(reduced))
-        orders, reached = {r["stdout"] for r in plain}, {r["stdout"] for r in reduced}
-        assert reached == orders, (bound, sorted(orders - reached))
-        assert len(reduced) < len(plain), (bound, len(reduced), len(plain))
-    unbounded = search(exe, None, tmp_path / "unbounded", 2000, "dfs-sleep", "none")
-    seen = {r["stdout"] for r in unbounded}
-    assert unbounded[-1]["exhausted"] and len(seen) == 12, (len(unbounded), sorted(seen))
+        orders = {r["stdout"] for r in plain}
+        for strategy in ("dfs-sleep", "dpor"):
+            reduced = search(exe, None, tmp_path / f"{strategy}{bound}", 2000, strategy, bound)
+            assert plain[-1]["exhausted"] and reduced[-1]["exhausted"], \
+                (strategy, bound, len(plain), len(reduced))
+            reached = {r["stdout"] for r in reduced}
+            assert reached == orders, (strategy, bound, sorted(orders - reached))
+            assert len(reduced) < len(plain), (strategy, bound, len(reduced), len(plain))
+    for strategy in ("dfs-sleep", "dpor"):
+        unbounded = search(exe, None, tmp_path / f"{strategy}none", 2000, strategy, "none")
+        seen = {r["stdout"] for r in unbounded}
+        assert unbounded[-1]["exhausted"] and len(seen) == 12, \
+            (strategy, len(unbounded), sorted(seen))
 
 
 LOST_ADD = r"""

@@ -9,11 +9,11 @@
    max, and how many seeds found nothing within the cap): schedules on each runner the
    scheduler owns (--scheduled: sim, and the real loops under it, libuv_ctl, ...) with
    each strategy (random, pos, surw and pct sampling the natural scenario; dfs,
-   dfs-sleep and delay searching the documented one at bound 2, one program after
+   dfs-sleep, dpor and delay searching the documented one at bound 2, one program after
    another), beside iterations on a real runner, natural and chaos. The schedule counts
    do not depend on the machine's load: one seed is one schedule sequence.
 2. Depth: the smallest bound at which each search finds each buggy or partial variant
-   (delay bounding, and preemption bounding with and without sleep sets), searching one
+   (delay bounding, and preemption bounding with and without sleep sets and DPOR), searching one
    program after another
    (the documented scenario, exhaustive mode) within --search-cap schedules.
 3. Proof: each fixed and control variant searched at each bound: the programs searched
@@ -42,7 +42,7 @@ def report(case: str, *args: str, timeout: float = 900) -> dict:
 
 
 SAMPLERS = ("random", "pos", "surw", "pct")
-SEARCHES = ("dfs", "dfs-sleep", "delay")
+SEARCHES = ("dfs", "dfs-sleep", "dpor", "delay")
 
 
 def first_failure(case: str, runner: str, variant: str, mode: str, seed: int, cap: int,
@@ -175,7 +175,7 @@ def main() -> int:
                 failing = v["twin"] is None
                 if (failing and "2" in a.skip) or (not failing and "3" in a.skip):
                     continue
-                for strategy in ("delay", "dfs", "dfs-sleep"):
+                for strategy in ("delay", "dfs", "dfs-sleep", "dpor"):
                     for bound in bounds:
                         if strategy == "delay" and bound == "none":
                             continue    # unbounded, delay is dfs

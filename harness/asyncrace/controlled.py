@@ -38,8 +38,8 @@ from .results import atomic_write_json, atomic_write_text
 PRELOAD = ROOT / "build" / "lib" / "libasyncrace_sched.so"
 MODES = ("natural", "chaos", "exhaustive")
 MODE_STRATEGY = {"natural": "pos", "chaos": "pct", "exhaustive": "delay"}
-STRATEGIES = ("random", "pos", "surw", "pct", "dfs", "dfs-sleep", "delay")
-SEARCHES = ("dfs", "dfs-sleep", "delay")
+STRATEGIES = ("random", "pos", "surw", "pct", "dfs", "dfs-sleep", "dpor", "delay")
+SEARCHES = ("dfs", "dfs-sleep", "dpor", "delay")
 PROFILE_RUNS = 5
 MASK = 2**64 - 1
 ENDED_BY_SCHEDULER = {"deadlock": "deadlock", "step_bound": "hang", "uncontrolled": "uncontrolled"}

@@ -115,7 +115,7 @@ static void usage(const ar_case *c, const char *argv0)
            "       [--seed S] [--workers W] [--deadline-ms T] [--run-us U] [--trap]\n"
            "       [--status FILE] [--race-log FILE] [--list]\n"
            "  sim, *_ctl (a runner that owns the schedule):\n"
-           "        [--strategy random|pos|surw|pct|dfs|dfs-sleep|delay] [--bound P|none] [--pct-depth D]\n"
+           "        [--strategy random|pos|surw|pct|dfs|dfs-sleep|dpor|delay] [--bound P|none] [--pct-depth D]\n"
            "        [--step-bound N] [--schedule FILE [--explain PREFIX]] [--schedules DIR]\n"
            "        [--search-state FILE]\n\n"
            "  runners:  %s\n  variants: %s\n  modes:    %s\n\n"

@@ -141,12 +141,22 @@ static sim_strategy *make_delay(const sim_options *o, char *err, size_t n)
     return make_search(o, true, false, err, n);
 }
 
+static sim_strategy *make_dpor(const sim_options *o, char *err, size_t n)
+{
+    if (o->dfs_bound < -1 || o->dfs_bound > 64) {
+        snprintf(err, n, "%s bound must be 0..64 or -1 (none), got %d", o->strategy, o->dfs_bound);
+        return NULL;
+    }
+    return sim_dpor_new(o->dfs_bound);
+}
+
 static const struct {
     const char *name;
     make_fn *make;
 } strategies[] = {
     { "random", make_random }, { "pos", make_pos }, { "surw", make_surw }, { "pct", make_pct },
-    { "dfs", make_dfs }, { "dfs-sleep", make_dfs_sleep }, { "delay", make_delay },
+    { "dfs", make_dfs }, { "dfs-sleep", make_dfs_sleep }, { "dpor", make_dpor },
+    { "delay", make_delay },
 };
 
 const char *sim_strategy_names(void)

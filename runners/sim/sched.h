@@ -66,15 +66,27 @@ static inline bool sim_footprints_meet(const sim_footprint *a, const sim_footpri
            (a->bits[2] & b->bits[2]) || (a->bits[3] & b->bits[3]);
 }
 
+/* One task's step (from one scheduling point to its next) inside a chunk,
+ * and what it touched. */
+typedef struct sim_segment {
+    int task;
+    sim_footprint fp;
+} sim_segment;
+
 /* What ran between two decisions (or from the last one to the run's end): the
  * union footprint of every step, which tasks ran (as a mask of ids below 64;
  * many: one at 64 or above ran), and whether the task the decision chose
- * blocked or ended at its first point (it cannot go on right after its step). */
+ * blocked or ended at its first point (it cannot go on right after its step).
+ * seg: the same stretch cut into its steps, in order, the chosen task's first
+ * (a later step that touched nothing is left out); the core's buffer, valid
+ * until the next decision (DPOR reads it). */
 typedef struct sim_chunk {
     sim_footprint fp;
     uint64_t ran;
     bool ran_many;
     bool first_blocked;
+    const sim_segment *seg;
+    int nseg;
 } sim_chunk;
 
 /* The running task's current step touches object (kind, id). */

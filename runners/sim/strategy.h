@@ -17,6 +17,8 @@
  *           per run, depth first; knows when the bound is exhausted
  *   dfs-sleep  the same with sleep sets: skips reorderings of independent
  *           steps (partial-order reduction)
+ *   dpor    dfs-sleep with dynamic partial-order reduction: tries another
+ *           task at a decision only where a race asks for it
  *   delay   the same search, bounding delays (Emmi et al., POPL 2011): any
  *           step away from a round-robin default costs, also at blocking
  *           points, which CHESS leaves free
@@ -100,6 +102,10 @@ sim_strategy *sim_pct_new(int depth, uint64_t steps);
  * description counts the schedules run and, with sleep sets, the redundant
  * ones: runs that reached a decision where every option slept. */
 sim_strategy *sim_dfs_new(int bound, bool delays, bool sleep);
+/* dfs-sleep with source-DPOR (dpor.h): at each decision only the tasks a race
+ * of a run asks for. bound < 0: none. Its description also counts the races
+ * and the reversals they asked for. */
+sim_strategy *sim_dpor_new(int bound);
 
 /* Follows log (which must outlive the strategy); its divergence: where the
  * last run left the recorded schedule. */

@@ -48,7 +48,14 @@
  * In both, where the pruned schedule picked a the twin saves at least what
  * that pick cost. Not at yields, time-slice ends or where fairness holds a
  * task back: their costs and picks depend on what ran before.
+ *
+ * dpor is dfs-sleep where a new frame tries only its default; after each run
+ * the race analysis (dpor.c) adds the tasks that reverse the run's races, and
+ * a frame runs the ones it has not run (in option order, wherever they
+ * stand), within the bound and awake. A frame where fairness narrows the
+ * picks tries every task, as dfs does.
  */
+#include "dpor.h"
 #include "strategy.h"
 
 #include <limits.h>
@@ -84,13 +91,23 @@ typedef struct {
     uint64_t held_back;           /* tasks fairness keeps from running here (ids < 64) */
     int option;                   /* the one this schedule takes */
     int pre_before;               /* preemptions before this decision */
+    uint64_t backtrack, done;     /* dpor: the tasks to try here, and those tried */
 } frame;
 
 typedef struct {
     sim_strategy base;
     int bound;
     bool delays;                  /* delay bounding, else preemption bounding */
-    bool sleep;                   /* sleep sets (dfs-sleep) */
+    bool sleep;                   /* sleep sets (dfs-sleep, dpor) */
+    bool dpor;                    /* source-DPOR: only what races ask for */
+    sim_dpor races;
+    sim_dpor_event *ev;           /* dpor: this run's events */
+    size_t nev, capev, ev_cut;    /* ... and how many the analysis reads (a dead run's
+                                     end at its dead frame) */
+    uint64_t *en;                 /* dpor: each frame's runnable tasks, for the analysis */
+    size_t capen;
+    bool *free_at;                /* dpor under a bound: a switch at the frame is free */
+    size_t capfree;
     sleeper *pool;
     size_t npool, cappool;
     bool dead_run;                /* this run reached a frame where every option sleeps */
@@ -319,6 +336,62 @@ static bool allowed(const dfs *s, const frame *fr, int k)
            !held_back(fr, task) && !asleep(s, fr, task);
 }
 
+/* dpor: the frame's runnable tasks as a mask; all ones if an id is 64 or more. */
+static uint64_t runnable_mask(const dfs *s, const frame *fr)
+{
+    uint64_t m = 0;
+    for (uint32_t i = 0; i < fr->n; i++) {
+        int id = s->ids[fr->off + i];
+        if (id < 0 || id >= 64)
+            return ~0ull;
+        m |= 1ull << id;
+    }
+    return m;
+}
+
+/* dpor: a frame where the analysis does not choose, every option is tried:
+ * where fairness narrows the picks (a yield, a task held back) the analysis's
+ * reversal may be no pick dfs makes, and a task id of 64 or more has no bit. */
+static uint64_t first_backtrack(const dfs *s, const frame *fr)
+{
+    uint64_t all = runnable_mask(s, fr);
+    if (all == ~0ull || fr->held_back || (fr->eff == SIM_POINT_YIELD && fr->current >= 0))
+        return all;
+    return 1ull << option_task(s, fr, fr->option);
+}
+
+/* dpor: what ran since the decision at frame at (or the run's start, -1), as
+ * events: its first segment the decision chose, the others ran alone. */
+static void record(dfs *s, const sim_chunk *c, long at)
+{
+    s->ev = grow(s->ev, &s->capev, s->nev + (size_t)c->nseg, sizeof *s->ev);
+    for (int q = 0; q < c->nseg; q++)
+        s->ev[s->nev++] = (sim_dpor_event){ c->seg[q].task, q == 0 ? at : -1, c->seg[q].fp };
+}
+
+/* dpor: the run's races ask each frame for the tasks that reverse them. */
+static void analyse(dfs *s)
+{
+    s->en = grow(s->en, &s->capen, 2 * s->nf, sizeof *s->en);
+    uint64_t *bt = s->en + s->nf;
+    for (size_t i = 0; i < s->nf; i++) {
+        s->en[i] = runnable_mask(s, &s->f[i]);
+        bt[i] = s->f[i].backtrack;
+    }
+    size_t n = s->nev < s->ev_cut ? s->nev : s->ev_cut;
+    for (size_t k = 0; k < n; k++)
+        if (s->ev[k].frame >= (long)s->nf)
+            s->ev[k].frame = -1;
+    s->free_at = grow(s->free_at, &s->capfree, s->nf, sizeof *s->free_at);
+    for (size_t i = 0; i < s->nf; i++)
+        s->free_at[i] = s->f[i].current < 0 || s->f[i].eff == SIM_POINT_YIELD;
+    if (!sim_dpor_races(&s->races, s->ev, n, s->bound != INT_MAX ? s->free_at : NULL, s->en, bt))
+        for (size_t i = 0; i < s->nf; i++)
+            bt[i] = s->en[i];
+    for (size_t i = 0; i < s->nf; i++)
+        s->f[i].backtrack = bt[i];
+}
+
 static void begin(sim_strategy *st, uint64_t seed)
 {
     dfs *s = (dfs *)st;
@@ -329,6 +402,8 @@ static void begin(sim_strategy *st, uint64_t seed)
     s->slice_start = 0;
     s->last_task = 1;
     s->dead_run = false;
+    s->nev = 0;
+    s->ev_cut = SIZE_MAX;
     s->nondet[0] = '\0';
     for (int t = 0; t < 64; t++) {
         s->before[t] = s->ran_since[t] = 0;
@@ -356,6 +431,8 @@ static int pick(sim_strategy *st, const sim_decision_ctx *d)
     }
     if (s->depth > 0)
         s->f[s->depth - 1].got = *d->since;
+    if (s->dpor)
+        record(s, d->since, (long)s->depth - 1);
     if (s->depth < s->nf) {
         fr = &s->f[s->depth];
     } else {
@@ -373,8 +450,12 @@ static int pick(sim_strategy *st, const sim_decision_ctx *d)
         if (fr->option == (int)fr->n || s->dead_run) {   /* a schedule already run, reordered */
             fr->option = 0;
             fr->dead = true;
+            if (!s->dead_run)
+                s->ev_cut = s->nev;
             s->dead_run = true;
         }
+        if (s->dpor)
+            fr->backtrack = first_backtrack(s, fr);
     }
     s->preemptions += cost(s, fr, fr->option);
     int id = option_task(s, fr, fr->option);
@@ -411,6 +492,10 @@ static void end(sim_strategy *st, const sim_run_result *r)
     if (s->nf > 0) {
         s->f[s->nf - 1].got = r->tail;
         close_run(s, s->nf - 1, r->tail.first_blocked);
+        if (s->dpor) {
+            record(s, &r->tail, (long)s->nf - 1);
+            analyse(s);
+        }
     }
     while (s->nf > 0) {
         frame *fr = &s->f[s->nf - 1];
@@ -424,11 +509,22 @@ static void end(sim_strategy *st, const sim_run_result *r)
                                         whole_run ? fr->run : fr->got.fp });
                 fr->ex_n++;
             }
-            for (int k = fr->option + 1; k < (int)fr->n; k++)
-                if (allowed(s, fr, k)) {
-                    fr->option = k;
-                    return;
+            if (s->dpor) {
+                fr->done |= 1ull << option_task(s, fr, fr->option);
+                for (int k = 0; k < (int)fr->n; k++) {
+                    uint64_t bit = 1ull << option_task(s, fr, k);
+                    if ((fr->backtrack & bit) && !(fr->done & bit) && allowed(s, fr, k)) {
+                        fr->option = k;
+                        return;
+                    }
                 }
+            } else {
+                for (int k = fr->option + 1; k < (int)fr->n; k++)
+                    if (allowed(s, fr, k)) {
+                        fr->option = k;
+                        return;
+                    }
+            }
         }
         truncate_to(s, s->nf - 1);
     }
@@ -441,12 +537,16 @@ static void destroy(sim_strategy *st)
     free(s->f);
     free(s->ids);
     free(s->pool);
+    free(s->ev);
+    free(s->en);
+    free(s->free_at);
+    sim_dpor_free(&s->races);
     free(s);
 }
 
 static const char *kind_name(const dfs *s)
 {
-    return s->delays ? "delay" : s->sleep ? "dfs-sleep" : "dfs";
+    return s->delays ? "delay" : s->dpor ? "dpor" : s->sleep ? "dfs-sleep" : "dfs";
 }
 
 
@@ -475,9 +575,10 @@ static void save(const sim_strategy *st, FILE *f)
             s->nf, s->nids, s->npool);
     for (size_t i = 0; i < s->nf; i++) {
         const frame *fr = &s->f[i];
-        fprintf(f, "frame %u %u %d %d %u %u %d %d %u %u %u %llx %d", fr->off, fr->n,
+        fprintf(f, "frame %u %u %d %d %u %u %d %d %u %u %u %llx %d %llx %llx", fr->off, fr->n,
                 fr->current, fr->task, fr->kind, fr->eff, fr->option, fr->pre_before, fr->sl_off,
-                fr->sl_n, fr->ex_n, (unsigned long long)fr->held_back, fr->run_blocked);
+                fr->sl_n, fr->ex_n, (unsigned long long)fr->held_back, fr->run_blocked,
+                (unsigned long long)fr->backtrack, (unsigned long long)fr->done);
         save_fp(f, &fr->run);
         fputs("\n", f);
     }
@@ -497,12 +598,15 @@ static void save(const sim_strategy *st, FILE *f)
 static bool load_frame(FILE *f, frame *fr, size_t nids, size_t npool)
 {
     unsigned kind, eff;
-    unsigned long long held;
+    unsigned long long held, backtrack, done;
     int run_blocked;
-    if (fscanf(f, " frame %u %u %d %d %u %u %d %d %u %u %u %llx %d", &fr->off, &fr->n,
+    if (fscanf(f, " frame %u %u %d %d %u %u %d %d %u %u %u %llx %d %llx %llx", &fr->off, &fr->n,
                &fr->current, &fr->task, &kind, &eff, &fr->option, &fr->pre_before, &fr->sl_off,
-               &fr->sl_n, &fr->ex_n, &held, &run_blocked) != 13 || !load_fp(f, &fr->run))
+               &fr->sl_n, &fr->ex_n, &held, &run_blocked, &backtrack, &done) != 15 ||
+        !load_fp(f, &fr->run))
         return false;
+    fr->backtrack = backtrack;
+    fr->done = done;
     fr->run_blocked = run_blocked != 0;
     fr->kind = (uint8_t)kind;
     fr->eff = (uint8_t)eff;
@@ -573,10 +677,14 @@ static void describe(const sim_strategy *st, char *buf, size_t n)
     int k = snprintf(buf, n, "bound=%s, schedules=%llu%s", bound,
                      (unsigned long long)s->schedules, s->exhausted ? ", exhausted" : "");
     if (s->sleep && k >= 0 && (size_t)k < n)
-        snprintf(buf + k, n - (size_t)k, ", redundant=%llu", (unsigned long long)s->redundant);
+        k += snprintf(buf + k, n - (size_t)k, ", redundant=%llu", (unsigned long long)s->redundant);
+    if (s->dpor && k >= 0 && (size_t)k < n)
+        snprintf(buf + k, n - (size_t)k, ", races=%llu, reversals=%llu, widened=%llu",
+                 (unsigned long long)s->races.races, (unsigned long long)s->races.reversals,
+                 (unsigned long long)s->races.widened);
 }
 
-sim_strategy *sim_dfs_new(int bound, bool delays, bool sleep)
+static sim_strategy *make(int bound, bool delays, bool sleep, bool dpor)
 {
     if (delays && sleep)
         return NULL;
@@ -585,10 +693,21 @@ sim_strategy *sim_dfs_new(int bound, bool delays, bool sleep)
         return NULL;
     s->delays = delays;
     s->sleep = sleep;
+    s->dpor = dpor;
     s->base = (sim_strategy){ .name = kind_name(s), .begin = begin, .pick = pick,
                               .pick_value = pick_value, .end = end, .destroy = destroy,
                               .describe = describe, .divergence = divergence,
                               .exhausted = exhausted, .save = save, .restore = restore };
     s->bound = bound < 0 ? INT_MAX : bound;
     return &s->base;
+}
+
+sim_strategy *sim_dfs_new(int bound, bool delays, bool sleep)
+{
+    return make(bound, delays, sleep, false);
+}
+
+sim_strategy *sim_dpor_new(int bound)
+{
+    return make(bound, false, true, true);
 }
