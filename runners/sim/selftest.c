@@ -45,12 +45,16 @@ static uint64_t cpu_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static uint64_t step_ns;   /* non-zero: the virtual time of a step in the runs configured */
+
 static void configure(const char *strategy, int depth, int bound, uint64_t step_bound)
 {
     sim_options o = SIM_OPTIONS_DEFAULT;
     o.strategy = strategy;
     o.pct_depth = depth;
     o.dfs_bound = bound;
+    if (step_ns)
+        o.step_ns = step_ns;
     if (step_bound)
         o.step_bound = step_bound;
     char err[256];
@@ -1116,7 +1120,10 @@ static void test_sleep_sets_timed(void)
  * posts on to the other loop, or starts a 0 or 1 ms timer on its own loop
  * whose callback appends. A loop stops itself after its last callback.
  * dfs-sleep must reach what dfs reaches; it did not (program 25 at bound 0)
- * when a post's wake-up did not touch its loop. */
+ * when a post's wake-up did not touch its loop. The clock pass: steps of
+ * 0.25 ms, so a 1 ms timer comes due a few steps on, mid-run, and its
+ * callback appends to the shared log, whose order then depends on how many
+ * steps ran before it fired. */
 enum { LG_POST0, LG_POST1, LG_APPEND, LG_POSTER_KINDS };
 enum { LG_OWN_LOG, LG_SHARED_LOG, LG_FORWARD, LG_TIMER0, LG_TIMER1, LG_CALLBACK_KINDS };
 static struct {
@@ -1124,6 +1131,7 @@ static struct {
     ar_mutex *shared;
     int posters, ops[2][3], kinds[2][3], n_ops[2];
     int expected[2], done[2];
+    bool clock;                 /* the clock pass: timers append to the shared log */
     uint64_t log[2], shared_log;
 } lg;
 
@@ -1149,7 +1157,14 @@ static void lg_last(void *arg, bool cancelled)    /* a forwarded or timed callba
     lg_done(side);
 }
 
-static void lg_timer(void *arg) { lg_last(arg, false); }
+static void lg_timer(void *arg)
+{
+    if (!lg.clock)
+        return lg_last(arg, false);
+    int mark = (int)(intptr_t)arg;
+    lg_append_shared(mark);
+    lg_done(mark & 1);
+}
 
 /* arg: mark * 8 + kind, mark's low bit the loop it was posted to. */
 static void lg_callback(void *arg, bool cancelled)
@@ -1208,9 +1223,9 @@ static void lg_main(void *arg)
     }
 }
 
-static void lg_generate(uint64_t seed, int unused)
+static void lg_generate(uint64_t seed, int clock)
 {
-    (void)unused;
+    lg.clock = clock;
     if (!lg.shared)
         lg.shared = R->mutex_new();
     uint64_t x = seed * 0x9e3779b97f4a7c15ull + 11;
@@ -1247,6 +1262,9 @@ static uint64_t outcome_lg(void)
 static void test_sleep_sets_loops(void)
 {
     compare_generated("loops", lg_generate, 0, outcome_lg, 1, SANITIZED ? 25 : 200);
+    step_ns = 250000;
+    compare_generated("loops on the clock", lg_generate, 1, outcome_lg, 1, SANITIZED ? 25 : 200);
+    step_ns = 0;
     EXPECT_NO_LEAKS();
 }
 
