@@ -1263,7 +1263,7 @@ static void test_sleep_sets_loops(void)
 {
     compare_generated("loops", lg_generate, 0, outcome_lg, 1, SANITIZED ? 25 : 200);
     step_ns = 250000;
-    compare_generated("loops on the clock", lg_generate, 1, outcome_lg, 1, SANITIZED ? 25 : 200);
+    compare_generated("loops on the clock", lg_generate, 1, outcome_lg, 1, SANITIZED ? 20 : 200);
     step_ns = 0;
     EXPECT_NO_LEAKS();
 }
