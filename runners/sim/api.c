@@ -123,7 +123,8 @@ static sim_strategy *make_search(const sim_options *o, bool delays, bool sleep, 
         snprintf(err, n, "%s bound must be 0..64 or -1 (none), got %d", o->strategy, o->dfs_bound);
         return NULL;
     }
-    return sim_dfs_new(o->dfs_bound, delays, sleep);
+    return strcmp(o->strategy, "dpor") ? sim_dfs_new(o->dfs_bound, delays, sleep)
+                                        : sim_dpor_new(o->dfs_bound);
 }
 
 static sim_strategy *make_dfs(const sim_options *o, char *err, size_t n)
@@ -143,11 +144,7 @@ static sim_strategy *make_delay(const sim_options *o, char *err, size_t n)
 
 static sim_strategy *make_dpor(const sim_options *o, char *err, size_t n)
 {
-    if (o->dfs_bound < -1 || o->dfs_bound > 64) {
-        snprintf(err, n, "%s bound must be 0..64 or -1 (none), got %d", o->strategy, o->dfs_bound);
-        return NULL;
-    }
-    return sim_dpor_new(o->dfs_bound);
+    return make_search(o, false, true, err, n);
 }
 
 static const struct {

@@ -9,22 +9,10 @@
  * every task. An earlier toucher of a bit is ordered before the last one, so
  * only the last can race. */
 #include "dpor.h"
+#include "strategy.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static void *grow_to(void *p, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap)
-        return p;
-    size_t c = *cap ? *cap : 256;
-    while (c < need)
-        c *= 2;
-    if (!(p = realloc(p, c * size)))
-        abort();
-    *cap = c;
-    return p;
-}
 
 typedef struct {
     const sim_dpor_event *ev;
@@ -123,8 +111,8 @@ bool sim_dpor_races(sim_dpor *d, const sim_dpor_event *ev, size_t n, const bool 
         if (ev[k].task + 1 > w)
             w = ev[k].task + 1;
     }
-    d->clock = grow_to(d->clock, &d->cap_clock, (n ? n : 1) * (size_t)w, sizeof *d->clock);
-    d->preds = grow_to(d->preds, &d->cap_preds, 320, sizeof *d->preds);
+    d->clock = sim_grow(d->clock, &d->cap_clock, (n ? n : 1) * (size_t)w, sizeof *d->clock);
+    d->preds = sim_grow(d->preds, &d->cap_preds, 320, sizeof *d->preds);
     order o = { ev, d->clock, w };
     long last_task[64], last_bit[256], last_all = -1;
     for (int t = 0; t < 64; t++)

@@ -91,7 +91,7 @@ typedef struct {
     uint64_t held_back;           /* tasks fairness keeps from running here (ids < 64) */
     int option;                   /* the one this schedule takes */
     int pre_before;               /* preemptions before this decision */
-    uint64_t backtrack, done;     /* dpor: the tasks to try here, and those tried */
+    uint64_t backtrack;           /* dpor: the tasks to try here */
 } frame;
 
 typedef struct {
@@ -131,19 +131,6 @@ typedef struct {
     bool exhausted;
     char nondet[256];
 } dfs;
-
-static void *grow(void *p, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap)
-        return p;
-    size_t c = *cap ? *cap : 64;
-    while (c < need)
-        c *= 2;
-    if (!(p = realloc(p, c * size)))
-        abort();
-    *cap = c;
-    return p;
-}
 
 static int current_index(const frame *fr, const int *en)
 {
@@ -207,6 +194,16 @@ static bool sleepy(const dfs *s, const frame *fr)
     return s->bound == INT_MAX || (!s->delays && fr->eff != KIND_SLICE_OVER);
 }
 
+/* dpor: the frame has run task's option (its explored sleepers, the pool
+ * after those asleep there). */
+static bool tried(const dfs *s, const frame *fr, int task)
+{
+    for (uint32_t i = fr->sl_n; i < fr->sl_n + fr->ex_n; i++)
+        if (s->pool[fr->sl_off + i].task == task)
+            return true;
+    return false;
+}
+
 static bool asleep(const dfs *s, const frame *fr, int task)
 {
     for (uint32_t i = 0; i < fr->sl_n; i++)
@@ -225,7 +222,7 @@ static bool stays_asleep(const sleeper *e, const sim_chunk *c)
 
 static void pool_push(dfs *s, sleeper e)
 {
-    s->pool = grow(s->pool, &s->cappool, s->npool + 1, sizeof *s->pool);
+    s->pool = sim_grow(s->pool, &s->cappool, s->npool + 1, sizeof *s->pool);
     s->pool[s->npool++] = e;
 }
 
@@ -364,7 +361,7 @@ static uint64_t first_backtrack(const dfs *s, const frame *fr)
  * events: its first segment the decision chose, the others ran alone. */
 static void record(dfs *s, const sim_chunk *c, long at)
 {
-    s->ev = grow(s->ev, &s->capev, s->nev + (size_t)c->nseg, sizeof *s->ev);
+    s->ev = sim_grow(s->ev, &s->capev, s->nev + (size_t)c->nseg, sizeof *s->ev);
     for (int q = 0; q < c->nseg; q++)
         s->ev[s->nev++] = (sim_dpor_event){ c->seg[q].task, q == 0 ? at : -1, c->seg[q].fp };
 }
@@ -372,17 +369,14 @@ static void record(dfs *s, const sim_chunk *c, long at)
 /* dpor: the run's races ask each frame for the tasks that reverse them. */
 static void analyse(dfs *s)
 {
-    s->en = grow(s->en, &s->capen, 2 * s->nf, sizeof *s->en);
+    s->en = sim_grow(s->en, &s->capen, 2 * s->nf, sizeof *s->en);
     uint64_t *bt = s->en + s->nf;
     for (size_t i = 0; i < s->nf; i++) {
         s->en[i] = runnable_mask(s, &s->f[i]);
         bt[i] = s->f[i].backtrack;
     }
     size_t n = s->nev < s->ev_cut ? s->nev : s->ev_cut;
-    for (size_t k = 0; k < n; k++)
-        if (s->ev[k].frame >= (long)s->nf)
-            s->ev[k].frame = -1;
-    s->free_at = grow(s->free_at, &s->capfree, s->nf, sizeof *s->free_at);
+    s->free_at = sim_grow(s->free_at, &s->capfree, s->nf, sizeof *s->free_at);
     for (size_t i = 0; i < s->nf; i++)
         s->free_at[i] = s->f[i].current < 0 || s->f[i].eff == SIM_POINT_YIELD;
     if (!sim_dpor_races(&s->races, s->ev, n, s->bound != INT_MAX ? s->free_at : NULL, s->en, bt))
@@ -436,8 +430,8 @@ static int pick(sim_strategy *st, const sim_decision_ctx *d)
     if (s->depth < s->nf) {
         fr = &s->f[s->depth];
     } else {
-        s->f = grow(s->f, &s->capf, s->nf + 1, sizeof *s->f);
-        s->ids = grow(s->ids, &s->capids, s->nids + (size_t)d->n, sizeof *s->ids);
+        s->f = sim_grow(s->f, &s->capf, s->nf + 1, sizeof *s->f);
+        s->ids = sim_grow(s->ids, &s->capids, s->nids + (size_t)d->n, sizeof *s->ids);
         memcpy(s->ids + s->nids, d->enabled, (size_t)d->n * sizeof *d->enabled);
         fr = &s->f[s->nf++];
         *fr = (frame){ .off = (uint32_t)s->nids, .n = (uint32_t)d->n, .current = d->current,
@@ -510,10 +504,9 @@ static void end(sim_strategy *st, const sim_run_result *r)
                 fr->ex_n++;
             }
             if (s->dpor) {
-                fr->done |= 1ull << option_task(s, fr, fr->option);
                 for (int k = 0; k < (int)fr->n; k++) {
-                    uint64_t bit = 1ull << option_task(s, fr, k);
-                    if ((fr->backtrack & bit) && !(fr->done & bit) && allowed(s, fr, k)) {
+                    int task = option_task(s, fr, k);
+                    if ((fr->backtrack >> task & 1) && !tried(s, fr, task) && allowed(s, fr, k)) {
                         fr->option = k;
                         return;
                     }
@@ -575,10 +568,10 @@ static void save(const sim_strategy *st, FILE *f)
             s->nf, s->nids, s->npool);
     for (size_t i = 0; i < s->nf; i++) {
         const frame *fr = &s->f[i];
-        fprintf(f, "frame %u %u %d %d %u %u %d %d %u %u %u %llx %d %llx %llx", fr->off, fr->n,
+        fprintf(f, "frame %u %u %d %d %u %u %d %d %u %u %u %llx %d %llx", fr->off, fr->n,
                 fr->current, fr->task, fr->kind, fr->eff, fr->option, fr->pre_before, fr->sl_off,
                 fr->sl_n, fr->ex_n, (unsigned long long)fr->held_back, fr->run_blocked,
-                (unsigned long long)fr->backtrack, (unsigned long long)fr->done);
+                (unsigned long long)fr->backtrack);
         save_fp(f, &fr->run);
         fputs("\n", f);
     }
@@ -598,15 +591,14 @@ static void save(const sim_strategy *st, FILE *f)
 static bool load_frame(FILE *f, frame *fr, size_t nids, size_t npool)
 {
     unsigned kind, eff;
-    unsigned long long held, backtrack, done;
+    unsigned long long held, backtrack;
     int run_blocked;
-    if (fscanf(f, " frame %u %u %d %d %u %u %d %d %u %u %u %llx %d %llx %llx", &fr->off, &fr->n,
+    if (fscanf(f, " frame %u %u %d %d %u %u %d %d %u %u %u %llx %d %llx", &fr->off, &fr->n,
                &fr->current, &fr->task, &kind, &eff, &fr->option, &fr->pre_before, &fr->sl_off,
-               &fr->sl_n, &fr->ex_n, &held, &run_blocked, &backtrack, &done) != 15 ||
+               &fr->sl_n, &fr->ex_n, &held, &run_blocked, &backtrack) != 14 ||
         !load_fp(f, &fr->run))
         return false;
     fr->backtrack = backtrack;
-    fr->done = done;
     fr->run_blocked = run_blocked != 0;
     fr->kind = (uint8_t)kind;
     fr->eff = (uint8_t)eff;
