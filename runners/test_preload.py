@@ -618,23 +618,32 @@ def built_tokio(tmp_path: Path) -> None:
         assert ok, text
 
 
+TOKIO_ARGV = [TOKIO, "--variant", "buggy", "--iterations", "1", "--exit-on-panic"]
+
+
+def tokio_panic(tmp_path: Path) -> tuple[dict, Path]:
+    """The first uniformly random schedule of the tokio original that panics: (its
+    result, its schedule file)."""
+    built_tokio(tmp_path)
+    schedule = tmp_path / "s.json"
+    for seed in range(1, 151):
+        res, done = run(TOKIO_ARGV, env={"ASYNCRACE_STRATEGY": "random",
+                                         "ASYNCRACE_SEED": str(seed),
+                                         "ASYNCRACE_POINTS": TOKIO_POINTS,
+                                         "ASYNCRACE_SCHEDULE": str(schedule)})
+        if done.returncode == 101:
+            assert res["outcome"] == "exit" and "producer" in done.stdout + done.stderr, res
+            return res, schedule
+    pytest.fail("no panic in 150 random schedules")
+
+
 def test_the_tokio_original_panics_and_replays(tmp_path):
     """The unmodified tokio program: uniformly random schedules find the producer's panic
     (16 schedules median, 68 at most over 20 seeds: docs/preload.md), its schedule replays
     to the same panic with the same decisions, and without the named points every run
     ends named as a spin (the worker polls two tasks without a system call)."""
-    built_tokio(tmp_path)
-    argv = [TOKIO, "--variant", "buggy", "--iterations", "1", "--exit-on-panic"]
-    for seed in range(1, 151):
-        schedule = tmp_path / "s.json"
-        res, done = run(argv, env={"ASYNCRACE_STRATEGY": "random", "ASYNCRACE_SEED": str(seed),
-                                   "ASYNCRACE_POINTS": TOKIO_POINTS,
-                                   "ASYNCRACE_SCHEDULE": str(schedule)})
-        if done.returncode == 101:
-            break
-    else:
-        pytest.fail("no panic in 150 random schedules")
-    assert res["outcome"] == "exit" and "producer" in done.stdout + done.stderr, res
+    argv = TOKIO_ARGV
+    res, schedule = tokio_panic(tmp_path)
     for _ in range(3):
         again, replayed = run(argv, env={"ASYNCRACE_REPLAY": str(schedule),
                                          "ASYNCRACE_POINTS": TOKIO_POINTS})
@@ -642,3 +651,31 @@ def test_the_tokio_original_panics_and_replays(tmp_path):
         assert again["hash"] == res["hash"]
     spun, _ = run(argv, env={"ASYNCRACE_STRATEGY": "random", "ASYNCRACE_STUCK_MS": "300"})
     assert spun["outcome"] == "uncontrolled" and "a task spins" in spun["detail"], spun
+
+
+def test_the_tokio_originals_panic_is_explained(tmp_path):
+    """The explainer on the tokio original's panic (a forked process per try, about 45 s):
+    fewer decisions left than the failing schedule departed by, each needed; the minimal
+    schedule replays to the same panic; the stacks reach the program (tokio's frames or
+    the scenario's); and against the default schedule the critical decisions are exactly
+    the minimal schedule's departures."""
+    res, schedule = tokio_panic(tmp_path)
+    prefix = tmp_path / "x"
+    _, done = run(TOKIO_ARGV, env={"ASYNCRACE_REPLAY": str(schedule),
+                                   "ASYNCRACE_POINTS": TOKIO_POINTS,
+                                   "ASYNCRACE_EXPLAIN": str(prefix)}, timeout=600)
+    assert done.returncode == 0, done.stderr
+    told = json.loads(Path(f"{prefix}.explain.json").read_text())
+    assert told["outcome"] == res["outcome"] and told["runner"] == "preload", told
+    assert 1 <= told["critical_count"] < told["deviations"], told
+    assert len(told["critical"]) == told["critical_count"]
+    assert all(c["needed"] for c in told["critical"]), told["critical"]
+    again, replayed = run(TOKIO_ARGV, env={"ASYNCRACE_REPLAY": told["minimal_schedule"],
+                                           "ASYNCRACE_POINTS": TOKIO_POINTS})
+    minimal = json.loads(Path(told["minimal_schedule"]).read_text())
+    assert replayed.returncode == 101 and again["replayed"] and not again["diverged"], again
+    assert again["hash"] == minimal["hash"], again
+    if told["base_seed"] == -1:
+        assert [c["decision"] for c in told["critical"]] == departures_from_default(minimal)
+    sources = {f["module"] for c in told["critical"] for f in c["stack"] if "module" in f}
+    assert str(TOKIO) in sources, sources

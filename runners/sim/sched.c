@@ -31,6 +31,7 @@ struct sim_task {
     uint64_t deadline;
     sim_task *t_prev, *t_next; /* the timed list, by (deadline, id) */
     sim_wait_info wait;
+    int wait_kind;             /* a timed wait's footprint kind (waited_kind), -1 for none */
     sim_waitq joiners;
     sim_event next;            /* what it does when it runs next (the decisions' events) */
     uint64_t steps;            /* its own scheduling points so far (names its decisions) */
@@ -576,11 +577,9 @@ static int waited_kind(const char *object)
  * plain sleep waits on nothing a peer touches: it is left out. */
 static void clock_touches(void)
 {
-    for (sim_task *t = S->timed; t; t = t->t_next) {
-        int kind = waited_kind(t->wait.object);
-        if (kind >= 0)
-            sim_touch((sim_object_kind)kind, t->wait.id);
-    }
+    for (sim_task *t = S->timed; t; t = t->t_next)
+        if (t->wait_kind >= 0)
+            sim_touch((sim_object_kind)t->wait_kind, t->wait.id);
 }
 
 static void step(const char *point)
@@ -712,8 +711,10 @@ bool sim_wait(sim_waitq *q, const sim_wait_info *why, uint64_t deadline_ns)
     cur->timed_out = false;
     S->n_blocked++;
     runnable_remove(cur);
-    if (deadline_ns)
+    if (deadline_ns) {
+        cur->wait_kind = waited_kind(why->object);  /* once: every step reads it */
         timed_insert(cur, deadline_ns);
+    }
     step(why->what);
     chunk_point(cur, true);
     sim_task *next = pick(why->what, why->id, SIM_POINT_BLOCKED, cur, why->idle);

@@ -347,12 +347,12 @@ static uint64_t runnable_mask(const dfs *s, const frame *fr)
 }
 
 /* dpor: a frame where the analysis does not choose, every option is tried:
- * where fairness narrows the picks (a yield, a task held back) the analysis's
- * reversal may be no pick dfs makes, and a task id of 64 or more has no bit. */
+ * at a yield the analysis's reversal may be the pick fairness forbids (the
+ * yielder), and a task id of 64 or more has no bit. */
 static uint64_t first_backtrack(const dfs *s, const frame *fr)
 {
     uint64_t all = runnable_mask(s, fr);
-    if (all == ~0ull || fr->held_back || (fr->eff == SIM_POINT_YIELD && fr->current >= 0))
+    if (all == ~0ull || (fr->eff == SIM_POINT_YIELD && fr->current >= 0))
         return all;
     return 1ull << option_task(s, fr, fr->option);
 }
@@ -372,7 +372,11 @@ static void analyse(dfs *s)
     s->en = sim_grow(s->en, &s->capen, 2 * s->nf, sizeof *s->en);
     uint64_t *bt = s->en + s->nf;
     for (size_t i = 0; i < s->nf; i++) {
+        /* a task fairness holds back cannot be picked there: a reversal
+         * that starts with it widens to every task that can */
         s->en[i] = runnable_mask(s, &s->f[i]);
+        if (s->en[i] != ~0ull)
+            s->en[i] &= ~s->f[i].held_back;
         bt[i] = s->f[i].backtrack;
     }
     size_t n = s->nev < s->ev_cut ? s->nev : s->ev_cut;
