@@ -140,12 +140,13 @@ bool sim_dpor_races(sim_dpor *d, const sim_dpor_event *ev, size_t n, const bool 
         memset(c, 0, (size_t)w * sizeof *c);
         for (size_t p = 0; p < np; p++) {
             size_t q = (size_t)d->preds[p];
+            if (c[ev[q].task] > q)
+                continue;       /* q happens before one merged already: its clock is in */
             const uint32_t *cq = d->clock + q * (size_t)w;
             for (int t = 0; t < w; t++)
                 if (cq[t] > c[t])
                     c[t] = cq[t];
-            if ((uint32_t)q + 1 > c[ev[q].task])
-                c[ev[q].task] = (uint32_t)q + 1;
+            c[ev[q].task] = (uint32_t)q + 1;
         }
         /* Races: a direct predecessor of another task that comes after no
          * other direct predecessor (else the two are ordered through it). */

@@ -127,6 +127,7 @@ typedef struct {
      * run before it may run again at a free decision, and since its last idle
      * wait, the tasks enabled at every decision and the tasks that ran. */
     uint64_t before[64], enabled_since[64], ran_since[64];
+    uint64_t seen, en_all, ran_all; /* tasks seen this run; every decision's enabled ANDed, ran ORed */
     uint64_t schedules;
     bool exhausted;
     char nondet[256];
@@ -300,7 +301,20 @@ static uint64_t fairness(dfs *s, const sim_decision_ctx *d)
     for (int i = 0; i < d->n; i++)
         if (d->enabled[i] < 64)
             en |= 1ull << d->enabled[i];
-    for (int t = 0; t < 64; t++) {
+    /* Only the tasks seen so far (the loop ran over all 64 at every decision:
+     * 15 % of early_writer_drop's dpor search); one seen now starts from what
+     * every decision before would have left it. */
+    for (uint64_t m = (en | ran) & ~s->seen; m; m &= m - 1) {
+        int t = __builtin_ctzll(m);
+        s->before[t] = 0;
+        s->enabled_since[t] = s->en_all;
+        s->ran_since[t] = s->ran_all;
+    }
+    s->seen |= en | ran;
+    s->en_all &= en;
+    s->ran_all |= ran;
+    for (uint64_t m = s->seen; m; m &= m - 1) {
+        int t = __builtin_ctzll(m);
         s->before[t] &= ~ran;
         s->enabled_since[t] &= en;
         s->ran_since[t] |= ran;
@@ -403,10 +417,8 @@ static void begin(sim_strategy *st, uint64_t seed)
     s->nev = 0;
     s->ev_cut = SIZE_MAX;
     s->nondet[0] = '\0';
-    for (int t = 0; t < 64; t++) {
-        s->before[t] = s->ran_since[t] = 0;
-        s->enabled_since[t] = ~0ull;
-    }
+    s->seen = s->ran_all = 0;
+    s->en_all = ~0ull;
 }
 
 static int pick(sim_strategy *st, const sim_decision_ctx *d)
