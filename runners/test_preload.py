@@ -247,9 +247,20 @@ def test_explain_cuts_a_failure_to_the_decisions_it_turns_on(name, tmp_path):
     reaches the program's source."""
     exe = EXTERNAL / name
     res, schedule = pct_first_failure(exe, tmp_path)
-    prefix = tmp_path / "x"
-    _, done = run([exe, "--variant", "buggy"], env={"ASYNCRACE_REPLAY": str(schedule),
-                                                    "ASYNCRACE_EXPLAIN": str(prefix)})
+    told, _ = explained([exe, "--variant", "buggy"], {}, res, schedule, tmp_path / "x")
+    if told["base_seed"] != -1:   # the default fails too: a random passing one is the base
+        assert name == "queue_teardown", told
+
+
+def explained(argv: list, env: dict, res: dict, schedule: Path, prefix: Path) -> dict:
+    """The scheduler's explanation of a failing schedule (one forked process per try),
+    checked against the schedules themselves: the minimal schedule replays to the same
+    failure with its own decisions; where the default schedule is what it measures against,
+    the departures it counts are the failing schedule's own, and the decisions it calls
+    critical are exactly the minimal schedule's departures from the default; each stack
+    reaches the program (argv[0]). Returns what it told and the minimal schedule's replay."""
+    _, done = run(argv, env={**env, "ASYNCRACE_REPLAY": str(schedule),
+                             "ASYNCRACE_EXPLAIN": str(prefix)}, timeout=600)
     assert done.returncode == 0, done.stderr
     told = json.loads(Path(f"{prefix}.explain.json").read_text())
     assert told["outcome"] == res["outcome"] and told["runner"] == "preload", told
@@ -257,16 +268,15 @@ def test_explain_cuts_a_failure_to_the_decisions_it_turns_on(name, tmp_path):
     assert len(told["critical"]) == told["critical_count"]
     assert all(c["needed"] for c in told["critical"]), told["critical"]
     minimal = json.loads(Path(told["minimal_schedule"]).read_text())
-    again, _ = run([exe, "--variant", "buggy"], env={"ASYNCRACE_REPLAY": told["minimal_schedule"]})
+    again, _ = run(argv, env={**env, "ASYNCRACE_REPLAY": told["minimal_schedule"]})
     assert again["replayed"] and not again["diverged"], again
     assert again["outcome"] == res["outcome"] and again["hash"] == minimal["hash"], again
     if told["base_seed"] == -1:   # measured against the default schedule
         assert told["deviations"] == len(departures_from_default(json.loads(schedule.read_text())))
         assert [c["decision"] for c in told["critical"]] == departures_from_default(minimal)
-    else:                          # the default fails too: a random passing one is the base
-        assert name == "queue_teardown", told
     sources = {f["module"] for c in told["critical"] for f in c["stack"] if "module" in f}
-    assert str(exe) in sources, sources
+    assert str(argv[0]) in sources, sources
+    return told, again
 
 
 def test_explain_refuses_a_schedule_that_does_not_fail_or_is_missing(tmp_path):
@@ -292,14 +302,16 @@ def test_the_decisions_around_a_critical_one_name_points_and_values():
 
 
 def search(exe: Path, variant: str | None, state: Path, cap: int, strategy: str = "delay",
-           bound: str = "2", stop_at_failure: bool = False) -> list[dict]:
+           bound: str = "2", stop_at_failure: bool = False, args: tuple = (),
+           env: dict | None = None) -> list[dict]:
     """A search (delay bound 2 unless said), one process per schedule, to its end (or cap,
-    or its first failure): each schedule's result, with what the program printed."""
+    or its first failure): each schedule's result, with what the program printed. args and
+    env: more of each for every process."""
     results = []
     while len(results) < cap:
-        res, done = run([exe, *(("--variant", variant) if variant else ())],
+        res, done = run([exe, *(("--variant", variant) if variant else ()), *args],
                         env={"ASYNCRACE_STRATEGY": strategy, "ASYNCRACE_BOUND": bound,
-                             "ASYNCRACE_SEARCH_STATE": str(state)})
+                             "ASYNCRACE_SEARCH_STATE": str(state), **(env or {})})
         res["stdout"] = done.stdout.strip()
         results.append(res)
         if res["exhausted"] or (stop_at_failure and res["outcome"] != "ok"):
@@ -642,57 +654,31 @@ def test_the_tokio_original_panics_and_replays(tmp_path):
     (16 schedules median, 68 at most over 20 seeds: docs/preload.md), its schedule replays
     to the same panic with the same decisions, and without the named points every run
     ends named as a spin (the worker polls two tasks without a system call)."""
-    argv = TOKIO_ARGV
     res, schedule = tokio_panic(tmp_path)
     for _ in range(3):
-        again, replayed = run(argv, env={"ASYNCRACE_REPLAY": str(schedule),
+        again, replayed = run(TOKIO_ARGV, env={"ASYNCRACE_REPLAY": str(schedule),
                                          "ASYNCRACE_POINTS": TOKIO_POINTS})
         assert replayed.returncode == 101 and not again["diverged"], again
         assert again["hash"] == res["hash"]
-    spun, _ = run(argv, env={"ASYNCRACE_STRATEGY": "random", "ASYNCRACE_STUCK_MS": "300"})
+    spun, _ = run(TOKIO_ARGV, env={"ASYNCRACE_STRATEGY": "random", "ASYNCRACE_STUCK_MS": "300"})
     assert spun["outcome"] == "uncontrolled" and "a task spins" in spun["detail"], spun
 
 
 def test_the_tokio_originals_panic_is_explained(tmp_path):
-    """The explainer on the tokio original's panic (a forked process per try, about 45 s):
-    fewer decisions left than the failing schedule departed by, each needed; the minimal
-    schedule replays to the same panic; the stacks reach the program (tokio's frames or
-    the scenario's); and against the default schedule the critical decisions are exactly
-    the minimal schedule's departures."""
+    """The explainer on the tokio original's panic (a forked process per try, 18 s when
+    measured: 27 departures cut to 6), checked as the C programs' are (explained() above),
+    and it must leave fewer decisions than the failing schedule departed by."""
     res, schedule = tokio_panic(tmp_path)
-    prefix = tmp_path / "x"
-    _, done = run(TOKIO_ARGV, env={"ASYNCRACE_REPLAY": str(schedule),
-                                   "ASYNCRACE_POINTS": TOKIO_POINTS,
-                                   "ASYNCRACE_EXPLAIN": str(prefix)}, timeout=600)
-    assert done.returncode == 0, done.stderr
-    told = json.loads(Path(f"{prefix}.explain.json").read_text())
-    assert told["outcome"] == res["outcome"] and told["runner"] == "preload", told
-    assert 1 <= told["critical_count"] < told["deviations"], told
-    assert len(told["critical"]) == told["critical_count"]
-    assert all(c["needed"] for c in told["critical"]), told["critical"]
-    again, replayed = run(TOKIO_ARGV, env={"ASYNCRACE_REPLAY": told["minimal_schedule"],
-                                           "ASYNCRACE_POINTS": TOKIO_POINTS})
-    minimal = json.loads(Path(told["minimal_schedule"]).read_text())
-    assert replayed.returncode == 101 and again["replayed"] and not again["diverged"], again
-    assert again["hash"] == minimal["hash"], again
-    if told["base_seed"] == -1:
-        assert [c["decision"] for c in told["critical"]] == departures_from_default(minimal)
-    sources = {f["module"] for c in told["critical"] for f in c["stack"] if "module" in f}
-    assert str(TOKIO) in sources, sources
+    told, again = explained(TOKIO_ARGV, {"ASYNCRACE_POINTS": TOKIO_POINTS}, res, schedule,
+                            tmp_path / "x")
+    assert told["critical_count"] < told["deviations"], told
+    assert again["detail"] == res["detail"] == "exit(101) from task 1", again   # the panic
 
 
 def tokio_search(variant: str, state: Path, cap: int, strategy: str, bound: str) -> list[dict]:
-    """One search of the tokio original (a process per schedule, one iteration each) to its
-    end or cap: each schedule's result."""
-    results = []
-    while len(results) < cap:
-        res, _ = run([TOKIO, "--variant", variant, "--iterations", "1", "--exit-on-panic"],
-                     env={"ASYNCRACE_STRATEGY": strategy, "ASYNCRACE_BOUND": bound,
-                          "ASYNCRACE_SEARCH_STATE": str(state), "ASYNCRACE_POINTS": TOKIO_POINTS})
-        results.append(res)
-        if res["exhausted"]:
-            break
-    return results
+    """search() on the tokio original: one iteration per process, its named points."""
+    return search(TOKIO, variant, state, cap, strategy, bound, args=TOKIO_ARGV[3:],
+                  env={"ASYNCRACE_POINTS": TOKIO_POINTS})
 
 
 def test_the_tokio_fix_is_clean_over_every_schedule_without_a_preemption(tmp_path):

@@ -1,24 +1,9 @@
 /* log.c: the decision log, its hash, its compact string and its JSON. */
 #include "log.h"
+#include "grow.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static void *grow(void *p, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap)
-        return p;
-    size_t cap2 = *cap ? *cap : 64;
-    while (cap2 < need)
-        cap2 *= 2;
-    p = realloc(p, cap2 * size);
-    if (!p) {
-        fputs("sim: out of memory (decision log)\n", stderr);
-        abort();
-    }
-    *cap = cap2;
-    return p;
-}
 
 void sim_log_reset(sim_log *log)
 {
@@ -38,8 +23,8 @@ void sim_log_free(sim_log *log)
 void sim_log_add_task(sim_log *log, uint64_t step, const char *point, long arg, int task,
                       int point_kind, const int *enabled, int n, int chose)
 {
-    log->d = grow(log->d, &log->cap, log->n + 1, sizeof *log->d);
-    log->ids = grow(log->ids, &log->cap_ids, log->n_ids + (size_t)n, sizeof *log->ids);
+    log->d = sim_grow(log->d, &log->cap, log->n + 1, sizeof *log->d);
+    log->ids = sim_grow(log->ids, &log->cap_ids, log->n_ids + (size_t)n, sizeof *log->ids);
     for (int i = 0; i < n; i++)
         log->ids[log->n_ids + (size_t)i] = enabled[i];
     log->d[log->n++] = (sim_decision){
@@ -53,7 +38,7 @@ void sim_log_add_task(sim_log *log, uint64_t step, const char *point, long arg, 
 void sim_log_add_value(sim_log *log, uint64_t step, const char *point, int task,
                        uint64_t range, uint64_t chose)
 {
-    log->d = grow(log->d, &log->cap, log->n + 1, sizeof *log->d);
+    log->d = sim_grow(log->d, &log->cap, log->n + 1, sizeof *log->d);
     log->d[log->n++] = (sim_decision){
         .step = step, .point = point, .task = task, .kind = SIM_DECISION_VALUE,
         .n = (uint32_t)(range > UINT32_MAX ? UINT32_MAX : range), .chose = chose,
@@ -63,8 +48,8 @@ void sim_log_add_value(sim_log *log, uint64_t step, const char *point, int task,
 void sim_log_copy(sim_log *dst, const sim_log *src)
 {
     sim_log_reset(dst);
-    dst->d = grow(dst->d, &dst->cap, src->n, sizeof *dst->d);
-    dst->ids = grow(dst->ids, &dst->cap_ids, src->n_ids, sizeof *dst->ids);
+    dst->d = sim_grow(dst->d, &dst->cap, src->n, sizeof *dst->d);
+    dst->ids = sim_grow(dst->ids, &dst->cap_ids, src->n_ids, sizeof *dst->ids);
     if (src->n)
         memcpy(dst->d, src->d, src->n * sizeof *src->d);
     if (src->n_ids)
@@ -136,7 +121,7 @@ typedef struct {
 
 static void put(buf *b, const char *s, size_t len)
 {
-    b->p = grow(b->p, &b->cap, b->n + len + 1, 1);
+    b->p = sim_grow(b->p, &b->cap, b->n + len + 1, 1);
     memcpy(b->p + b->n, s, len);
     b->n += len;
     b->p[b->n] = '\0';

@@ -71,7 +71,7 @@ struct sim_sched_state {
     int chunk_task;            /* the task the last decision chose */
     bool chunk_first_done;     /* it reached its first point since */
     sim_segment *seg;          /* the chunk's segments (sim_chunk's seg) */
-    int cap_seg;
+    size_t cap_seg;
     bool seg_cut;              /* the last segment's task reached a point: its next
                                   touch opens another (one event per step, for DPOR) */
 };
@@ -208,11 +208,7 @@ static void fp_add(sim_footprint *fp, sim_object_kind kind, long id)
 
 static void segment_open(int task)
 {
-    if (S->chunk.nseg == S->cap_seg) {
-        S->cap_seg = S->cap_seg ? 2 * S->cap_seg : 16;
-        if (!(S->seg = realloc(S->seg, (size_t)S->cap_seg * sizeof *S->seg)))
-            fatal("out of memory");
-    }
+    S->seg = sim_grow(S->seg, &S->cap_seg, (size_t)S->chunk.nseg + 1, sizeof *S->seg);
     S->seg[S->chunk.nseg++] = (sim_segment){ .task = task };
     S->chunk.seg = S->seg;
     S->seg_cut = false;

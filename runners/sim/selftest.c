@@ -370,9 +370,9 @@ static uint64_t outcome_lw(void)
  * blocks in a join. There the loop is held back (the two were enabled at
  * every decision since it last went idle and never ran) and the appender,
  * which races with the loop's append, runs by default; only the bystander
- * (it touches nothing shared) running first frees the loop. The search meets
- * held frames a thousand times; dpor's widening where the initial is held
- * back changed no count here (docs/sim.md, DPOR). */
+ * (it touches nothing shared) running first frees the loop. dpor's searches
+ * meet 1,112 held frames; its widening where the initial is held back
+ * changed no count here (docs/sim.md, DPOR). */
 static struct {
     ar_loop *loop;
     ar_mutex *m, *own;

@@ -27,6 +27,7 @@
 #ifndef SIM_STRATEGY_H
 #define SIM_STRATEGY_H
 
+#include "grow.h"
 #include "sched.h"
 
 #include <stdio.h>
@@ -127,21 +128,6 @@ static inline void *sim_hold(void *p, size_t elem, int *cap, int id)
     memset(q + (size_t)*cap * elem, 0, (size_t)(c - *cap) * elem);
     *cap = c;
     return q;
-}
-
-/* p with room for need elements of size bytes (*cap updated, doubling); out of
- * memory aborts: a run cannot go on. */
-static inline void *sim_grow(void *p, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap)
-        return p;
-    size_t c = *cap ? *cap : 64;
-    while (c < need)
-        c *= 2;
-    if (!(p = realloc(p, c * size)))
-        abort();
-    *cap = c;
-    return p;
 }
 
 /* A run starts: every slot of a per-task array (cap of them) back to zero. */
