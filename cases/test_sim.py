@@ -194,6 +194,14 @@ def test_a_replay_that_leaves_its_schedule_is_not_a_reproduction(tmp_path):
     (["--pct-depth", "0"], "--pct-depth"),
     (["--step-bound", "5"], "--step-bound"),
     (["--runner", "epoll", "--strategy", "dfs"], "owns the schedule"),
+    (["--runner", "epoll", "--shard", "1/2"], "owns the schedule"),
+    (["--strategy", "dfs", "--shard", "0/2"], "1 <= K <= N"),
+    (["--strategy", "dfs", "--shard", "3/2"], "1 <= K <= N"),
+    (["--strategy", "dfs", "--shard", "1/2/3"], "1 <= K <= N"),
+    (["--shard", "1/2"], "a shard is part of a search: pct"),
+    (["--strategy", "dpor", "--shard", "1/2"], "dpor cannot be sharded"),
+    (["--programs", "1"], "this run is no search"),
+    (["--strategy", "dfs", "--programs", "0"], "--programs needs a number"),
 ])
 def test_a_bad_sim_flag_is_refused_in_one_line(flags, words):
     """The scheduler's flags: a name or number out of range is one line naming what is
@@ -283,6 +291,61 @@ def test_a_search_in_batches_is_the_search_in_one_and_runs_nothing_twice(tmp_pat
     alone = search("shutdown_order", "fixed", "--start", "4000", "--iterations", "2000")
     assert (alone["sim"]["rerun"], alone["sim"]["schedules"]) == (4000, 2000)
     assert alone["sim"]["programs"] == whole["sim"]["programs"]
+
+
+def shard_search(tmp_path: Path, shard: str, strategy: str) -> dict:
+    """early_writer_drop.fixed's first program at preemption bound 2, searched to its end by
+    one shard, in batches small enough that its record stays among the programs kept."""
+    state, start = tmp_path / f"{shard.replace('/', '-')}.{strategy}.state", 0
+    while True:
+        r = search("early_writer_drop", "fixed", "--strategy", strategy, "--bound", "2",
+                   "--shard", shard, "--start", str(start), "--iterations", "1000",
+                   "--search-state", str(state))
+        assert r["sim"]["rerun"] == 0, "a batch ran its shard's earlier schedules again"
+        first = [p for p in r["sim"]["programs"] if p["first_iteration"] == 0]
+        if first and first[0]["exhausted"]:
+            return first[0]
+        assert first, "the first program's record was lost"
+        start += 1000
+
+
+@pytest.mark.parametrize("strategy, whole", [("dfs", 37567), ("dfs-sleep", 30801)])
+def test_a_search_in_shards_is_the_search_in_one(tmp_path, strategy, whole):
+    """--shard K/N splits one search over N processes (machines): the shards' own schedules
+    (all but the foreign ones, one schedule of each other shard's subtree) add up to the
+    unsharded search's count, sleep sets included, each shard searched to its end and
+    clean, and each runs well under the whole. A schedule two shards own, or none, changes
+    the sum; a shard that runs the others' subtrees is no faster than the whole."""
+    shards = [shard_search(tmp_path, f"{k}/3", strategy) for k in (1, 2, 3)]
+    own = [p["schedules"] - p["foreign"] for p in shards]
+    assert sum(own) == whole, (own, shards)
+    assert all(p["exhausted"] and p["failures"] == 0 and p["foreign"] > 0 for p in shards), shards
+    assert all(0 < n for n in own) and max(p["schedules"] for p in shards) < 0.6 * whole, shards
+
+
+def test_a_search_stops_with_the_programs_asked_for():
+    """--programs 2: the run ends as the second program is searched to its end, however
+    many iterations were asked for (shutdown_order.fixed's first at delay bound 2: 3,971)."""
+    r = search("shutdown_order", "fixed", "--programs", "2", "--iterations", "1000000")
+    programs = r["sim"]["programs"]
+    assert [p["exhausted"] for p in programs] == [True, True], programs
+    assert programs[0]["schedules"] == 3971
+    assert r["iterations"] == sum(p["schedules"] for p in programs), r["iterations"]
+
+
+def test_a_shards_search_state_is_not_another_shards(tmp_path):
+    """The saved state of shard 1/3 is refused by shard 2/3 (it runs its own schedules from
+    the start again, uncounted), and taken by shard 1/3."""
+    state = tmp_path / "search.state"
+    args = ("--strategy", "dfs-sleep", "--bound", "2", "--search-state", str(state))
+    search("early_writer_drop", "fixed", *args, "--shard", "1/3", "--iterations", "500")
+    other = search("early_writer_drop", "fixed", *args, "--shard", "2/3", "--start", "500",
+                   "--iterations", "10")
+    assert other["sim"]["rerun"] == 500, other["sim"]
+    search("early_writer_drop", "fixed", *args, "--shard", "1/3", "--iterations", "500")
+    same = search("early_writer_drop", "fixed", *args, "--shard", "1/3", "--start", "500",
+                  "--iterations", "10")
+    assert same["sim"]["rerun"] == 0, same["sim"]
 
 
 def test_the_driver_counts_a_searchs_schedules_once_over_its_batches(tmp_path):

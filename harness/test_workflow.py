@@ -139,3 +139,17 @@ def test_the_nightly_runs_shards_merges_compares_and_keeps_the_report():
                if s.get("uses", "").startswith("actions/upload-artifact")]
     assert "nightly-report" in uploads and "shard-${{ matrix.shard }}" in uploads
     assert workflow[True]["schedule"], "on: schedule (YAML reads the key `on` as true)"
+
+
+def test_the_nightly_proves_a_fix_in_parts_and_adds_them_up():
+    """One search over four machines: each part searched by `search --shard K/4`, uploaded
+    whatever it found, and the parts added up by `search-sum`, which fails on a missing
+    part, a failing schedule or a part not searched to its end."""
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "nightly.yml").read_text())
+    jobs = workflow["jobs"]
+    assert jobs["proof"]["strategy"]["matrix"]["part"] == [1, 2, 3, 4]
+    scripts = {name: "\n".join(s.get("run", "") for s in job["steps"]) for name, job in jobs.items()}
+    assert "asyncrace search dropped_writer" in scripts["proof"]
+    assert "--shard ${{ matrix.part }}/4" in scripts["proof"]
+    assert "asyncrace search-sum parts/*.json" in scripts["proof-sum"]
+    assert jobs["proof-sum"]["needs"] == "proof" and jobs["proof-sum"]["if"] == "always()"

@@ -19,6 +19,7 @@ The work lives here so that pytest (pytest_plugin.py) and ``python -m asyncrace`
     baseline.py  a run against an earlier summary.json: regression, rot, drift
     shard.py     --shard K/N
     merge.py     shards and seed repeats folded into one run
+    search.py    one fix's search to its end, whole or in parts over machines, and the sum
     pin.py       cases/cells.txt, the pinned set of cells
     progress.py  the progress line of long cells (terminal, CI, xdist)
     capture.py   the rr probe; rr record/pack, or gdb backtraces + core + race log
@@ -26,5 +27,6 @@ The work lives here so that pytest (pytest_plugin.py) and ``python -m asyncrace`
     options.py   the option table shared by the command line and pytest
     pytest_plugin.py  pytest's hooks and fixtures
     paths.py     where things are
-    __main__.py  the command line: run, list, pin, replay, compare, merge, loop, build
+    __main__.py  the command line: run, list, pin, replay, compare, merge, loop, build,
+                 search, search-sum
 """

@@ -26,6 +26,12 @@ loop any command, build the external reproducers.
                                       results folder; --control: under the preloaded
                                       scheduler, its failures as schedules that replay
     build                             run the build steps of cases/external.toml
+    search CASE --variant V [--strategy dfs|dfs-sleep|delay] [--bound P] [--workers W]
+        [--shards N [--jobs J] | --shard K/N] [--out DIR] [--cap N]
+                                      the first program's search to its end, whole or in
+                                      parts (one per machine); exit 1 on a failure or a part
+                                      not searched to its end
+    search-sum PART.json...           the whole search from parts searched elsewhere
 Bad input: one line on stderr, exit 2.
 """
 import argparse
@@ -36,7 +42,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import external, pin
+from . import external, pin, search
 from . import reference as references
 from .baseline import DRIFT, compare, load_summary
 from .capture import RrVerdict, probe_rr, replay
@@ -46,7 +52,7 @@ from .matrix import (CONTROLLED_TEXT, NO_PROGRAMS, Catalog, controlled_runner, d
                      external_cells, select, twins_first)
 from .merge import MergeError, default_into, merge
 from .options import (LIST, LOOP, PROGRESS_MODES, RUN, OneLineParser, add_to_argparse,
-                      existing_summary, positive_float, positive_int)
+                      existing_summary, positive_float, positive_int, shard)
 from .paths import PINNED, ROOT, shown
 from .program import ProgramError
 from .profiles import PROFILES
@@ -292,6 +298,22 @@ def cmd_merge(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     return 1 if run_failed(summary, findings, profile) or missing else 0
 
 
+def cmd_search(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    shards, only = (args.shard.count, args.shard.index) if args.shard else (args.shards, None)
+    try:
+        return search.run(args.case, args.variant, args.strategy, args.bound, args.workers,
+                          shards, only, args.jobs, args.out, args.cap)
+    except search.SearchError as e:
+        parser.error(str(e))
+
+
+def cmd_search_sum(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    try:
+        return search.add_files(args.parts)
+    except search.SearchError as e:
+        parser.error(f"refused: {e}")
+
+
 RULE = re.compile(r"^([A-Za-z0-9_]+)=(.*)$", re.DOTALL)
 DEFAULT_CONTROL_MODES = ",".join(CONTROL_MODES)
 
@@ -495,6 +517,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     bld = commands.add_parser("build", help="run the build steps of cases/external.toml")
     bld.set_defaults(func=cmd_build)
+
+    srch = commands.add_parser("search", help="a fix's search to its end, whole or in parts")
+    srch.add_argument("case", help="a case program of build/bin (shutdown_order, ...)")
+    srch.add_argument("--variant", required=True)
+    srch.add_argument("--strategy", default="dfs-sleep", choices=search.STRATEGIES)
+    srch.add_argument("--bound", type=int, choices=range(0, 17), default=2, metavar="P")
+    srch.add_argument("--workers", type=positive_int)
+    parts = srch.add_mutually_exclusive_group()
+    parts.add_argument("--shards", type=positive_int, default=1, metavar="N",
+                       help="run all N parts here (--jobs at a time)")
+    parts.add_argument("--shard", type=shard, metavar="K/N", help="run part K of N only")
+    srch.add_argument("--jobs", type=positive_int, default=1)
+    srch.add_argument("--out", type=Path, default=ROOT / "results" / "search", metavar="DIR",
+                      help="where each part's result goes (default results/search)")
+    srch.add_argument("--cap", type=positive_int, metavar="N",
+                      help="stop a part after N schedules (then not searched to its end)")
+    srch.set_defaults(func=cmd_search)
+
+    ssum = commands.add_parser("search-sum", help="add up the parts of one search")
+    ssum.add_argument("parts", nargs="+", type=Path, metavar="PART.json")
+    ssum.set_defaults(func=cmd_search_sum)
     return parser
 
 

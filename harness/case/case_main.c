@@ -26,6 +26,7 @@ typedef struct {
     const ar_variant *variant;
     ar_mode mode;
     uint64_t iterations, start, seed, deadline_ms, run_us;
+    uint64_t programs;            /* a search stops once this many are searched to the end */
     uint64_t deadline_ns;         /* deadline_ms, stretched by ASYNCRACE_TIMEOUT_MULTIPLIER */
     int workers;                  /* 0 until parsed: the variant's */
     unsigned given;               /* bit (1 << flag_id) for each flag on the command line */
@@ -90,7 +91,7 @@ static const char *mode_names(void)
 enum flag_id { F_RUNNER, F_VARIANT, F_MODE, F_ITERATIONS, F_START, F_SEED, F_WORKERS,
                F_DEADLINE, F_RUN_US, F_STATUS, F_TRAP, F_LIST, F_HELP,
                F_STRATEGY, F_BOUND, F_PCT_DEPTH, F_STEP_BOUND, F_SCHEDULE, F_SCHEDULES,
-               F_RACE_LOG, F_SEARCH_STATE, F_EXPLAIN };
+               F_RACE_LOG, F_SEARCH_STATE, F_EXPLAIN, F_SHARD, F_PROGRAMS };
 static const struct { const char *name; enum flag_id id; bool value; } flags[] = {
     { "--runner", F_RUNNER, true }, { "--variant", F_VARIANT, true }, { "--mode", F_MODE, true },
     { "--iterations", F_ITERATIONS, true }, { "--start", F_START, true },
@@ -102,11 +103,13 @@ static const struct { const char *name; enum flag_id id; bool value; } flags[] =
     { "--pct-depth", F_PCT_DEPTH, true }, { "--step-bound", F_STEP_BOUND, true },
     { "--schedule", F_SCHEDULE, true }, { "--schedules", F_SCHEDULES, true },
     { "--race-log", F_RACE_LOG, true }, { "--search-state", F_SEARCH_STATE, true },
+    { "--shard", F_SHARD, true }, { "--programs", F_PROGRAMS, true },
     { "--explain", F_EXPLAIN, true },
 };
 #define FLAG_NAMES "--runner --variant --mode --iterations --start --seed --workers " \
     "--deadline-ms --run-us --status --trap --list --help --strategy --bound --pct-depth " \
-    "--step-bound --schedule --schedules --race-log --search-state --explain"
+    "--step-bound --schedule --schedules --race-log --search-state --explain --shard " \
+    "--programs"
 
 static void usage(const ar_case *c, const char *argv0)
 {
@@ -117,7 +120,7 @@ static void usage(const ar_case *c, const char *argv0)
            "  sim, *_ctl (a runner that owns the schedule):\n"
            "        [--strategy random|pos|surw|pct|dfs|dfs-sleep|dpor|delay] [--bound P|none] [--pct-depth D]\n"
            "        [--step-bound N] [--schedule FILE [--explain PREFIX]] [--schedules DIR]\n"
-           "        [--search-state FILE]\n\n"
+           "        [--search-state FILE] [--shard K/N] [--programs N]\n\n"
            "  runners:  %s\n  variants: %s\n  modes:    %s\n\n"
            "Prints one JSON report; see docs/contract.md.\n",
            c->name, c->summary, c->upstream, argv0, ar_runner_names(), variant_names(c),
@@ -174,6 +177,16 @@ static void apply(options *o, enum flag_id id, const char *flag, const char *v)
     case F_RACE_LOG: o->sim.race_log_path = v; break;
     case F_SEARCH_STATE: o->sim.search_state_path = v; break;
     case F_EXPLAIN: o->sim.explain_prefix = v; break;
+    case F_PROGRAMS: o->programs = parse_number(flag, v, 1, MAX_ITERATIONS); break;
+    case F_SHARD: {               /* K/N as the driver's --shard: part K (1..N) of a search */
+        unsigned k, n;
+        char tail;
+        if (sscanf(v, "%u/%u%c", &k, &n, &tail) != 2 || k < 1 || k > n || n > 1000000)
+            ar_usage_error("--shard needs K/N with 1 <= K <= N <= 1000000, got '%s'", v);
+        o->sim.shard = k - 1;
+        o->sim.shards = n;
+        break;
+    }
     }
 }
 
@@ -535,6 +548,9 @@ int ar_case_main(const ar_case *c, int argc, char **argv)
     opt.runner->run(warm_up, (void *)opt.runner);
     ar_controlled *sim = &opt.sim;      /* after the warm-up, which is no schedule */
     ar_controlled_setup(sim, c, opt.runner, opt.variant, opt.mode, iteration_seed(opt.seed, 0));
+    if (opt.programs && !sim->searching)
+        ar_usage_error("--programs counts the programs a search (dfs, dfs-sleep, dpor, delay: "
+                       "--mode exhaustive) searched to the end; this run is no search");
     if (sim->replaying)
         take_recorded(&opt);
     sim_param params[SIM_PARAMS_MAX];
@@ -580,6 +596,8 @@ int ar_case_main(const ar_case *c, int argc, char **argv)
         done++;
         status->done++;
         __atomic_store_n(&status->current, i + 1, __ATOMIC_RELEASE);
+        if (opt.programs && sim->exhausted && sim->programs_exhausted + 1 >= opt.programs)
+            break;                /* --programs: the last one asked for is searched */
     }
     if (sim->replaying) {
         replayed_iteration r = { first, ar_controlled_replay_seed(sim) };

@@ -34,9 +34,9 @@ void ar_controlled_setup(ar_controlled *c, const ar_case *cs, const ar_runner *r
     c->runner_name = r->name;
     if (!c->sched) {
         if (c->strategy || c->bound != AR_BOUND_UNSET || c->pct_depth >= 0 || c->step_bound >= 0 ||
-            c->schedule_path || c->explain_prefix)
-            ar_usage_error("--strategy, --bound, --pct-depth, --step-bound, --schedule and "
-                           "--explain need a "
+            c->schedule_path || c->explain_prefix || c->shards)
+            ar_usage_error("--strategy, --bound, --pct-depth, --step-bound, --schedule, "
+                           "--explain and --shard need a "
                         "runner that owns the schedule (sim); %s runs on real threads", r->name);
         return;
     }
@@ -50,15 +50,17 @@ void ar_controlled_setup(ar_controlled *c, const ar_case *cs, const ar_runner *r
         o.pct_depth = (int)c->pct_depth;
     if (c->step_bound >= 0)
         o.step_bound = (uint64_t)c->step_bound;
+    o.shard = (int)c->shard;
+    o.shards = (int)c->shards;
     char err[256];
     if (c->sched->configure(&o, err, sizeof err) != 0)
         ar_usage_error("%s", err);
     c->options = o;
     c->searching = c->sched->searching();
     c->run_seed = run_seed;
-    snprintf(c->identity, sizeof c->identity, "%s %s %s %s %s %d %llu", cs->name, v->name,
-             ar_modes[mode].name, c->sched->build_id(), o.strategy, o.dfs_bound,
-             (unsigned long long)run_seed);
+    snprintf(c->identity, sizeof c->identity, "%s %s %s %s %s %d %llu shard %d/%d", cs->name,
+             v->name, ar_modes[mode].name, c->sched->build_id(), o.strategy, o.dfs_bound,
+             (unsigned long long)run_seed, o.shard, o.shards);
     if (!c->schedules_dir) {
         const char *tmp = getenv("TMPDIR");
         static char dir[512];
@@ -151,6 +153,7 @@ void ar_controlled_after(ar_controlled *c, ar_outcome *outcome, char *detail, si
     if (c->searching) {
         ar_program_searched *p = &c->programs[(c->n_programs - 1) % AR_PROGRAMS_KEPT];
         p->schedules++;
+        p->foreign += r->foreign;
         p->failures += *outcome != AR_OK || r->status != SIM_OK;
         p->exhausted = c->sched->exhausted();
         c->exhausted = p->exhausted;
@@ -223,7 +226,7 @@ int ar_write_race_log(const char *path)
 
 /* ---- a search between batches ---- */
 
-#define STATE_FORMAT "asyncrace-search-state/1"
+#define STATE_FORMAT "asyncrace-search-state/2"
 
 typedef struct { const ar_controlled *c; uint64_t next; } state_out;
 
@@ -236,9 +239,9 @@ static void fill_state(FILE *f, const void *arg)
             (unsigned long long)c->program_seed, c->exhausted);
     for (size_t i = 0; i < AR_PROGRAMS_KEPT; i++) {
         const ar_program_searched *p = &c->programs[i];
-        fprintf(f, "program %llu %llu %llu %llu %d\n", (unsigned long long)p->seed,
+        fprintf(f, "program %llu %llu %llu %llu %d %llu\n", (unsigned long long)p->seed,
                 (unsigned long long)p->first_iteration, (unsigned long long)p->schedules,
-                (unsigned long long)p->failures, p->exhausted);
+                (unsigned long long)p->failures, p->exhausted, (unsigned long long)p->foreign);
     }
     c->sched->search_save(f);
 }
@@ -277,10 +280,11 @@ uint64_t ar_controlled_resume(ar_controlled *c, uint64_t start)
                      &n_programs, &exhausted_programs, &seed, &exhausted) == 6 &&
               !strcmp(identity, c->identity) && next <= start;
     for (size_t i = 0; ok && i < AR_PROGRAMS_KEPT; i++) {
-        unsigned long long s, first, n, fails;
+        unsigned long long s, first, n, fails, foreign;
         int ex;
-        ok = fscanf(f, " program %llu %llu %llu %llu %d", &s, &first, &n, &fails, &ex) == 5;
-        programs[i] = (ar_program_searched){ s, first, n, fails, ex != 0 };
+        ok = fscanf(f, " program %llu %llu %llu %llu %d %llu", &s, &first, &n, &fails, &ex,
+                    &foreign) == 6;
+        programs[i] = (ar_program_searched){ s, first, n, fails, ex != 0, foreign };
     }
     char err[256];
     ok = ok && c->sched->search_restore(f, err, sizeof err);

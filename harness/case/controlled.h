@@ -15,7 +15,8 @@ enum { AR_BOUND_UNSET = -1, AR_BOUND_NONE = -2 };   /* --bound absent; --bound n
 
 typedef struct { uint64_t iteration, hash; ar_outcome outcome; } ar_failing_schedule;
 /* A search covers one program (one iteration seed) at a time; then the next. */
-typedef struct { uint64_t seed, first_iteration, schedules, failures; bool exhausted; } ar_program_searched;
+typedef struct { uint64_t seed, first_iteration, schedules, failures; bool exhausted;
+                 uint64_t foreign; } ar_program_searched;   /* foreign: --shard's, of schedules */
 #define AR_PROGRAMS_KEPT 16
 
 typedef struct ar_controlled {
@@ -26,6 +27,7 @@ typedef struct ar_controlled {
     long bound;                   /* dfs, dfs-sleep, delay: AR_BOUND_UNSET (2), AR_BOUND_NONE */
     long pct_depth;               /* -1: 3 */
     long step_bound;              /* -1: the scheduler's */
+    long shard, shards;           /* --shard I/N: this search's part (shards 0: the whole) */
     const char *schedule_path;    /* --schedule: replay this one */
     const char *schedules_dir;    /* where failing schedules go */
     const char *race_log_path;    /* --race-log: the first failing (or replayed) iteration's log */

@@ -73,10 +73,13 @@ static void print_sim(const ar_controlled *c)
     for (size_t i = 0; i < n; i++) {
         const ar_program_searched *p = &c->programs[(c->n_programs - n + i) % AR_PROGRAMS_KEPT];
         printf("%s{\"seed\": %llu, \"first_iteration\": %llu, \"schedules\": %llu, "
-               "\"failures\": %llu, \"exhausted\": %s}", i ? ", " : "",
+               "\"failures\": %llu, \"exhausted\": %s", i ? ", " : "",
                (unsigned long long)p->seed, (unsigned long long)p->first_iteration,
                (unsigned long long)p->schedules, (unsigned long long)p->failures,
                p->exhausted ? "true" : "false");
+        if (c->shards > 1)        /* of its schedules, the ones another shard owns */
+            printf(", \"foreign\": %llu", (unsigned long long)p->foreign);
+        printf("}");
     }
     /* the last program's search may have ended with the run, not yet counted */
     size_t exhausted = c->programs_exhausted + (c->exhausted && c->n_programs ? 1 : 0);

@@ -123,8 +123,15 @@ static sim_strategy *make_search(const sim_options *o, bool delays, bool sleep, 
         snprintf(err, n, "%s bound must be 0..64 or -1 (none), got %d", o->strategy, o->dfs_bound);
         return NULL;
     }
-    return strcmp(o->strategy, "dpor") ? sim_dfs_new(o->dfs_bound, delays, sleep)
-                                        : sim_dpor_new(o->dfs_bound);
+    sim_strategy *s = strcmp(o->strategy, "dpor") ? sim_dfs_new(o->dfs_bound, delays, sleep)
+                                                  : sim_dpor_new(o->dfs_bound);
+    if (s && o->shards > 1 && !sim_dfs_shard(s, o->shard, o->shards)) {
+        snprintf(err, n, "dpor cannot be sharded (its frames above the cut learn from every "
+                 "shard's races): use dfs-sleep");
+        s->destroy(s);
+        return NULL;
+    }
+    return s;
 }
 
 static sim_strategy *make_dfs(const sim_options *o, char *err, size_t n)
@@ -183,6 +190,11 @@ int sim_configure(const sim_options *o, char *err, size_t n)
     if (!s) {
         if (!err[0])
             snprintf(err, n, "out of memory");
+        return -1;
+    }
+    if (o->shards > 1 && !s->exhausted) {
+        snprintf(err, n, "a shard is part of a search: %s is not one (dfs, dfs-sleep, delay)", name);
+        s->destroy(s);
         return -1;
     }
     if (A->strategy)
@@ -322,6 +334,7 @@ void sim_run(void (*fn)(void *), void *arg)
         .steps = A->rr.steps, .decisions = A->rr.decisions, .tasks = A->rr.tasks,
         .virtual_ns = A->rr.virtual_ns, .hash = hash, .run_hash = A->run_hash,
         .diverged = A->divergence[0] != '\0', .divergence = A->divergence,
+        .foreign = s->foreign && s->foreign(s),
     };
     A->have_result = true;
 }
@@ -338,6 +351,7 @@ void sim_result_so_far(void)
         .decisions = A->rr.decisions, .tasks = A->rr.tasks, .virtual_ns = A->rr.virtual_ns,
         .hash = hash, .run_hash = mix64(A->run_hash ^ hash),
         .diverged = A->divergence[0] != '\0', .divergence = A->divergence,
+        .foreign = A->running->foreign && A->running->foreign(A->running),
     };
     A->have_result = true;
 }

@@ -47,9 +47,10 @@ typedef struct sim_options {
                                  different point of a loop in each program: with fixed
                                  steps it ends at the same point of a loop that repeats
                                  in every schedule (the preloaded scheduler) */
+    int shard, shards;        /* dfs, dfs-sleep, delay: run part shard of shards (0: all) */
 } sim_options;
 
-#define SIM_OPTIONS_DEFAULT { "random", 3, 0, 2, 1000000, 1000, false, false }
+#define SIM_OPTIONS_DEFAULT { "random", 3, 0, 2, 1000000, 1000, false, false, 0, 0 }
 
 /* Everything below acts on the current instance of the core: its options,
  * strategy and search state, its run counters, hashes and last result. A
@@ -104,6 +105,7 @@ typedef struct sim_result {
     uint64_t hash;            /* of this schedule's decision log */
     uint64_t run_hash;        /* of every schedule since sim_configure, in order */
     bool diverged;            /* replay: it left its schedule; dfs: the program is not deterministic */
+    bool foreign;             /* a sharded search: the schedule is another shard's */
     const char *divergence;   /* where; "" when not diverged */
 } sim_result;
 

@@ -82,6 +82,8 @@ struct sim_strategy {
     bool (*exhausted)(const sim_strategy *s);
     void (*save)(const sim_strategy *s, FILE *f);
     bool (*restore)(sim_strategy *s, FILE *f);  /* false, nothing changed: not a state of it */
+    /* Optional: the run that just ended was another shard's (dfs's --shard). */
+    bool (*foreign)(const sim_strategy *s);
 };
 
 sim_strategy *sim_random_new(void);
@@ -107,6 +109,9 @@ sim_strategy *sim_dfs_new(int bound, bool delays, bool sleep);
  * of a run asks for. bound < 0: none. Its description also counts the races
  * and the reversals they asked for. */
 sim_strategy *sim_dpor_new(int bound);
+/* dfs, dfs-sleep or delay runs only part shard (0..shards-1) of its tree;
+ * false for dpor (strategy_dfs.c says why). */
+bool sim_dfs_shard(sim_strategy *s, int shard, int shards);
 
 /* Follows log (which must outlive the strategy); its divergence: where the
  * last run left the recorded schedule. */

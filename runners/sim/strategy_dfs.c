@@ -54,6 +54,18 @@
  * a frame runs the ones it has not run (in option order, wherever they
  * stand), within the bound and awake. A frame where fairness narrows the
  * picks tries every task, as dfs does.
+ *
+ * Sharded (shard i of n; dfs, dfs-sleep and delay), a search runs only the
+ * schedules of its part of the tree, so n processes on n machines run one
+ * search between them. A schedule's part is named by the options its path took
+ * at the decisions with a choice, up to its CUT_DEVIATIONS-th deviation (an
+ * option other than the first its frame allowed; the cut): a hash of them, mod
+ * n. Every shard runs the tree above the cut, and of each subtree below it that
+ * is another shard's one schedule only (it finds the subtree's path and
+ * footprints), which it counts as foreign. The subtrees, their sleep sets and
+ * their order are the unsharded search's, so the shards' own schedules add up
+ * to its count. Not dpor: its frames above the cut learn what to try from races
+ * in every subtree.
  */
 #include "dpor.h"
 #include "strategy.h"
@@ -64,6 +76,7 @@
 #include <string.h>
 
 #define QUANTUM 64
+enum { CUT_DEVIATIONS = 2 };      /* a shard's part: the subtrees below this many */
 enum { KIND_SLICE_OVER = 3 };     /* a plain point where the time slice ran out */
 
 /* A task that sleeps, or an option already run at a frame: the footprint of its
@@ -90,6 +103,8 @@ typedef struct {
     uint8_t eff;                  /* the kind the options follow (or KIND_SLICE_OVER) */
     uint64_t held_back;           /* tasks fairness keeps from running here (ids < 64) */
     int option;                   /* the one this schedule takes */
+    uint32_t m;                   /* its options within the bound when it was made */
+    int first;                    /* ... and the first of them, its default */
     int pre_before;               /* preemptions before this decision */
     uint64_t backtrack;           /* dpor: the tasks to try here */
 } frame;
@@ -129,6 +144,12 @@ typedef struct {
     uint64_t before[64], enabled_since[64], ran_since[64];
     uint64_t seen, en_all, ran_all; /* tasks seen this run; every decision's enabled ANDed, ran ORed */
     uint64_t schedules;
+    int shard, shards;            /* this search runs part shard of shards (top); 0: all */
+    uint64_t cut_hash;            /* this run: its options at choices so far, hashed */
+    int cut_devs;                 /* ... how many of them were not the default */
+    long cut_at;                  /* ... and the frame of its cut, or -1 */
+    uint64_t foreign;             /* schedules run that are another shard's */
+    bool last_foreign;            /* ... the last one was */
     bool exhausted;
     char nondet[256];
 } dfs;
@@ -419,6 +440,30 @@ static void begin(sim_strategy *st, uint64_t seed)
     s->nondet[0] = '\0';
     s->seen = s->ran_all = 0;
     s->en_all = ~0ull;
+    s->cut_hash = 0x736861726421ull;
+    s->cut_devs = 0;
+    s->cut_at = -1;
+}
+
+/* Sharded: the frame at depth is passed with its option; its part of the tree
+ * is known at the cut (see the top). */
+static void toward_cut(dfs *s, const frame *fr, size_t depth)
+{
+    if (s->shards < 2 || s->cut_at >= 0 || fr->m < 2)
+        return;
+    s->cut_hash = (s->cut_hash ^ (uint64_t)fr->option ^ (uint64_t)depth << 8) * 0x100000001b3ull;
+    if (fr->option != fr->first && ++s->cut_devs == CUT_DEVIATIONS)
+        s->cut_at = (long)depth;
+}
+
+static bool foreign_run(const dfs *s)
+{
+    if (s->shards < 2)
+        return false;
+    uint64_t h = s->cut_hash;     /* mixed: the low bits of the hash alone take few values */
+    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+    h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+    return (h ^ (h >> 31)) % (uint64_t)s->shards != (uint64_t)s->shard;
 }
 
 static int pick(sim_strategy *st, const sim_decision_ctx *d)
@@ -466,7 +511,11 @@ static int pick(sim_strategy *st, const sim_decision_ctx *d)
         }
         if (s->dpor)
             fr->backtrack = first_backtrack(s, fr);
+        fr->first = fr->option;
+        for (int k = 0; k < (int)fr->n && !fr->dead; k++)
+            fr->m += allowed(s, fr, k);
     }
+    toward_cut(s, fr, s->depth);
     s->preemptions += cost(s, fr, fr->option);
     int id = option_task(s, fr, fr->option);
     if (s->run_from >= 0 && (s->f[s->depth - 1].got.first_blocked || id != s->run_task))
@@ -506,6 +555,12 @@ static void end(sim_strategy *st, const sim_run_result *r)
             record(s, &r->tail, (long)s->nf - 1);
             analyse(s);
         }
+    }
+    s->last_foreign = foreign_run(s);
+    if (s->last_foreign) {        /* one schedule of another shard's subtree is enough */
+        s->foreign++;
+        if (s->cut_at >= 0)
+            truncate_to(s, (size_t)s->cut_at + 1);
     }
     while (s->nf > 0) {
         frame *fr = &s->f[s->nf - 1];
@@ -579,15 +634,15 @@ static bool load_fp(FILE *f, sim_footprint *fp)
 static void save(const sim_strategy *st, FILE *f)
 {
     const dfs *s = (const dfs *)st;
-    fprintf(f, "dfs %s %d %llu %llu %d %zu %zu %zu\n", kind_name(s), s->bound,
+    fprintf(f, "dfs %s %d %llu %llu %d %zu %zu %zu shard %d %d %llu\n", kind_name(s), s->bound,
             (unsigned long long)s->schedules, (unsigned long long)s->redundant, s->exhausted,
-            s->nf, s->nids, s->npool);
+            s->nf, s->nids, s->npool, s->shard, s->shards, (unsigned long long)s->foreign);
     for (size_t i = 0; i < s->nf; i++) {
         const frame *fr = &s->f[i];
-        fprintf(f, "frame %u %u %d %d %u %u %d %d %u %u %u %llx %d %llx", fr->off, fr->n,
+        fprintf(f, "frame %u %u %d %d %u %u %d %d %u %u %u %llx %d %llx %u %d", fr->off, fr->n,
                 fr->current, fr->task, fr->kind, fr->eff, fr->option, fr->pre_before, fr->sl_off,
                 fr->sl_n, fr->ex_n, (unsigned long long)fr->held_back, fr->run_blocked,
-                (unsigned long long)fr->backtrack);
+                (unsigned long long)fr->backtrack, fr->m, fr->first);
         save_fp(f, &fr->run);
         fputs("\n", f);
     }
@@ -609,9 +664,9 @@ static bool load_frame(FILE *f, frame *fr, size_t nids, size_t npool)
     unsigned kind, eff;
     unsigned long long held, backtrack;
     int run_blocked;
-    if (fscanf(f, " frame %u %u %d %d %u %u %d %d %u %u %u %llx %d %llx", &fr->off, &fr->n,
+    if (fscanf(f, " frame %u %u %d %d %u %u %d %d %u %u %u %llx %d %llx %u %d", &fr->off, &fr->n,
                &fr->current, &fr->task, &kind, &eff, &fr->option, &fr->pre_before, &fr->sl_off,
-               &fr->sl_n, &fr->ex_n, &held, &run_blocked, &backtrack) != 14 ||
+               &fr->sl_n, &fr->ex_n, &held, &run_blocked, &backtrack, &fr->m, &fr->first) != 16 ||
         !load_fp(f, &fr->run))
         return false;
     fr->backtrack = backtrack;
@@ -627,12 +682,14 @@ static bool restore(sim_strategy *st, FILE *f)
 {
     dfs *s = (dfs *)st;
     char kind[12];
-    int bound, exhausted;
-    unsigned long long schedules, redundant;
+    int bound, exhausted, shard, shards;
+    unsigned long long schedules, redundant, foreign;
     size_t nf, nids, npool;
-    if (fscanf(f, " dfs %11s %d %llu %llu %d %zu %zu %zu", kind, &bound, &schedules, &redundant,
-               &exhausted, &nf, &nids, &npool) != 8 || strcmp(kind, kind_name(s)) != 0 ||
-        bound != s->bound || nf > (1u << 24) || nids > (1u << 28) || npool > (1u << 28))
+    if (fscanf(f, " dfs %11s %d %llu %llu %d %zu %zu %zu shard %d %d %llu", kind, &bound,
+               &schedules, &redundant, &exhausted, &nf, &nids, &npool, &shard, &shards,
+               &foreign) != 11 || strcmp(kind, kind_name(s)) != 0 || bound != s->bound ||
+        shard != s->shard || shards != s->shards || nf > (1u << 24) || nids > (1u << 28) ||
+        npool > (1u << 28))
         return false;
     frame *frames = calloc(nf ? nf : 1, sizeof *frames);
     int *ids = calloc(nids ? nids : 1, sizeof *ids);
@@ -669,11 +726,13 @@ static bool restore(sim_strategy *st, FILE *f)
     s->npool = npool;
     s->schedules = schedules;
     s->redundant = redundant;
+    s->foreign = foreign;
     s->exhausted = exhausted != 0;
     return true;
 }
 
 static bool exhausted(const sim_strategy *s) { return ((const dfs *)s)->exhausted; }
+static bool foreign(const sim_strategy *s) { return ((const dfs *)s)->last_foreign; }
 static const char *divergence(const sim_strategy *s) { return ((const dfs *)s)->nondet; }
 
 static void describe(const sim_strategy *st, char *buf, size_t n)
@@ -686,6 +745,9 @@ static void describe(const sim_strategy *st, char *buf, size_t n)
                      (unsigned long long)s->schedules, s->exhausted ? ", exhausted" : "");
     if (s->sleep && k >= 0 && (size_t)k < n)
         k += snprintf(buf + k, n - (size_t)k, ", redundant=%llu", (unsigned long long)s->redundant);
+    if (s->shards > 1 && k >= 0 && (size_t)k < n)
+        k += snprintf(buf + k, n - (size_t)k, ", shard=%d/%d, foreign=%llu", s->shard + 1, s->shards,
+                      (unsigned long long)s->foreign);
     if (s->dpor && k >= 0 && (size_t)k < n)
         snprintf(buf + k, n - (size_t)k, ", races=%llu, reversals=%llu, widened=%llu",
                  (unsigned long long)s->races.races, (unsigned long long)s->races.reversals,
@@ -705,7 +767,8 @@ static sim_strategy *make(int bound, bool delays, bool sleep, bool dpor)
     s->base = (sim_strategy){ .name = kind_name(s), .begin = begin, .pick = pick,
                               .pick_value = pick_value, .end = end, .destroy = destroy,
                               .describe = describe, .divergence = divergence,
-                              .exhausted = exhausted, .save = save, .restore = restore };
+                              .exhausted = exhausted, .save = save, .restore = restore,
+                              .foreign = foreign };
     s->bound = bound < 0 ? INT_MAX : bound;
     return &s->base;
 }
@@ -713,6 +776,16 @@ static sim_strategy *make(int bound, bool delays, bool sleep, bool dpor)
 sim_strategy *sim_dfs_new(int bound, bool delays, bool sleep)
 {
     return make(bound, delays, sleep, false);
+}
+
+bool sim_dfs_shard(sim_strategy *st, int shard, int shards)
+{
+    dfs *s = (dfs *)st;
+    if (s->dpor || shards < 1 || shard < 0 || shard >= shards)
+        return false;
+    s->shard = shard;
+    s->shards = shards;
+    return true;
 }
 
 sim_strategy *sim_dpor_new(int bound)
