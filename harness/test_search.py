@@ -19,9 +19,9 @@ def cli(*args: str) -> subprocess.CompletedProcess:
                           text=True, env=ENV, cwd=ROOT, timeout=300)
 
 
-def parts(tmp_path: Path) -> list[Path]:
+def parts(tmp_path: Path, *extra: str) -> list[Path]:
     done = cli("search", "early_writer_drop", "--variant", "fixed", "--shards", "3", "--jobs",
-               "2", "--out", str(tmp_path))
+               "2", "--out", str(tmp_path), *extra)
     assert done.returncode == 0 and WHOLE in done.stdout, done.stdout + done.stderr
     return sorted(tmp_path.glob("*.json"))
 
@@ -35,6 +35,12 @@ def test_parts_searched_here_or_elsewhere_add_up_to_the_whole(tmp_path):
     assert sum(p["schedules"] - p["foreign"] for p in own) == 30801
     done = cli("search-sum", *map(str, files))
     assert done.returncode == 0 and WHOLE in done.stdout, done.stdout + done.stderr
+
+
+def test_parts_run_in_many_batches_add_up_the_same(tmp_path):
+    """Each part's search carried over batches of 1,000 schedules (a dozen processes per
+    part) by --search-state, each stopped with the first program by --programs 1."""
+    parts(tmp_path, "--batch", "1000")
 
 
 def test_what_is_not_one_whole_search_is_refused(tmp_path):

@@ -27,7 +27,7 @@ loop any command, build the external reproducers.
                                       scheduler, its failures as schedules that replay
     build                             run the build steps of cases/external.toml
     search CASE --variant V [--strategy dfs|dfs-sleep|delay] [--bound P] [--workers W]
-        [--shards N [--jobs J] | --shard K/N] [--out DIR] [--cap N]
+        [--shards N [--jobs J] | --shard K/N] [--out DIR] [--batch N] [--cap N]
                                       the first program's search to its end, whole or in
                                       parts (one per machine); exit 1 on a failure or a part
                                       not searched to its end
@@ -302,7 +302,7 @@ def cmd_search(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
     shards, only = (args.shard.count, args.shard.index) if args.shard else (args.shards, None)
     try:
         return search.run(args.case, args.variant, args.strategy, args.bound, args.workers,
-                          shards, only, args.jobs, args.out, args.cap)
+                          shards, only, args.jobs, args.out, args.cap, args.batch)
     except search.SearchError as e:
         parser.error(str(e))
 
@@ -531,6 +531,8 @@ def build_parser() -> argparse.ArgumentParser:
     srch.add_argument("--jobs", type=positive_int, default=1)
     srch.add_argument("--out", type=Path, default=ROOT / "results" / "search", metavar="DIR",
                       help="where each part's result goes (default results/search)")
+    srch.add_argument("--batch", type=positive_int, default=500_000, metavar="N",
+                      help="schedules per process of a part (its state carried between them)")
     srch.add_argument("--cap", type=positive_int, metavar="N",
                       help="stop a part after N schedules (then not searched to its end)")
     srch.set_defaults(func=cmd_search)

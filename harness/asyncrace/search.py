@@ -79,7 +79,11 @@ def search_part(case: str, variant: str, strategy: str, bound: int, workers: int
     began, start = time.monotonic(), 0
     while True:
         n = batch if cap is None else min(batch, cap - start)
-        p = _batch(program, args, start, n, state)["programs"][0]
+        sim = _batch(program, args, start, n, state)
+        if sim["rerun"]:              # each batch would run every earlier one again
+            raise SearchError(f"{case}: the search state of the batch before was refused "
+                              f"(was {program.name} rebuilt meanwhile?)")
+        p = sim["programs"][0]
         start += n
         if p["exhausted"] or start == cap:
             state.unlink(missing_ok=True)
@@ -133,7 +137,8 @@ def total_line(p: Part, whole: dict) -> str:
 
 
 def run(case: str, variant: str, strategy: str, bound: int, workers: int | None,
-        shards: int, only: int | None, jobs: int, out: Path, cap: int | None) -> int:
+        shards: int, only: int | None, jobs: int, out: Path, cap: int | None,
+        batch: int = 500_000) -> int:
     if strategy not in STRATEGIES:
         raise SearchError(f"--strategy {strategy}: a search in parts is one of "
                           f"{', '.join(STRATEGIES)}")
@@ -142,7 +147,7 @@ def run(case: str, variant: str, strategy: str, bound: int, workers: int | None,
 
     def one(k: int) -> Part:
         part = search_part(case, variant, strategy, bound, workers, k, shards,
-                           scratch / str(k), cap=cap)
+                           scratch / str(k), batch=batch, cap=cap)
         atomic_write_json(out / f"{case}.{variant}.{strategy}.b{bound}.part-{k}-of-{shards}.json",
                           asdict(part))
         print(part_line(part), flush=True)
