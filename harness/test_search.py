@@ -49,9 +49,12 @@ def test_what_is_not_one_whole_search_is_refused(tmp_path):
                 "--shard", "1/3", "--out", str(tmp_path / "b"))
     assert other.returncode == 0, other.stderr
     dfs_part = next((tmp_path / "b").glob("*.json"))
+    rebuilt = tmp_path / "rebuilt.json"     # the same part, of another build of the program
+    rebuilt.write_text(json.dumps({**json.loads(files[0].read_text()), "build": "0" * 64}))
     for given, words in (([files[0], files[1]], "missing [3]"),
                          ([*files, files[0]], "twice [1]"),
                          ([dfs_part, files[1], files[2]], "parts of different searches"),
+                         ([rebuilt, files[1], files[2]], "parts of different searches"),
                          ([tmp_path / "nosuch.json"], "not a search part")):
         done = cli("search-sum", *map(str, given))
         lines = done.stderr.strip().splitlines()

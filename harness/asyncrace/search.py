@@ -6,6 +6,7 @@ A part runs in batches carried by --search-state (a batch's progress is saved, a
 can be watched), each stopping with the first program (--programs 1), until that program is
 searched to its end or --cap schedules ran.
 """
+import hashlib
 import json
 import shutil
 import subprocess
@@ -36,6 +37,7 @@ class Part:
     shard: int                # 1..shards
     shards: int
     seed: int                 # the program's: parts of one search share it
+    build: str                # the case program's sha256: and its build
     schedules: int            # run by this part, foreign ones included
     foreign: int              # another part's (one per subtree of it)
     failures: int
@@ -48,7 +50,7 @@ class Part:
 
     def key(self) -> tuple:
         return (self.case, self.variant, self.strategy, self.bound, self.workers, self.seed,
-                self.shards)
+                self.build, self.shards)
 
 
 def _batch(program: Path, args: list[str], start: int, n: int, state: Path) -> dict:
@@ -76,6 +78,7 @@ def search_part(case: str, variant: str, strategy: str, bound: int, workers: int
     state = scratch / f"part-{shard}-of-{shards}.state"
     scratch.mkdir(parents=True, exist_ok=True)
     state.unlink(missing_ok=True)
+    build = hashlib.sha256(program.read_bytes()).hexdigest()
     began, start = time.monotonic(), 0
     while True:
         n = batch if cap is None else min(batch, cap - start)
@@ -88,7 +91,7 @@ def search_part(case: str, variant: str, strategy: str, bound: int, workers: int
         if p["exhausted"] or start == cap:
             state.unlink(missing_ok=True)
             return Part(FORMAT, case, variant, strategy, bound, workers, shard, shards,
-                        p["seed"], p["schedules"], p.get("foreign", 0), p["failures"],
+                        p["seed"], build, p["schedules"], p.get("foreign", 0), p["failures"],
                         p["exhausted"], round(time.monotonic() - began, 1))
 
 
@@ -108,7 +111,7 @@ def add_up(parts: list[Part]) -> dict:
         raise SearchError("no parts")
     keys = {p.key() for p in parts}
     if len(keys) > 1:
-        raise SearchError(f"parts of different searches: {sorted(keys)}")
+        raise SearchError(f"parts of different searches: {sorted(keys, key=str)}")
     shards = parts[0].shards
     seen = sorted(p.shard for p in parts)
     if seen != list(range(1, shards + 1)):
