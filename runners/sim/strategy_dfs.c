@@ -103,8 +103,6 @@ typedef struct {
     uint8_t eff;                  /* the kind the options follow (or KIND_SLICE_OVER) */
     uint64_t held_back;           /* tasks fairness keeps from running here (ids < 64) */
     int option;                   /* the one this schedule takes */
-    uint32_t m;                   /* its options within the bound when it was made */
-    int first;                    /* ... and the first of them, its default */
     int pre_before;               /* preemptions before this decision */
     uint64_t backtrack;           /* dpor: the tasks to try here */
 } frame;
@@ -449,10 +447,18 @@ static void begin(sim_strategy *st, uint64_t seed)
  * is known at the cut (see the top). */
 static void toward_cut(dfs *s, const frame *fr, size_t depth)
 {
-    if (s->shards < 2 || s->cut_at >= 0 || fr->m < 2)
+    if (s->shards < 2 || s->cut_at >= 0 || fr->dead)
+        return;
+    int first = -1, m = 0;          /* the options within the bound, and the default */
+    for (int k = 0; k < (int)fr->n; k++)
+        if (allowed(s, fr, k)) {
+            first = first < 0 ? k : first;
+            m++;
+        }
+    if (m < 2)
         return;
     s->cut_hash = (s->cut_hash ^ (uint64_t)fr->option ^ (uint64_t)depth << 8) * 0x100000001b3ull;
-    if (fr->option != fr->first && ++s->cut_devs == CUT_DEVIATIONS)
+    if (fr->option != first && ++s->cut_devs == CUT_DEVIATIONS)
         s->cut_at = (long)depth;
 }
 
@@ -511,9 +517,6 @@ static int pick(sim_strategy *st, const sim_decision_ctx *d)
         }
         if (s->dpor)
             fr->backtrack = first_backtrack(s, fr);
-        fr->first = fr->option;
-        for (int k = 0; k < (int)fr->n && !fr->dead; k++)
-            fr->m += allowed(s, fr, k);
     }
     toward_cut(s, fr, s->depth);
     s->preemptions += cost(s, fr, fr->option);
@@ -639,10 +642,10 @@ static void save(const sim_strategy *st, FILE *f)
             s->nf, s->nids, s->npool, s->shard, s->shards, (unsigned long long)s->foreign);
     for (size_t i = 0; i < s->nf; i++) {
         const frame *fr = &s->f[i];
-        fprintf(f, "frame %u %u %d %d %u %u %d %d %u %u %u %llx %d %llx %u %d", fr->off, fr->n,
+        fprintf(f, "frame %u %u %d %d %u %u %d %d %u %u %u %llx %d %llx", fr->off, fr->n,
                 fr->current, fr->task, fr->kind, fr->eff, fr->option, fr->pre_before, fr->sl_off,
                 fr->sl_n, fr->ex_n, (unsigned long long)fr->held_back, fr->run_blocked,
-                (unsigned long long)fr->backtrack, fr->m, fr->first);
+                (unsigned long long)fr->backtrack);
         save_fp(f, &fr->run);
         fputs("\n", f);
     }
@@ -664,9 +667,9 @@ static bool load_frame(FILE *f, frame *fr, size_t nids, size_t npool)
     unsigned kind, eff;
     unsigned long long held, backtrack;
     int run_blocked;
-    if (fscanf(f, " frame %u %u %d %d %u %u %d %d %u %u %u %llx %d %llx %u %d", &fr->off, &fr->n,
+    if (fscanf(f, " frame %u %u %d %d %u %u %d %d %u %u %u %llx %d %llx", &fr->off, &fr->n,
                &fr->current, &fr->task, &kind, &eff, &fr->option, &fr->pre_before, &fr->sl_off,
-               &fr->sl_n, &fr->ex_n, &held, &run_blocked, &backtrack, &fr->m, &fr->first) != 16 ||
+               &fr->sl_n, &fr->ex_n, &held, &run_blocked, &backtrack) != 14 ||
         !load_fp(f, &fr->run))
         return false;
     fr->backtrack = backtrack;
