@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from asyncrace.paths import ROOT
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "harness")}
@@ -69,5 +71,99 @@ def test_a_failing_or_unfinished_search_fails(tmp_path):
                 str(tmp_path))
     assert short.returncode == 1 and "100 schedules, NOT searched to its end" in short.stdout, \
         short.stdout
-    dpor = cli("search", "early_writer_drop", "--variant", "fixed", "--strategy", "dpor")
-    assert dpor.returncode == 2 and "invalid choice: 'dpor'" in dpor.stderr, dpor.stderr
+    dpor = cli("search", "early_writer_drop", "--variant", "fixed", "--strategy", "dpor",
+               "--shards", "2")
+    assert dpor.returncode == 2 and "a search in parts is one of dfs, dfs-sleep, delay" in \
+        dpor.stderr, dpor.stderr
+
+
+def test_dpor_searches_a_case_whole(tmp_path):
+    """dpor's frames learn from every subtree, so it runs whole: early_writer_drop.fixed's
+    28,064 schedules at bound 2 (pinned in cases/test_sim.py)."""
+    done = cli("search", "early_writer_drop", "--variant", "fixed", "--strategy", "dpor",
+               "--out", str(tmp_path))
+    assert done.returncode == 0 and "28,064 schedules, searched to its end, 0 failing" in \
+        done.stdout, done.stdout + done.stderr
+
+
+# ---- a declared reproducer, under the preloaded scheduler (one process per schedule) ----
+
+def part_of(folder: Path) -> dict:
+    (found,) = folder.glob("*.part-1-of-1.json")
+    return json.loads(found.read_text())
+
+
+def test_a_reproducers_fix_is_searched_to_its_end_and_its_bug_captured(tmp_path):
+    """cases/external/c's lost_wakeup, unbounded: dpor ends on the fix (36 schedules when
+    measured, docs/preload.md) and stops at the bug's first schedule (10), captured with a
+    replay.sh that ends the same way (deadlock: the scheduler exits 3 and says so)."""
+    fixed = cli("search", "lost_wakeup", "--variant", "fixed", "--strategy", "dpor", "--bound",
+                "none", "--out", str(tmp_path / "f"))
+    assert fixed.returncode == 0 and "lost_wakeup.fixed dpor bound none, program seed 1: 36 " \
+        "schedules, searched to its end, 0 failing" in fixed.stdout, fixed.stdout + fixed.stderr
+    part = part_of(tmp_path / "f")
+    assert (part["schedules"], part["exhausted"], part["failures"]) == (36, True, 0)
+    buggy = cli("search", "lost_wakeup", "--variant", "buggy", "--strategy", "dpor", "--bound",
+                "none", "--out", str(tmp_path / "b"))
+    assert buggy.returncode == 1 and "10 schedules, NOT searched to its end, 1 failing" in \
+        buggy.stdout and "schedule 10 failed (deadlock" in buggy.stdout, buggy.stdout
+    assert "not replayed the same" not in buggy.stdout, buggy.stdout
+    replay = tmp_path / "b" / "lost_wakeup.buggy.dpor.bnone.failure" / "replay.sh"
+    again = subprocess.run([str(replay)], capture_output=True, text=True, timeout=60)
+    assert "deadlock" in again.stderr, again.stderr
+    short = cli("search", "lost_wakeup", "--variant", "fixed", "--strategy", "dpor", "--bound",
+                "none", "--cap", "5", "--out", str(tmp_path / "s"))
+    assert short.returncode == 1 and "5 schedules, NOT searched to its end" in short.stdout
+
+
+def test_the_tokio_fix_is_searched_without_a_preemption_and_its_bug_found(tmp_path):
+    """The unmodified tokio program: every schedule at preemption bound 0 (72), all clean;
+    the buggy variant panics at its second, and the capture replays it to the same panic
+    (with the environment it was searched in: RUST_BACKTRACE changes what a panic runs)."""
+    tokio = ROOT / "build" / "cargo" / "release" / "tokio_shutdown_order"
+    if not tokio.is_file():
+        done = cli("build")
+        if not tokio.is_file():
+            pytest.skip(f"the tokio original is not built here: {done.stdout.strip()}")
+    fixed = cli("search", "tokio_shutdown_order", "--variant", "fixed", "--strategy", "dpor",
+                "--bound", "0", "--out", str(tmp_path / "f"))
+    assert fixed.returncode == 0 and "72 schedules, searched to its end, 0 failing" in \
+        fixed.stdout, fixed.stdout + fixed.stderr
+    buggy = subprocess.run([sys.executable, "-m", "asyncrace", "search", "tokio_shutdown_order",
+                            "--variant", "buggy", "--strategy", "dpor", "--bound", "0", "--out",
+                            str(tmp_path / "b")], capture_output=True, text=True, cwd=ROOT,
+                           env={**ENV, "RUST_BACKTRACE": "1"}, timeout=300)
+    assert buggy.returncode == 1 and "schedule 2 failed (panic" in buggy.stdout, buggy.stdout
+    assert "not replayed the same" not in buggy.stdout, buggy.stdout
+    capture = tmp_path / "b" / "tokio_shutdown_order.buggy.dpor.b0.failure"
+    result = tmp_path / "replayed.json"     # replay.sh from a shell without RUST_BACKTRACE
+    env = {k: v for k, v in os.environ.items() if k != "RUST_BACKTRACE"}
+    subprocess.run([str(capture / "replay.sh")], capture_output=True, text=True, timeout=120,
+                   env={**env, "ASYNCRACE_RESULT": str(result)})
+    replayed = json.loads(result.read_text())
+    assert not replayed.get("diverged") and replayed["outcome"] == "exit", replayed
+    again = subprocess.run([sys.executable, "-m", "asyncrace", "replay", str(capture)],
+                           capture_output=True, text=True, cwd=ROOT, timeout=120,
+                           env={**env, "PYTHONPATH": ENV["PYTHONPATH"]})
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_a_reproducer_search_refuses_bad_input_in_one_line(tmp_path):
+    bare = tmp_path / "bare.toml"      # a reproducer without [reproducer.control]
+    bare.write_text('[[reproducer]]\nname = "bare"\nrunner = "native"\n'
+                    '[reproducer.variants.fixed]\ncommand = ["true"]\n'
+                    'expect = { kind = "never" }\n')
+    env = {**ENV, "ASYNCRACE_EXTERNAL": str(bare)}
+    for args, words in ((["nosuch"], "no case program build/bin/nosuch"),
+                        (["lost_wakeup", "--variant", "nope"], "no variant 'nope'"),
+                        (["lost_wakeup", "--shards", "2"], "a reproducer's search runs whole"),
+                        (["lost_wakeup", "--bound", "17"], "invalid bound value"),
+                        (["lost_wakeup", "--strategy", "pct"], "invalid choice: 'pct'"),
+                        (["bare"], "no [reproducer.control]")):
+        args = args if "--variant" in args else [*args, "--variant", "fixed"]
+        done = subprocess.run([sys.executable, "-m", "asyncrace", "search", *args,
+                               "--out", str(tmp_path)], capture_output=True, text=True,
+                              env=env, cwd=ROOT, timeout=60)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and words in lines[0] and \
+            not done.stdout, (args, done.stderr)

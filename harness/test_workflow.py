@@ -153,3 +153,17 @@ def test_the_nightly_proves_a_fix_in_parts_and_adds_them_up():
     assert "--shard ${{ matrix.part }}/4" in scripts["proof"]
     assert "asyncrace search-sum parts/*.json" in scripts["proof-sum"]
     assert jobs["proof-sum"]["needs"] == "proof" and jobs["proof-sum"]["if"] == "always()"
+
+
+def test_the_nightly_proves_the_tokio_fix_under_the_scheduler():
+    """The unmodified tokio program's fix searched to the end of preemption bound 1 by
+    `search` (one process per schedule), from the build job's packed build (the tokio
+    binary in it), whatever it finds uploaded."""
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "nightly.yml").read_text())
+    job = workflow["jobs"]["tokio-proof"]
+    assert job["needs"] == "build"
+    script = "\n".join(s.get("run", "") for s in job["steps"])
+    assert "python3 -m asyncrace search tokio_shutdown_order --variant fixed --strategy dpor " \
+        "--bound 1" in script and "tar -xzf build.tar.gz" in script
+    build = "\n".join(s.get("run", "") for s in workflow["jobs"]["build"]["steps"])
+    assert "python3 -m asyncrace build" in build.split("tar -czf")[0]

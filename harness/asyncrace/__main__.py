@@ -26,11 +26,15 @@ loop any command, build the external reproducers.
                                       results folder; --control: under the preloaded
                                       scheduler, its failures as schedules that replay
     build                             run the build steps of cases/external.toml
-    search CASE --variant V [--strategy dfs|dfs-sleep|delay] [--bound P] [--workers W]
-        [--shards N [--jobs J] | --shard K/N] [--out DIR] [--batch N] [--cap N]
+    search CASE --variant V [--strategy dfs|dfs-sleep|dpor|delay] [--bound P|none]
+        [--workers W] [--shards N [--jobs J] | --shard K/N] [--out DIR] [--batch N] [--cap N]
                                       the first program's search to its end, whole or in
                                       parts (one per machine); exit 1 on a failure or a part
                                       not searched to its end
+    search REPRODUCER --variant V [--strategy S] [--bound P|none] [--out DIR] [--cap N]
+                                      a declared reproducer's search (its [reproducer.control])
+                                      under the preloaded scheduler, one process per schedule,
+                                      stopped at its first failure, which is captured
     search-sum PART.json...           the whole search from parts searched elsewhere
 Bad input: one line on stderr, exit 2.
 """
@@ -42,7 +46,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import external, pin, search
+from . import external, pin, search, search_controlled
 from . import reference as references
 from .baseline import DRIFT, compare, load_summary
 from .capture import RrVerdict, probe_rr, replay
@@ -53,7 +57,7 @@ from .matrix import (CONTROLLED_TEXT, NO_PROGRAMS, Catalog, controlled_runner, d
 from .merge import MergeError, default_into, merge
 from .options import (LIST, LOOP, PROGRESS_MODES, RUN, OneLineParser, add_to_argparse,
                       existing_summary, positive_float, positive_int, shard)
-from .paths import PINNED, ROOT, shown
+from .paths import BIN, PINNED, ROOT, shown
 from .program import ProgramError
 from .profiles import PROFILES
 from .progress import CellProgress, stdout_sink
@@ -301,6 +305,12 @@ def cmd_merge(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 def cmd_search(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     shards, only = (args.shard.count, args.shard.index) if args.shard else (args.shards, None)
     try:
+        if not (BIN / args.case).exists():       # not a case program: a declared reproducer
+            if args.shard or shards > 1 or args.workers:
+                raise search.SearchError(f"{args.case}: --shard, --shards and --workers are "
+                                         f"for case programs; a reproducer's search runs whole")
+            return search_controlled.search(args.case, args.variant, args.strategy, args.bound,
+                                            args.out, args.cap)
         return search.run(args.case, args.variant, args.strategy, args.bound, args.workers,
                           shards, only, args.jobs, args.out, args.cap, args.batch)
     except search.SearchError as e:
@@ -519,10 +529,12 @@ def build_parser() -> argparse.ArgumentParser:
     bld.set_defaults(func=cmd_build)
 
     srch = commands.add_parser("search", help="a fix's search to its end, whole or in parts")
-    srch.add_argument("case", help="a case program of build/bin (shutdown_order, ...)")
+    srch.add_argument("case", help="a case program of build/bin (shutdown_order, ...), or a "
+                      "reproducer declared with [reproducer.control] (tokio_shutdown_order, ...)")
     srch.add_argument("--variant", required=True)
     srch.add_argument("--strategy", default="dfs-sleep", choices=search.STRATEGIES)
-    srch.add_argument("--bound", type=int, choices=range(0, 17), default=2, metavar="P")
+    srch.add_argument("--bound", type=search.bound, default=2, metavar="P",
+                      help="preemptions (delays, for delay): 0 to 16, or none")
     srch.add_argument("--workers", type=positive_int)
     parts = srch.add_mutually_exclusive_group()
     parts.add_argument("--shards", type=positive_int, default=1, metavar="N",

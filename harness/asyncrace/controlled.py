@@ -90,7 +90,7 @@ class ControlledInvocation:
     mode: str
     strategy: str
     points: tuple[str, ...] = ()
-    bound: int = 2
+    bound: int | str = 2          # or none: unbounded
     pct_steps: int = 0            # pct's k; 0: measured by profile runs at the first batch
     cwd: str | None = None
     workdir: Path = ROOT
@@ -291,7 +291,8 @@ class ControlledInvocation:
                       for r in d.get("rules", ()))
         return cls(d["name"], tuple(d["command"]), int(d["seed"]), tuple(d["outcomes"]),
                    float(d["timeout_s"]), rules, d["mode"], d["strategy"], tuple(d["points"]),
-                   int(d["bound"]), int(d.get("pct_steps", 0)), d.get("cwd"),
+                   d["bound"] if d["bound"] == "none" else int(d["bound"]),
+                   int(d.get("pct_steps", 0)), d.get("cwd"),
                    Path(d.get("workdir") or ROOT))
 
 
@@ -307,17 +308,25 @@ def capture(failure, dest: Path) -> dict:
     env = {k: v for k, v in inv.env_for(failure.iteration).items()
            if k in ("LD_PRELOAD", "ASYNCRACE_POINTS")}
     env["ASYNCRACE_REPLAY"] = str(schedule)
-    command = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(inv.argv(0, 1))
+    # A Rust panic with a backtrace runs other code (and makes other decisions) than one
+    # without: a replay gets the recording's setting, whatever the replaying shell has.
+    backtrace = os.environ.get("RUST_BACKTRACE")
+    pinned = {"RUST_BACKTRACE": backtrace} if backtrace is not None else {}
+    command = ("" if pinned else "env -u RUST_BACKTRACE ") + " ".join(
+        f"{k}={shlex.quote(v)}" for k, v in {**pinned, **env}.items()) + " " + shlex.join(inv.argv(0, 1))
     info = {"cell": failure.cell, "iteration": failure.iteration, "outcome": failure.outcome,
             "invocation": inv.to_dict(), "method": "preload-schedule", "schedule": str(schedule),
             "hash": json.loads(schedule.read_text()).get("hash"), "command": command,
-            "replay_sh": str(dest / "replay.sh"), "attempts": 0, "reproduced": False,
+            "replay_sh": str(dest / "replay.sh"), "rust_backtrace": backtrace,
+            "attempts": 0, "reproduced": False,
             "rr_replay": None, "bounds_hit": [], "notes": []}
     atomic_write_text(dest / "command.txt", command + "\n")
     atomic_write_text(dest / "replay.sh",
                       f"#!/bin/sh\n# {failure.cell}: iteration {failure.iteration} "
                       f"({failure.outcome}), its schedule exactly, under the preloaded scheduler.\n"
                       f"cd {shlex.quote(str(inv.workdir))}\n"
+                      + (f"export RUST_BACKTRACE={shlex.quote(backtrace)}\n" if backtrace is not None
+                         else "unset RUST_BACKTRACE\n")
                       + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
                       + f"exec {shlex.join(inv.argv(0, 1))} \"$@\"\n")
     (dest / "replay.sh").chmod(0o755)
@@ -340,8 +349,12 @@ def capture(failure, dest: Path) -> dict:
     return info
 
 
-def replay_once(inv: ControlledInvocation, schedule: Path) -> tuple[str, dict]:
-    env = {**os.environ, **inv.env_for(0)}
+def replay_once(inv: ControlledInvocation, schedule: Path,
+                backtrace: str | None = None) -> tuple[str, dict]:
+    """backtrace: RUST_BACKTRACE as it was recorded (None: unset)."""
+    env = {**{k: v for k, v in os.environ.items() if k != "RUST_BACKTRACE"}, **inv.env_for(0)}
+    if backtrace is not None:
+        env["RUST_BACKTRACE"] = backtrace
     res, done = inv.run_one(env, replay=schedule)
     outcome, _ = inv.outcome_of(res, done)
     return outcome, res
@@ -353,7 +366,8 @@ def replay_capture(capture_dir: Path, info: dict, attempts: int) -> tuple[bool, 
     inv = ControlledInvocation.from_dict(info["invocation"])
     schedule = Path(info["schedule"])
     for attempt in range(1, attempts + 1):
-        outcome, res = replay_once(inv, schedule)
+        outcome, res = replay_once(inv, schedule,
+                                   info.get("rust_backtrace", os.environ.get("RUST_BACKTRACE")))
         if res.get("diverged"):
             return False, (f"{info['cell']}: replay {attempt} left its schedule: "
                            f"{res.get('divergence')}: not a reproduction")

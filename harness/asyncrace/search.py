@@ -18,12 +18,22 @@ from pathlib import Path
 from .paths import ROOT
 from .results import atomic_write_json
 
-STRATEGIES = ("dfs", "dfs-sleep", "delay")   # the ones a part of can be searched
+STRATEGIES = ("dfs", "dfs-sleep", "dpor", "delay")
+IN_PARTS = ("dfs", "dfs-sleep", "delay")   # dpor's frames above any cut learn from every subtree
 FORMAT = "asyncrace-search-part/1"
 
 
 class SearchError(Exception):
     """Bad input or parts that do not add up: one line."""
+
+
+def bound(text: str) -> int | str:
+    """--bound: 0 to 16, or none (unbounded)."""
+    if text == "none":
+        return text
+    if text.isdigit() and int(text) <= 16:
+        return int(text)
+    raise ValueError(text)
 
 
 @dataclass
@@ -32,7 +42,7 @@ class Part:
     case: str
     variant: str
     strategy: str
-    bound: int
+    bound: int | str          # or none
     workers: int | None
     shard: int                # 1..shards
     shards: int
@@ -134,7 +144,7 @@ def total_line(p: Part, whole: dict) -> str:
     end = "searched to its end" if whole["exhausted"] else "NOT searched to its end"
     workers = f", {p.workers} workers" if p.workers else ""
     return (f"{p.case}.{p.variant} {p.strategy} bound {p.bound}{workers}, program seed "
-            f"{p.seed}: {whole['schedules']:,} schedules, {end}, {whole['failures']} failing"
+            f"{p.seed}: {whole['schedules']:,} schedule{'s' if whole['schedules'] != 1 else ''}, {end}, {whole['failures']} failing"
             f" ({p.shards} part{'s' if p.shards > 1 else ''}, the longest "
             f"{whole['longest_part_s']} s)")
 
@@ -142,9 +152,9 @@ def total_line(p: Part, whole: dict) -> str:
 def run(case: str, variant: str, strategy: str, bound: int, workers: int | None,
         shards: int, only: int | None, jobs: int, out: Path, cap: int | None,
         batch: int = 500_000) -> int:
-    if strategy not in STRATEGIES:
+    if shards > 1 and strategy not in IN_PARTS:
         raise SearchError(f"--strategy {strategy}: a search in parts is one of "
-                          f"{', '.join(STRATEGIES)}")
+                          f"{', '.join(IN_PARTS)}")
     wanted = [only] if only else list(range(1, shards + 1))
     scratch = out / ".scratch"
 
