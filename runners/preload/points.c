@@ -27,6 +27,8 @@
 #include <fcntl.h>
 #include <link.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -35,15 +37,72 @@
 
 enum { MAX_POINTS = 64 };
 
+/* A function's first instruction, when it is one the trap can carry out itself (then
+ * a point costs one signal, not two: no single step, no re-arming). Where a point is
+ * a thunk (tokio's raw::poll is a jmp to Harness::poll) or starts by moving or pushing
+ * a register, which covers tokio's; anything else is stepped. */
+typedef enum { RUN_STEP, RUN_JMP, RUN_MOV, RUN_PUSH } first_kind;
+
 typedef struct {
     unsigned char *at;
     unsigned char saved;
+    first_kind kind;
+    unsigned char len, src, dst;  /* x86 register numbers: rax 0 ... r15 15 */
+    unsigned char *target;        /* RUN_JMP */
     char name[96];
 } point;
 
 static point points[MAX_POINTS];
 static int n_points;
 static _Thread_local point *stepping;     /* re-armed at the single-step trap */
+static _Atomic unsigned long traps, steps; /* the result's point_traps, point_steps */
+
+static const int greg_of[16] = { REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, REG_RBP,
+                                 REG_RSI, REG_RDI, REG_R8, REG_R9, REG_R10, REG_R11,
+                                 REG_R12, REG_R13, REG_R14, REG_R15 };
+
+static void decode_first(point *p)
+{
+    const unsigned char *c = p->at;
+    if (c[0] == 0xE9) {                                   /* jmp rel32 */
+        int32_t rel;
+        memcpy(&rel, c + 1, 4);
+        *p = (point){ .at = p->at, .kind = RUN_JMP, .len = 5, .target = p->at + 5 + rel };
+    } else if ((c[0] & 0xF8) == 0x48 && c[1] == 0x89 && (c[2] >> 6) == 3) {
+        *p = (point){ .at = p->at, .kind = RUN_MOV, .len = 3,    /* mov r64, r64 */
+                      .src = (unsigned char)(((c[2] >> 3) & 7) | (c[0] & 4 ? 8 : 0)),
+                      .dst = (unsigned char)((c[2] & 7) | (c[0] & 1 ? 8 : 0)) };
+    } else if ((c[0] & 0xF8) == 0x50) {                   /* push r64 */
+        *p = (point){ .at = p->at, .kind = RUN_PUSH, .len = 1, .src = c[0] & 7 };
+    } else if (c[0] == 0x41 && (c[1] & 0xF8) == 0x50) {   /* push r8..r15 */
+        *p = (point){ .at = p->at, .kind = RUN_PUSH, .len = 2, .src = (unsigned char)(8 | (c[1] & 7)) };
+    } else {
+        *p = (point){ .at = p->at, .kind = RUN_STEP };
+    }
+}
+
+/* Carries out p's first instruction on the trapped context; false: it must be stepped. */
+static bool run_first(const point *p, greg_t *r)
+{
+    switch (p->kind) {
+    case RUN_JMP:
+        r[REG_RIP] = (greg_t)p->target;
+        return true;
+    case RUN_MOV:
+        r[greg_of[p->dst]] = r[greg_of[p->src]];
+        break;
+    case RUN_PUSH: {
+        greg_t v = r[greg_of[p->src]];   /* read first: push %rsp pushes the old value */
+        r[REG_RSP] -= 8;                  /* below it is the red zone the kernel skipped */
+        *(greg_t *)r[REG_RSP] = v;
+        break;
+    }
+    case RUN_STEP:
+        return false;
+    }
+    r[REG_RIP] = (greg_t)(p->at + p->len);
+    return true;
+}
 
 static void arm(point *p, bool on)
 {
@@ -66,8 +125,12 @@ static void on_trap(int sig, siginfo_t *si, void *ctx)
         point *p = &points[i];
         if (p->at != hit)
             continue;
+        atomic_fetch_add_explicit(&traps, 1, memory_order_relaxed);
         if (sim_caller_is_task())
             sim_point(p->name, 0, SIM_POINT_PLAIN);
+        if (run_first(p, r))
+            return;
+        atomic_fetch_add_explicit(&steps, 1, memory_order_relaxed);
         arm(p, false);
         stepping = p;
         r[REG_RIP] = (greg_t)hit;
@@ -109,6 +172,7 @@ static void add(const char *sym, uintptr_t addr, const char *want)
         preload_bad("ASYNCRACE_POINTS=%s: more than 64 functions match", want);
     point *p = &points[n_points++];
     p->at = (unsigned char *)addr;
+    decode_first(p);
     p->saved = *p->at;
     snprintf(p->name, sizeof p->name, "at.%s", sym);
 }
@@ -175,4 +239,10 @@ void preload_points(const char *names)
                         strerror(errno));
         arm(&points[i], true);
     }
+}
+
+void preload_point_counts(unsigned long *trapped, unsigned long *stepped)
+{
+    *trapped = atomic_load(&traps);
+    *stepped = atomic_load(&steps);
 }

@@ -133,7 +133,9 @@ static void result_body(FILE *f, void *arg)
             r ? r->virtual_ns : 0, r ? r->hash : 0, sim_exhausted() ? "true" : "false",
             prog.replay ? "true" : "false", r && r->diverged ? "true" : "false");
     sim_json_string(f, r ? r->divergence : "");
-    fputs("}\n", f);
+    unsigned long traps, steps;
+    preload_point_counts(&traps, &steps);
+    fprintf(f, ", \"point_traps\": %lu, \"point_steps\": %lu}\n", traps, steps);
 }
 
 static void state_body(FILE *f, void *arg)

@@ -7,6 +7,9 @@ _Noreturn void preload_bad(const char *fmt, ...) __attribute__((format(printf, 1
 /* Scheduling points at the entries of the executable's functions whose
  * symbols contain one of these comma-separated names (NULL: none). */
 void preload_points(const char *names);
+/* The points' traps so far, and how many of them single-stepped the function's first
+ * instruction (the others carried it out in the trap). */
+void preload_point_counts(unsigned long *trapped, unsigned long *stepped);
 
 /* How a run ended: "ok", "exit", "signal", "deadlock", "step_bound", "uncontrolled". */
 typedef struct {
