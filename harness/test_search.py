@@ -7,9 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from asyncrace.paths import ROOT
+from asyncrace.pytest_plugin import built_reproducer
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "harness")}
 WHOLE = "early_writer_drop.fixed dfs-sleep bound 2, program seed 7817128715372809688: " \
@@ -120,11 +119,8 @@ def test_the_tokio_fix_is_searched_without_a_preemption_and_its_bug_found(tmp_pa
     """The unmodified tokio program: every schedule at preemption bound 0 (72), all clean;
     the buggy variant panics at its second, and the capture replays it to the same panic
     (with the environment it was searched in: RUST_BACKTRACE changes what a panic runs)."""
-    tokio = ROOT / "build" / "cargo" / "release" / "tokio_shutdown_order"
-    if not tokio.is_file():
-        done = cli("build")
-        if not tokio.is_file():
-            pytest.skip(f"the tokio original is not built here: {done.stdout.strip()}")
+    built_reproducer("tokio_shutdown_order",
+                     ROOT / "build" / "cargo" / "release" / "tokio_shutdown_order", tmp_path)
     fixed = cli("search", "tokio_shutdown_order", "--variant", "fixed", "--strategy", "dpor",
                 "--bound", "0", "--out", str(tmp_path / "f"))
     assert fixed.returncode == 0 and "72 schedules, searched to its end, 0 failing" in \

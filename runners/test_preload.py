@@ -18,6 +18,7 @@ import pytest
 from asyncrace.controlled import PRELOAD
 from asyncrace.explain import departures_from_default
 from asyncrace.paths import ROOT
+from asyncrace.pytest_plugin import built_reproducer
 
 EXTERNAL = ROOT / "build" / "external"
 PYTHON = sys.executable
@@ -672,16 +673,7 @@ TOKIO_POINTS = ("tokio::runtime::task::raw::poll,tokio::runtime::task::raw::sche
 
 
 def built_tokio(tmp_path: Path) -> None:
-    """Its declaration's build step (once per session in a run; here, if it is missing);
-    skipped only where its packages are not installed, as its cells are."""
-    from asyncrace import external
-    rep = next(r for r in external.load(ROOT / "cases" / "external.toml")
-               if r.name == "tokio_shutdown_order")
-    if rep.unmet():
-        pytest.skip("; ".join(n.text() for n in rep.unmet()))
-    if not TOKIO.is_file():
-        ok, text = external.build_once(rep, tmp_path / ".builds")
-        assert ok, text
+    built_reproducer("tokio_shutdown_order", TOKIO, tmp_path)
 
 
 TOKIO_ARGV = [TOKIO, "--variant", "buggy", "--iterations", "1", "--exit-on-panic"]

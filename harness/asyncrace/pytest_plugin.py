@@ -258,6 +258,22 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     terminalreporter.write_line(f"report: {run_dir / 'report.html'}")
 
 
+# ---- a declared reproducer a test runs ---------------------------------------------------
+
+def built_reproducer(name: str, program, scratch) -> None:
+    """For a test: a reproducer of cases/external.toml built by its declaration's build step
+    (once per session in a run; here, if program is missing), or the test skipped where
+    its packages are not installed, as its cells are."""
+    from . import external
+    from .paths import ROOT
+    rep = next(r for r in external.load(ROOT / "cases" / "external.toml") if r.name == name)
+    if rep.unmet():
+        pytest.skip("; ".join(n.text() for n in rep.unmet()))
+    if not program.is_file():
+        ok, text = external.build_once(rep, scratch / ".builds")
+        assert ok, text
+
+
 # ---- the C self-test programs: one id per C test, from the program's own list ----------
 
 def selftest_params(name: str, per_runner: bool = False) -> list:

@@ -15,10 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .controlled import SEARCHES
 from .paths import ROOT
 from .results import atomic_write_json
 
-STRATEGIES = ("dfs", "dfs-sleep", "dpor", "delay")
+STRATEGIES = SEARCHES
 IN_PARTS = ("dfs", "dfs-sleep", "delay")   # dpor's frames above any cut learn from every subtree
 FORMAT = "asyncrace-search-part/1"
 

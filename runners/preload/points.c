@@ -47,7 +47,7 @@ typedef struct {
     unsigned char *at;
     unsigned char saved;
     first_kind kind;
-    unsigned char len, src, dst;  /* x86 register numbers: rax 0 ... r15 15 */
+    unsigned char len, src, dst;  /* RUN_MOV, RUN_PUSH; registers: rax 0 ... r15 15 */
     unsigned char *target;        /* RUN_JMP */
     char name[96];
 } point;
@@ -64,20 +64,25 @@ static const int greg_of[16] = { REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, RE
 static void decode_first(point *p)
 {
     const unsigned char *c = p->at;
+    p->kind = RUN_STEP;
     if (c[0] == 0xE9) {                                   /* jmp rel32 */
         int32_t rel;
         memcpy(&rel, c + 1, 4);
-        *p = (point){ .at = p->at, .kind = RUN_JMP, .len = 5, .target = p->at + 5 + rel };
+        p->kind = RUN_JMP;
+        p->target = p->at + 5 + rel;
     } else if ((c[0] & 0xF8) == 0x48 && c[1] == 0x89 && (c[2] >> 6) == 3) {
-        *p = (point){ .at = p->at, .kind = RUN_MOV, .len = 3,    /* mov r64, r64 */
-                      .src = (unsigned char)(((c[2] >> 3) & 7) | (c[0] & 4 ? 8 : 0)),
-                      .dst = (unsigned char)((c[2] & 7) | (c[0] & 1 ? 8 : 0)) };
+        p->kind = RUN_MOV;                                /* mov r64, r64 */
+        p->len = 3;
+        p->src = (unsigned char)(((c[2] >> 3) & 7) | (c[0] & 4 ? 8 : 0));
+        p->dst = (unsigned char)((c[2] & 7) | (c[0] & 1 ? 8 : 0));
     } else if ((c[0] & 0xF8) == 0x50) {                   /* push r64 */
-        *p = (point){ .at = p->at, .kind = RUN_PUSH, .len = 1, .src = c[0] & 7 };
+        p->kind = RUN_PUSH;
+        p->len = 1;
+        p->src = c[0] & 7;
     } else if (c[0] == 0x41 && (c[1] & 0xF8) == 0x50) {   /* push r8..r15 */
-        *p = (point){ .at = p->at, .kind = RUN_PUSH, .len = 2, .src = (unsigned char)(8 | (c[1] & 7)) };
-    } else {
-        *p = (point){ .at = p->at, .kind = RUN_STEP };
+        p->kind = RUN_PUSH;
+        p->len = 2;
+        p->src = (unsigned char)(8 | (c[1] & 7));
     }
 }
 
